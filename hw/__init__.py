@@ -1,0 +1,1 @@
+"""qmac hardware: ArrayConfig, Amaranth components of the systolic GEMM engine, build CLI."""

@@ -1,0 +1,1 @@
+"""qmac cycle model: exact cycle counts of the generated engine, throughput reports."""
