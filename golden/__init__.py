@@ -2,13 +2,25 @@
 
 from .binary import bitplane_gemm, pack_bits, pack_signs, unpack_bits, xnor_popcount_gemm
 from .conv import (
-    conv2d, conv_gemm_shape, conv_output_shape, im2col, quantized_conv2d,
+    conv2d,
+    conv_gemm_shape,
+    conv_output_shape,
+    im2col,
+    quantized_conv2d,
     quantized_fully_connected,
 )
 from .fixedpoint import (
-    INT32_MAX, INT32_MIN, activation_range, multiply_by_quantized_multiplier,
-    quantize_multiplier, real_multiplier, requantize, round_half_away, rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul, wrap,
+    INT32_MAX,
+    INT32_MIN,
+    activation_range,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    real_multiplier,
+    requantize,
+    round_half_away,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+    wrap,
 )
 from .gemm import gemm
 from .quant import choose_qparams, dequantize, qrange, quantize

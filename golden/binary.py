@@ -63,7 +63,7 @@ def _packed_operands(a_packed, w_packed, k):
     mask = np.full(nbytes, 0xFF, dtype=np.uint8)
     if k % 8:
         mask[-1] = (1 << (k % 8)) - 1
-    return _as_words(a_packed & mask), _as_words((w_packed.T & mask))
+    return _as_words(a_packed & mask), _as_words(w_packed.T & mask)
 
 
 def _as_words(rows):

@@ -3,7 +3,12 @@
 import numpy as np
 
 from ._validate import (
-    check_bits, check_int, check_int_array, check_scale, check_zero_point, int_range,
+    check_bits,
+    check_int,
+    check_int_array,
+    check_scale,
+    check_zero_point,
+    int_range,
 )
 from .fixedpoint import round_half_away
 
@@ -11,7 +16,7 @@ __all__ = ["choose_qparams", "quantize", "dequantize", "qrange"]
 
 
 def qrange(bits=8, signed=True, narrow_range=False):
-    """Integer range ``(qmin, qmax)`` of a quantized type; ``narrow_range`` drops the lowest code."""
+    """Integer range ``(qmin, qmax)`` of a type; ``narrow_range`` drops the lowest code."""
     bits = check_bits("bits", bits, 1, 16)
     lo, hi = int_range(bits, signed)
     return lo + int(bool(narrow_range)), hi
