@@ -1,0 +1,201 @@
+"""``ArrayConfig``: the one validated description of a generated engine (plain data, no Amaranth)."""
+
+import dataclasses
+import numbers
+from dataclasses import dataclass
+
+__all__ = ["ArrayConfig", "DATAFLOWS", "PE_MODES", "ceil_log2"]
+
+DATAFLOWS = ("ws", "os")
+PE_MODES = ("mac",)
+
+
+def ceil_log2(value):
+    """Bits needed to count ``value`` distinct states (0 for 1): ``ceil(log2(value))``."""
+    return max(0, (int(value) - 1).bit_length())
+
+
+def _check_int(field, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"ArrayConfig.{field} must be an integer in {lo}..{hi}, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"ArrayConfig.{field} must be an integer in {lo}..{hi}, not {value}")
+
+
+def _check_bool(field, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"ArrayConfig.{field} must be True or False, not {value!r}")
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Every parameter of a generated GEMM engine, validated on construction.
+
+    The build CLI, the Amaranth generator, the testbenches, the cycle model and the
+    manifest all take this object; nothing else decides a width or a depth.
+
+    Parameters
+    ----------
+    rows, cols : int, 1..64
+        Size of the systolic array (rows of PEs x columns of PEs). In both dataflows a
+        column produces one output channel; the K dimension is cut in chunks of ``rows``.
+    a_bits, w_bits : int, 2..16
+        Activation and weight widths.
+    a_signed, w_signed : bool
+        Whether activations and weights are two's complement (else unsigned).
+    acc_bits : int
+        Accumulator width, from the width of one product (``a_bits + 1`` for the activation
+        minus its zero point, times ``w_bits`` (+1 if unsigned)) up to 32. Sums wrap.
+    dataflow : "ws" or "os"
+        Weight-stationary or output-stationary.
+    pe_mode : "mac"
+        Processing-element arithmetic.
+    requant : bool
+        Whether the engine requantizes (bias, M0/shift, output zero point, clamp) to
+        ``out_bits`` or emits the raw ``acc_bits`` accumulators.
+    out_bits : int, 2..16
+        Width of requantized outputs.
+    out_signed : bool
+        Whether requantized outputs are signed.
+    max_m : int, 1..65535
+        Largest M a command may ask for (activations stream through; M only sizes counters).
+    max_k, max_n : int, 1..4096
+        Largest K and N; they size the weight buffer, which holds the whole ``K x N`` matrix.
+    block_rows : int or None
+        Weight-stationary only: rows of activations per block, the number of rows each
+        weight tile is used for before the next is swapped in. Larger blocks reuse weights
+        more and need a larger activation buffer. Default ``2 * max(rows, cols)``.
+        Output-stationary blocks are always ``rows`` rows.
+    out_depth : int or None
+        Depth of the output FIFO; default large enough that a never-stalled output never
+        throttles the array (see :attr:`out_depth_default`).
+    """
+
+    rows: int = 4
+    cols: int = 4
+    a_bits: int = 8
+    w_bits: int = 8
+    a_signed: bool = True
+    w_signed: bool = True
+    acc_bits: int = 32
+    dataflow: str = "ws"
+    pe_mode: str = "mac"
+    requant: bool = True
+    out_bits: int = 8
+    out_signed: bool = True
+    max_m: int = 4096
+    max_k: int = 256
+    max_n: int = 256
+    block_rows: int | None = None
+    out_depth: int | None = None
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, 64)
+        _check_int("cols", self.cols, 1, 64)
+        _check_int("a_bits", self.a_bits, 2, 16)
+        _check_int("w_bits", self.w_bits, 2, 16)
+        _check_bool("a_signed", self.a_signed)
+        _check_bool("w_signed", self.w_signed)
+        _check_int("acc_bits", self.acc_bits, self.product_bits, 32)
+        if self.dataflow not in DATAFLOWS:
+            raise ValueError(f"ArrayConfig.dataflow must be one of {', '.join(DATAFLOWS)}, "
+                             f"not {self.dataflow!r}")
+        if self.pe_mode not in PE_MODES:
+            raise ValueError(f"ArrayConfig.pe_mode must be one of {', '.join(PE_MODES)}, "
+                             f"not {self.pe_mode!r}")
+        _check_bool("requant", self.requant)
+        _check_int("out_bits", self.out_bits, 2, 16)
+        _check_bool("out_signed", self.out_signed)
+        _check_int("max_m", self.max_m, 1, 65535)
+        _check_int("max_k", self.max_k, 1, 4096)
+        _check_int("max_n", self.max_n, 1, 4096)
+        if self.block_rows is not None:
+            _check_int("block_rows", self.block_rows, 1, 1024)
+            if self.dataflow == "os" and self.block_rows != self.rows:
+                raise ValueError(f"ArrayConfig.block_rows must equal rows ({self.rows}) for the "
+                                 f"output-stationary dataflow, not {self.block_rows}")
+        if self.out_depth is not None:
+            _check_int("out_depth", self.out_depth, self.out_depth_min, 4096)
+
+    # -- derived sizes: computed here once, used by the generator, the model and the manifest --
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def product_bits(self):
+        """Width of one product ``(a - a_zp) * w``: the narrowest legal accumulator."""
+        return (self.a_bits + 1) + (self.w_bits + (0 if self.w_signed else 1))
+
+    @property
+    def block(self):
+        """Rows of activations per buffered block (``rows`` for output-stationary)."""
+        if self.dataflow == "os":
+            return self.rows
+        return self.block_rows if self.block_rows is not None else 2 * max(self.rows, self.cols)
+
+    @property
+    def k_chunks(self):
+        """Largest number of K-chunks (``rows`` elements each) in a row: ``ceil(max_k / rows)``."""
+        return -(-self.max_k // self.rows)
+
+    @property
+    def n_tiles(self):
+        """Largest number of column tiles (``cols`` channels each): ``ceil(max_n / cols)``."""
+        return -(-self.max_n // self.cols)
+
+    @property
+    def out_width(self):
+        """Width of one result element: ``out_bits`` when requantizing, else ``acc_bits``."""
+        return self.out_bits if self.requant else self.acc_bits
+
+    @property
+    def out_depth_min(self):
+        """Smallest output FIFO: it must hold the rows of one output-stationary tile plus one."""
+        return (self.rows if self.dataflow == "os" else 1) + 1
+
+    @property
+    def out_depth_default(self):
+        """Output FIFO depth that never throttles a never-stalled output.
+
+        The credit rule reserves a FIFO entry when a row that produces a result enters the
+        array; entries in flight are bounded by the pipeline latency (weight-stationary) or
+        by about three tiles of ``rows`` results (output-stationary), so a power of two
+        above ``4 * (rows + cols) + 16`` always suffices.
+        """
+        return 1 << ceil_log2(4 * (self.rows + self.cols) + 16)
+
+    @property
+    def fifo_depth(self):
+        """Output FIFO depth actually generated."""
+        return self.out_depth if self.out_depth is not None else self.out_depth_default
+
+    @property
+    def default_name(self):
+        """A name that says what the configuration is, e.g. ``qmac_ws_4x4_a8w8``."""
+        sign = lambda s: "" if s else "u"  # noqa: E731
+        name = (f"qmac_{self.dataflow}_{self.rows}x{self.cols}_"
+                f"a{sign(self.a_signed)}{self.a_bits}w{sign(self.w_signed)}{self.w_bits}")
+        if not self.requant:
+            name += f"_acc{self.acc_bits}"
+        return name
+
+    def to_dict(self):
+        """Field values as a plain dict (defaults resolved), for manifests and JSON."""
+        d = dataclasses.asdict(self)
+        d["block_rows"] = self.block
+        d["out_depth"] = self.fifo_depth
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"ArrayConfig has no field {unknown[0]!r}; fields are "
+                             f"{', '.join(sorted(names))}")
+        return cls(**d)
+
+
