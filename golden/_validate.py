@@ -6,7 +6,7 @@ import numpy as np
 
 __all__ = [
     "check_bits", "check_int", "check_int_array", "check_scale", "check_zero_point",
-    "check_choice", "int_range",
+    "check_choice", "int_range", "first_of",
 ]
 
 
@@ -61,17 +61,29 @@ def check_int_array(name, value, lo=None, hi=None, ndim=None):
     return arr.astype(np.int64, copy=False)
 
 
-def check_scale(name, value):
-    """Return a scale (scalar or array) as float64, refusing non-positive or non-finite values."""
+def check_scale(name, value, dtype=None):
+    """Return a scale (scalar or array), refusing non-positive or non-finite values.
+
+    With ``dtype`` (a floating type), the scale is returned cast to it and must still be
+    positive and finite there: TFLite stores scales as float32, and a scale that rounds to 0
+    or to infinity there cannot be divided by.
+    """
     arr = np.asarray(value)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
                                      or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name} must be a real number or array of them, not {value!r}")
     bad = ~(np.isfinite(arr) & (arr > 0))
     if np.any(bad):
-        first = arr[bad].flat[0] if arr.ndim else arr[()]
-        raise ValueError(f"{name} must be positive and finite, not {first!r}")
-    return arr
+        raise ValueError(f"{name} must be positive and finite, not {first_of(arr, bad)!r}")
+    if dtype is None:
+        return arr
+    with np.errstate(over="ignore"):
+        cast = arr.astype(dtype)
+    bad = ~(np.isfinite(cast) & (cast > 0))
+    if np.any(bad):
+        raise ValueError(f"{name} must be positive and finite in {np.dtype(dtype)}, "
+                         f"not {first_of(arr, bad)!r}")
+    return cast
 
 
 def check_zero_point(name, value, bits, signed):
@@ -82,10 +94,18 @@ def check_zero_point(name, value, bits, signed):
         raise TypeError(f"{name} must be an integer or integer array, not {value!r}")
     bad = (arr < lo) | (arr > hi)
     if np.any(bad):
-        first = arr[bad].flat[0] if arr.ndim else arr[()]
         raise ValueError(f"{name} must be in {lo}..{hi} for {bits}-bit "
-                         f"{'signed' if signed else 'unsigned'} values, not {int(first)}")
+                         f"{'signed' if signed else 'unsigned'} values, "
+                         f"not {first_of(arr, bad)}")
     return arr.astype(np.int64)
+
+
+def first_of(arr, bad):
+    """The first element of ``arr`` where ``bad`` holds, as a plain Python number.
+
+    numpy 2 spells a numpy scalar's repr ``np.float64(-1.0)``; a message shows ``-1.0``.
+    """
+    return (arr[bad].flat[0] if arr.ndim else arr[()]).item()
 
 
 def _span(lo, hi):

@@ -17,7 +17,15 @@ wrap-around, which is what the compiled C++ does in practice and what the hardwa
 
 import numpy as np
 
-from ._validate import check_bits, check_choice, check_int, check_int_array, check_scale, int_range
+from ._validate import (
+    check_bits,
+    check_choice,
+    check_int,
+    check_int_array,
+    check_scale,
+    first_of,
+    int_range,
+)
 
 __all__ = [
     "INT32_MIN", "INT32_MAX", "quantize_multiplier", "saturating_rounding_doubling_high_mul",
@@ -34,8 +42,12 @@ SHIFT_MIN, SHIFT_MAX = -31, 30
 
 
 def wrap(x, bits):
-    """Wrap integers to ``bits``-wide two's complement (the accumulator's overflow rule)."""
-    x = np.asarray(x, dtype=np.int64)
+    """Wrap integers to ``bits``-wide two's complement (the accumulator's overflow rule).
+
+    ``bits`` is 1..64; ``x`` must be integers (an int64 array results).
+    """
+    bits = check_bits("bits", bits, 1, 64)
+    x = check_int_array("x", x)
     if bits >= 64:
         return x
     half = np.int64(1) << np.int64(bits - 1)
@@ -85,7 +97,8 @@ def quantize_multiplier(real):
         raise TypeError(f"real multiplier must be a real number or array of them, not {real!r}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"real multiplier must be finite, not {arr[~np.isfinite(arr)].flat[0]!r}")
+        raise ValueError(f"real multiplier must be finite, not "
+                         f"{first_of(arr, ~np.isfinite(arr))!r}")
     q, shift = np.frexp(arr)
     # q * 2**31 is exact in double (a power-of-two scaling), so this is TfLiteRound's input.
     q_fixed = round_half_away(q * float(1 << 31)).astype(np.int64)
@@ -187,10 +200,11 @@ def requantize(acc, m0, shift, out_zero_point, act_min, act_max, out_bits=8, out
 
 def _per_channel(name, value, acc):
     arr = np.asarray(value)
-    if arr.ndim > 1 or (arr.ndim == 1 and (acc.ndim == 0 or arr.shape[0] != acc.shape[-1])):
-        cols = acc.shape[-1] if acc.ndim else "no"
-        raise ValueError(f"{name} must be a scalar or have one entry per column ({cols}), "
-                         f"not shape {arr.shape}")
+    if acc.ndim == 0 and arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar when acc is a scalar, not shape {arr.shape}")
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != acc.shape[-1]):
+        raise ValueError(f"{name} must be a scalar or have one entry per column "
+                         f"({acc.shape[-1]}), not shape {arr.shape}")
     return arr
 
 
@@ -217,10 +231,9 @@ def activation_range(activation, scale, zero_point, bits=8, signed=True):
     """
     check_choice("activation", activation, _ACTIVATIONS)
     bits = check_bits("bits", bits, 1, 16)
-    scale = float(check_scale("scale", scale))
+    scale32 = np.float32(check_scale("scale", scale, np.float32))
     qmin, qmax = int_range(bits, signed)
     zero_point = check_int("zero_point", zero_point, qmin, qmax)
-    scale32 = np.float32(scale)
 
     def quantize(f):
         q = round_half_away(np.float32(f) / scale32)
@@ -236,14 +249,15 @@ def activation_range(activation, scale, zero_point, bits=8, signed=True):
     return qmin, qmax
 
 
-def real_multiplier(in_scale, w_scale, out_scale):
+def real_multiplier(x_scale, w_scale, y_scale):
     """TFLite's effective output scale ``double(s_in) * double(s_w) / double(s_out)``.
 
-    Each scale is first rounded to float32, as it is stored in a ``.tflite`` file.
+    Each scale is first rounded to float32, as it is stored in a ``.tflite`` file, and must
+    be positive and finite there.
     """
-    in_scale = np.float32(check_scale("x_scale", in_scale)).astype(np.float64)
-    w_scale = np.asarray(check_scale("w_scale", w_scale), dtype=np.float32).astype(np.float64)
-    out_scale = np.float32(check_scale("y_scale", out_scale)).astype(np.float64)
-    return in_scale * w_scale / out_scale
+    x_scale = check_scale("x_scale", x_scale, np.float32).astype(np.float64)
+    w_scale = check_scale("w_scale", w_scale, np.float32).astype(np.float64)
+    y_scale = check_scale("y_scale", y_scale, np.float32).astype(np.float64)
+    return x_scale * w_scale / y_scale
 
 

@@ -8,6 +8,7 @@ from ._validate import (
     check_int_array,
     check_scale,
     check_zero_point,
+    first_of,
     int_range,
 )
 from .fixedpoint import round_half_away
@@ -30,8 +31,9 @@ def choose_qparams(min, max, bits=8, signed=True, symmetric=False, narrow_range=
     point is computed from whichever end (``qmin - min/scale`` or ``qmax - max/scale``) has
     the smaller rounding error, then clamped to ``[qmin, qmax]`` and rounded half away from
     zero. Symmetric (TFLite's weight quantizer): zero point 0 and
-    ``scale = max(|min|, |max|) / qmax``; it needs ``signed=True``. A range that is the single
-    point 0 gives scale 1.0 and zero point 0 (TFLite gives scale 0, which cannot be used).
+    ``scale = max(|min|, |max|) / qmax``; it needs ``signed=True`` and ``bits >= 2``. A range
+    that is the single point 0 gives scale 1.0 and zero point 0, clamped into
+    ``[qmin, qmax]`` (TFLite gives scale 0, which cannot be used).
 
     ``min`` and ``max`` may be scalars (per tensor) or arrays of equal shape (per channel:
     one entry per channel); the result has the same shape. To quantize per channel, pass
@@ -59,6 +61,9 @@ def choose_qparams(min, max, bits=8, signed=True, symmetric=False, narrow_range=
     if symmetric:
         if not signed:
             raise ValueError("symmetric quantization needs signed=True, not signed=False")
+        if qmax < 1:
+            # A signed 1-bit code has no positive value to scale onto: qmax is 0.
+            raise ValueError(f"symmetric quantization needs bits >= 2, not {bits}")
         scale = np.maximum(np.abs(lo), np.abs(hi)) / qmax
         zero_point = np.zeros(lo.shape, dtype=np.int64)
     else:
@@ -84,7 +89,7 @@ def _finite_array(name, value):
         raise TypeError(f"{name} must be a real number or array of them, not {value!r}")
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, not {arr[~np.isfinite(arr)].flat[0]!r}")
+        raise ValueError(f"{name} must be finite, not {first_of(arr, ~np.isfinite(arr))!r}")
     return arr
 
 
@@ -119,7 +124,7 @@ def quantize(x, scale, zero_point, bits=8, signed=True, narrow_range=False, axis
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"x must be a floating-point array, not an array of dtype {x.dtype}")
-    scale = _broadcast_channel("scale", check_scale("scale", scale), x, axis).astype(x.dtype)
+    scale = _broadcast_channel("scale", check_scale("scale", scale, x.dtype), x, axis)
     zero_point = _broadcast_channel(
         "zero_point", check_zero_point("zero_point", zero_point, bits, signed), x, axis)
     q = round_half_away(x / scale)
