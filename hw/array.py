@@ -9,25 +9,17 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._logic import delay
 from .config import ArrayConfig
 from .interfaces import wgt_shape
 
 __all__ = ["operand_shape", "MacPE", "WSProcessingElement", "OSProcessingElement",
-           "WSArray", "OSArray", "delay"]
+           "WSArray", "OSArray"]
 
 
 def operand_shape(config: ArrayConfig):
     """Activation entering the array: the zero point is already subtracted (``a_bits + 1``)."""
     return signed(config.a_bits + 1)
-
-
-def delay(m, value, cycles, name):
-    """Return ``value`` delayed by ``cycles`` registers (the value itself for 0)."""
-    for i in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
 
 
 class MacPE:

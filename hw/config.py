@@ -1,10 +1,14 @@
-"""``ArrayConfig``: the one validated description of a generated engine (plain data, no Amaranth)."""
+"""``ArrayConfig``: the one validated description of a generated engine (no Amaranth)."""
 
+import argparse
 import dataclasses
 import numbers
 from dataclasses import dataclass
 
-__all__ = ["ArrayConfig", "DATAFLOWS", "PE_MODES", "ceil_log2"]
+__all__ = [
+    "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "PE_MODES", "TIMING_VERSION",
+    "add_config_arguments", "ceil_log2", "config_from_args",
+]
 
 DATAFLOWS = ("ws", "os")
 PE_MODES = ("mac",)
@@ -199,3 +203,72 @@ class ArrayConfig:
         return cls(**d)
 
 
+
+
+#: Version of the engine's cycle-level schedule. The cycle model in ``sim/`` implements
+#: this version; a manifest records it so that a model and an RTL can be matched up.
+TIMING_VERSION = 1
+
+#: Configurations built by ``python -m hw.build`` with no flags, kept in ``rtl/``.
+DEFAULT_CONFIGS = (
+    ArrayConfig(rows=8, cols=8, dataflow="ws"),
+    ArrayConfig(rows=8, cols=8, dataflow="os"),
+)
+
+_FIELD_HELP = {
+    "rows": "rows of PEs (1..64); K is cut in chunks of this many elements",
+    "cols": "columns of PEs (1..64); each column computes one output channel",
+    "a_bits": "activation width in bits (2..16)",
+    "w_bits": "weight width in bits (2..16)",
+    "a_signed": "activations are two's complement (--no-a-signed: unsigned)",
+    "w_signed": "weights are two's complement (--no-w-signed: unsigned)",
+    "acc_bits": "accumulator width (one product's width..32); sums wrap around",
+    "dataflow": "ws (weight-stationary) or os (output-stationary)",
+    "pe_mode": "processing-element arithmetic: mac",
+    "requant": "requantize to --out-bits in hardware (--no-requant: emit raw accumulators)",
+    "out_bits": "requantized output width (2..16)",
+    "out_signed": "requantized outputs are signed (--no-out-signed: unsigned)",
+    "max_m": "largest M a command may ask for (1..65535)",
+    "max_k": "largest K (1..4096); sizes the weight buffer with --max-n",
+    "max_n": "largest N (1..4096); the weight buffer holds all of K x N",
+    "block_rows": "weight-stationary rows per activation block (default 2 x max(rows, cols))",
+    "out_depth": "output FIFO depth (default: enough that a never-stalled output never throttles)",
+}
+
+
+def add_config_arguments(parser):
+    """Add one command-line flag per :class:`ArrayConfig` field (dashes for underscores).
+
+    Every flag defaults to "not given" (``None``), so a caller can tell whether any was.
+    """
+    group = parser.add_argument_group("engine configuration (ArrayConfig fields)")
+    defaults = ArrayConfig()
+    for field in dataclasses.fields(ArrayConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        shown = "derived" if default is None else default
+        help_text = f"{_FIELD_HELP[field.name]} [default: {shown}]"
+        if field.type is bool or isinstance(default, bool):
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        elif field.name == "dataflow":
+            group.add_argument(flag, dest=field.name, default=None, metavar="{ws,os}",
+                               help=help_text)
+        elif field.name == "pe_mode":
+            group.add_argument(flag, dest=field.name, default=None,
+                               metavar="{" + ",".join(PE_MODES) + "}", help=help_text)
+        else:
+            group.add_argument(flag, dest=field.name, type=int, default=None, metavar="N",
+                               help=help_text)
+
+
+def config_from_args(args):
+    """The :class:`ArrayConfig` given by flags (unset fields keep their defaults), or None.
+
+    Returns None when no configuration flag was given.
+    """
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ArrayConfig)
+             if getattr(args, f.name, None) is not None}
+    if not given:
+        return None
+    return ArrayConfig(**given)

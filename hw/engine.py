@@ -22,17 +22,43 @@ for its results (credits), so the array itself never stalls and every stream tol
 any stall on either side.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .array import OSArray, WSArray, delay
+from ._logic import delay, equals
+from .array import OSArray, WSArray
 from .config import ArrayConfig, ceil_log2
 from .interfaces import act_layout, cmd_layout, par_layout, res_layout, wgt_layout
 from .requant import REQUANT_LATENCY, Requantizer
 
-__all__ = ["GemmEngine"]
+__all__ = ["GemmEngine", "engine_signature"]
+
+
+def engine_signature(config: ArrayConfig):
+    """The engine's ports: the streams of :mod:`hw.interfaces` plus ``busy`` and ``error``."""
+    ports = {
+        "cmd": In(stream.Signature(cmd_layout(config))),
+        "act": In(stream.Signature(act_layout(config))),
+        "wgt": In(stream.Signature(wgt_layout(config))),
+    }
+    if config.requant:
+        ports["par"] = In(stream.Signature(par_layout(config)))
+    ports["res"] = Out(stream.Signature(res_layout(config)))
+    ports["busy"] = Out(1)
+    ports["error"] = Out(1)
+    return wiring.Signature(ports)
+
+
+def _select(word, index):
+    """Element ``index`` of an array view, as a multiplexer (not a shift and truncation).
+
+    The multiplexer has a case for every value of ``index`` (indices past the end give
+    element 0, and never occur), so that no case is left undefined.
+    """
+    cases = 1 << len(index)
+    return Array(word[i] if i < len(word) else word[0] for i in range(cases))[index]
 
 
 def _bits(n):
@@ -66,17 +92,7 @@ class GemmEngine(wiring.Component):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"GemmEngine config must be an ArrayConfig, not {config!r}")
         self._config = config
-        ports = {
-            "cmd": In(stream.Signature(cmd_layout(config))),
-            "act": In(stream.Signature(act_layout(config))),
-            "wgt": In(stream.Signature(wgt_layout(config))),
-        }
-        if config.requant:
-            ports["par"] = In(stream.Signature(par_layout(config)))
-        ports["res"] = Out(stream.Signature(res_layout(config)))
-        ports["busy"] = Out(1)
-        ports["error"] = Out(1)
-        super().__init__(ports)
+        super().__init__(engine_signature(config))
 
     @property
     def config(self):
@@ -85,7 +101,6 @@ class GemmEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        R, C = cfg.rows, cfg.cols
         self._m = m
 
         # ---- command ----------------------------------------------------------------
@@ -94,7 +109,7 @@ class GemmEngine(wiring.Component):
         busy = self.busy
         m.d.comb += self.cmd.ready.eq(~busy)
         p = self.cmd.payload
-        bad = (p.m == 0) | (p.k == 0) | (p.n == 0)
+        bad = equals(p.m, 0) | equals(p.k, 0) | equals(p.n, 0)
         if (1 << len(p.m)) - 1 > cfg.max_m:
             bad |= p.m > cfg.max_m
         if (1 << len(p.k)) - 1 > cfg.max_k:
@@ -122,7 +137,7 @@ class GemmEngine(wiring.Component):
         self._output_stage()
 
         # The GEMM is over once every tile was issued and every reserved result left.
-        with m.If(busy & self._issued_all & (self._reserved == 0)):
+        with m.If(busy & self._issued_all & equals(self._reserved, 0)):
             m.d.sync += busy.eq(0)
         return m
 
@@ -202,13 +217,13 @@ class GemmEngine(wiring.Component):
                 wp = mem.write_port()
                 m.d.comb += [wp.addr.eq(Cat(kt[:kt_bits], half)),
                              wp.data.eq(self.act.payload.as_value()),
-                             wp.en.eq(take & (row_in_block == j))]
+                             wp.en.eq(take & equals(row_in_block, j))]
                 self._act_read.append(mem.read_port())
         with m.If(take):
             self._advance_chunk(kt, koff, klast)
             with m.If(klast):
                 m.d.sync += row.eq(row + 1)
-                with m.If((row_in_block == cfg.block - 1) | (row + 1 == self._cmd.m)):
+                with m.If(equals(row_in_block, cfg.block - 1) | (row + 1 == self._cmd.m)):
                     m.d.sync += [row_in_block.eq(0), blocks.eq(blocks + 1)]
                 with m.Else():
                     m.d.sync += row_in_block.eq(row_in_block + 1)
@@ -239,14 +254,14 @@ class GemmEngine(wiring.Component):
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(Cat(kt[:kt_bits], tiles[:nt_bits])),
                          wp.data.eq(stream_in.payload.as_value()),
-                         wp.en.eq(take & (col == c))]
+                         wp.en.eq(take & equals(col, c))]
             ports.append(mem.read_port())
         with m.If(take):
             if per_channel_words:
                 self._advance_chunk(kt, koff, klast)
             with m.If(klast):
                 m.d.sync += n_done.eq(n_done + 1)
-                with m.If(col == cfg.cols - 1):
+                with m.If(equals(col, cfg.cols - 1)):
                     m.d.sync += [col.eq(0), tiles.eq(tiles + 1)]
                 with m.Else():
                     m.d.sync += col.eq(col + 1)
@@ -321,7 +336,7 @@ class GemmEngine(wiring.Component):
         drain = [self._counter(f"bank{b}_drain", max(R + C - 3, 0)) for b in range(2)]
         wt_go = Signal()
         m.d.comb += wt_go.eq(self.busy & ~wt_done & self._wgt_ready(wt_nt) & (ahead <= 1)
-                             & (Mux(wt_bank, drain[1], drain[0]) == 0))
+                             & equals(Mux(wt_bank, drain[1], drain[0]), 0))
         for port in self._wgt_read:
             m.d.comb += port.addr.eq(Cat(wt_kt[:kt_bits], wt_nt[:nt_bits]))
         wt_nlast = wt_n0 + C >= cmd.n
@@ -397,7 +412,7 @@ class GemmEngine(wiring.Component):
                                  "row": unsigned(max(mb_bits, 1)),
                                  "nt": unsigned(max(nt_bits, 1))})
         issued = Signal(tag)
-        m.d.sync += [issued.valid.eq(ri_go), issued.first.eq(ri_kt == 0),
+        m.d.sync += [issued.valid.eq(ri_go), issued.first.eq(equals(ri_kt, 0)),
                      issued.last.eq(ri_klast), issued.row.eq(ri_row), issued.nt.eq(ri_nt)]
         bank = Signal()
         m.d.sync += bank.eq(ri_bank)
@@ -478,7 +493,7 @@ class GemmEngine(wiring.Component):
                     m.d.sync += [nt.eq(nt + 1), n0.eq(n0 + C)]
             with m.Else():
                 m.d.sync += [in_tile.eq(1), step.eq(step + 1)]
-                with m.If(elem == R - 1):
+                with m.If(equals(elem, R - 1)):
                     m.d.sync += [elem.eq(0), kt.eq(kt + 1)]
                 with m.Else():
                     m.d.sync += elem.eq(elem + 1)
@@ -496,10 +511,10 @@ class GemmEngine(wiring.Component):
                      sel.eq(elem)]
         for j in range(R):
             word = act_layout(cfg)(self._act_read[j].data)
-            m.d.comb += array.a[j].eq(word[sel] - cmd.a_zero_point)
+            m.d.comb += array.a[j].eq(_select(word, sel) - cmd.a_zero_point)
         for c in range(C):
             word = wgt_layout(cfg)(self._wgt_read[c].data)
-            m.d.comb += array.w[c].eq(word[sel])
+            m.d.comb += array.w[c].eq(_select(word, sel))
         m.d.comb += [array.valid.eq(flags.valid), array.first.eq(flags.first),
                      array.last.eq(flags.last)]
 

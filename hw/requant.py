@@ -1,4 +1,4 @@
-"""Pipelined per-column requantizer: bias, M0/shift (gemmlowp two-step rounding), zero point, clamp."""
+"""Pipelined per-column requantizer: bias, M0/shift (two-step rounding), zero point, clamp."""
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring

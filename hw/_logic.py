@@ -1,0 +1,26 @@
+"""Small gateware helpers shared by the components."""
+
+from amaranth.hdl import Signal
+
+__all__ = ["delay", "equals"]
+
+
+def delay(m, value, cycles, name):
+    """Return ``value`` delayed by ``cycles`` registers (the value itself for 0)."""
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def equals(value, constant):
+    """``value == constant``, written so that a comparison with 0 is a reduction.
+
+    Yosys writes ``x == 0`` as the logical negation ``!x`` of a multi-bit value, which
+    Verilator's lint reports as a width truncation; ``~x.any()`` means the same and
+    lints clean.
+    """
+    if constant == 0:
+        return ~value.any()
+    return value == constant
