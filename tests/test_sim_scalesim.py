@@ -301,6 +301,7 @@ def test_bundled_network_as_scalesim_loads_it(name, scalesim_layers, scalesim_ma
     ("bert_base", 32, 32, "os", 980_706),
     ("bert_base", 32, 32, "ws", 1_577_058),
     ("bert_base", 32, 32, "is", 1_017_570),
+    ("resnet50", 128, 128, "os", 611_561),
 ])
 def test_bundled_network_matches_scalesim_v2(name, rows, cols, dataflow, total):
     layers = read_topology(name)
