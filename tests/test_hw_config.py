@@ -1,0 +1,370 @@
+"""``ArrayConfig``: every validation rule with its exact message, derived sizes, CLI flags.
+
+Messages are matched whole with anchored regexes; derived sizes are compared with values
+worked out by hand from the docstrings.
+"""
+
+import argparse
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from hw.config import (
+    DATAFLOWS,
+    DEFAULT_CONFIGS,
+    PE_MODES,
+    ArrayConfig,
+    add_config_arguments,
+    ceil_log2,
+    config_from_args,
+)
+
+FIELDS = [f.name for f in dataclasses.fields(ArrayConfig)]
+
+
+def check_refused(exc, pattern, **fields):
+    with pytest.raises(exc, match=pattern):
+        ArrayConfig(**fields)
+
+
+# --- integer ranges -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "pattern"), [
+    ({"rows": 0}, r"^ArrayConfig\.rows must be an integer in 1\.\.64, not 0$"),
+    ({"rows": 65}, r"^ArrayConfig\.rows must be an integer in 1\.\.64, not 65$"),
+    ({"cols": 0}, r"^ArrayConfig\.cols must be an integer in 1\.\.64, not 0$"),
+    ({"cols": -3}, r"^ArrayConfig\.cols must be an integer in 1\.\.64, not -3$"),
+    ({"cols": 65}, r"^ArrayConfig\.cols must be an integer in 1\.\.64, not 65$"),
+    ({"a_bits": 1}, r"^ArrayConfig\.a_bits must be an integer in 2\.\.16, not 1$"),
+    ({"a_bits": 17}, r"^ArrayConfig\.a_bits must be an integer in 2\.\.16, not 17$"),
+    ({"w_bits": 1}, r"^ArrayConfig\.w_bits must be an integer in 2\.\.16, not 1$"),
+    ({"w_bits": 17}, r"^ArrayConfig\.w_bits must be an integer in 2\.\.16, not 17$"),
+    ({"acc_bits": 33}, r"^ArrayConfig\.acc_bits must be an integer in 17\.\.32, not 33$"),
+    ({"out_bits": 1}, r"^ArrayConfig\.out_bits must be an integer in 2\.\.16, not 1$"),
+    ({"out_bits": 17}, r"^ArrayConfig\.out_bits must be an integer in 2\.\.16, not 17$"),
+    ({"max_m": 0}, r"^ArrayConfig\.max_m must be an integer in 1\.\.65535, not 0$"),
+    ({"max_m": 65536}, r"^ArrayConfig\.max_m must be an integer in 1\.\.65535, not 65536$"),
+    ({"max_k": 0}, r"^ArrayConfig\.max_k must be an integer in 1\.\.4096, not 0$"),
+    ({"max_k": 4097}, r"^ArrayConfig\.max_k must be an integer in 1\.\.4096, not 4097$"),
+    ({"max_n": 0}, r"^ArrayConfig\.max_n must be an integer in 1\.\.4096, not 0$"),
+    ({"max_n": 4097}, r"^ArrayConfig\.max_n must be an integer in 1\.\.4096, not 4097$"),
+    ({"block_rows": 0}, r"^ArrayConfig\.block_rows must be an integer in 1\.\.1024, not 0$"),
+    ({"block_rows": 1025},
+     r"^ArrayConfig\.block_rows must be an integer in 1\.\.1024, not 1025$"),
+    ({"out_depth": 4097}, r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 4097$"),
+])
+def test_integer_out_of_range(fields, pattern):
+    check_refused(ValueError, pattern, **fields)
+
+
+@pytest.mark.parametrize(("fields", "pattern"), [
+    # a8 (+1 for the zero point) times a signed w8: 9 + 8 = 17 bits.
+    ({"acc_bits": 16}, r"^ArrayConfig\.acc_bits must be an integer in 17\.\.32, not 16$"),
+    # Unsigned weights need one more bit: 9 + 9 = 18.
+    ({"w_signed": False, "acc_bits": 17},
+     r"^ArrayConfig\.acc_bits must be an integer in 18\.\.32, not 17$"),
+    # a4 unsigned, w6 signed: 5 + 6 = 11.
+    ({"a_bits": 4, "a_signed": False, "w_bits": 6, "acc_bits": 10},
+     r"^ArrayConfig\.acc_bits must be an integer in 11\.\.32, not 10$"),
+])
+def test_acc_bits_below_product_width(fields, pattern):
+    check_refused(ValueError, pattern, **fields)
+
+
+@pytest.mark.xfail(strict=True, reason="product_bits counts one bit more than a product needs "
+                   "(|a - zp| <= 2**16 - 1 times |w| <= 2**15 fits in 32 signed bits), so a16w16 "
+                   "is refused with the empty range 'acc_bits must be an integer in 33..32'")
+def test_16_bit_operands_fit_a_32_bit_accumulator():
+    assert ArrayConfig(a_bits=16, w_bits=16, acc_bits=32).acc_bits == 32
+
+
+def test_acc_bits_at_product_width_is_accepted():
+    assert ArrayConfig(acc_bits=17).acc_bits == 17
+    assert ArrayConfig(a_bits=4, a_signed=False, w_bits=6, w_signed=False, acc_bits=12).acc_bits \
+        == 12
+
+
+@pytest.mark.parametrize(("fields", "pattern"), [
+    # The minimum output FIFO holds one output-stationary tile of `rows` results plus one.
+    ({"dataflow": "os", "rows": 4, "out_depth": 4},
+     r"^ArrayConfig\.out_depth must be an integer in 5\.\.4096, not 4$"),
+    ({"dataflow": "os", "rows": 1, "cols": 7, "out_depth": 1},
+     r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 1$"),
+    ({"dataflow": "ws", "rows": 9, "out_depth": 1},
+     r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 1$"),
+])
+def test_out_depth_minimum(fields, pattern):
+    check_refused(ValueError, pattern, **fields)
+
+
+def test_out_depth_minimum_is_accepted():
+    assert ArrayConfig(dataflow="os", rows=4, out_depth=5).fifo_depth == 5
+    assert ArrayConfig(dataflow="ws", rows=4, out_depth=2).fifo_depth == 2
+
+
+# --- types ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "pattern"), [
+    ({"rows": True}, r"^ArrayConfig\.rows must be an integer in 1\.\.64, not True$"),
+    ({"cols": False}, r"^ArrayConfig\.cols must be an integer in 1\.\.64, not False$"),
+    ({"rows": 4.0}, r"^ArrayConfig\.rows must be an integer in 1\.\.64, not 4\.0$"),
+    ({"a_bits": "8"}, r"^ArrayConfig\.a_bits must be an integer in 2\.\.16, not '8'$"),
+    ({"acc_bits": True}, r"^ArrayConfig\.acc_bits must be an integer in 17\.\.32, not True$"),
+    ({"max_k": None}, r"^ArrayConfig\.max_k must be an integer in 1\.\.4096, not None$"),
+    ({"block_rows": True},
+     r"^ArrayConfig\.block_rows must be an integer in 1\.\.1024, not True$"),
+    ({"out_depth": 64.0}, r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 64\.0$"),
+])
+def test_integer_field_wrong_type(fields, pattern):
+    check_refused(TypeError, pattern, **fields)
+
+
+@pytest.mark.parametrize("field", ["a_signed", "w_signed", "requant", "out_signed"])
+@pytest.mark.parametrize(("value", "shown"), [(1, "1"), (0, "0"), ("yes", "'yes'"),
+                                              (None, "None")])
+def test_flag_wrong_type(field, value, shown):
+    check_refused(TypeError, rf"^ArrayConfig\.{field} must be True or False, not {shown}$",
+                  **{field: value})
+
+
+def test_numpy_integer_is_accepted():
+    assert ArrayConfig(rows=np.int64(3)).rows == 3
+
+
+@pytest.mark.xfail(strict=True, reason="ArrayConfig keeps numpy integers as given, so to_dict() "
+                   "(documented as 'for manifests and JSON') is not JSON-serializable")
+def test_numpy_integer_to_dict_is_json():
+    json.dumps(ArrayConfig(rows=np.int64(3)).to_dict())
+
+
+# --- choices --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "pattern"), [
+    ({"dataflow": "xy"}, r"^ArrayConfig\.dataflow must be one of ws, os, not 'xy'$"),
+    ({"dataflow": "WS"}, r"^ArrayConfig\.dataflow must be one of ws, os, not 'WS'$"),
+    ({"dataflow": None}, r"^ArrayConfig\.dataflow must be one of ws, os, not None$"),
+    ({"pe_mode": "xnor"}, r"^ArrayConfig\.pe_mode must be one of mac, not 'xnor'$"),
+    ({"pe_mode": ""}, r"^ArrayConfig\.pe_mode must be one of mac, not ''$"),
+])
+def test_unknown_choice(fields, pattern):
+    check_refused(ValueError, pattern, **fields)
+
+
+def test_choice_tuples():
+    assert DATAFLOWS == ("ws", "os")
+    assert PE_MODES == ("mac",)
+
+
+@pytest.mark.parametrize(("rows", "block_rows"), [(4, 8), (4, 3), (1, 2)])
+def test_os_block_rows_must_equal_rows(rows, block_rows):
+    check_refused(ValueError, rf"^ArrayConfig\.block_rows must equal rows \({rows}\) for the "
+                  rf"output-stationary dataflow, not {block_rows}$",
+                  dataflow="os", rows=rows, block_rows=block_rows)
+
+
+def test_os_block_rows_equal_rows_is_accepted():
+    assert ArrayConfig(dataflow="os", rows=3, block_rows=3).block == 3
+
+
+def test_replace_validates_again():
+    base = ArrayConfig()
+    assert base.replace(rows=7).rows == 7
+    with pytest.raises(ValueError, match=r"^ArrayConfig\.rows must be an integer in 1\.\.64, "
+                                         r"not 0$"):
+        base.replace(rows=0)
+
+
+def test_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ArrayConfig().rows = 3
+
+
+# --- dict round trip ------------------------------------------------------------------------
+
+def test_from_dict_unknown_key():
+    names = ", ".join(sorted(FIELDS))
+    with pytest.raises(ValueError, match=rf"^ArrayConfig has no field 'depth'; fields are "
+                                         rf"{names}$"):
+        ArrayConfig.from_dict({"rows": 2, "depth": 3, "zeta": 1})
+
+
+def test_from_dict_validates():
+    with pytest.raises(ValueError, match=r"^ArrayConfig\.cols must be an integer in 1\.\.64, "
+                                         r"not 99$"):
+        ArrayConfig.from_dict({"cols": 99})
+
+
+@pytest.mark.parametrize("config", [
+    ArrayConfig(),
+    ArrayConfig(rows=3, cols=5, dataflow="os", requant=False, acc_bits=20),
+    ArrayConfig(a_bits=4, a_signed=False, w_bits=6, out_bits=4, out_signed=False,
+                block_rows=7, out_depth=9, max_m=5, max_k=6, max_n=7),
+    *DEFAULT_CONFIGS,
+])
+def test_dict_round_trip(config):
+    d = config.to_dict()
+    assert set(d) == set(FIELDS)
+    # to_dict resolves the derived defaults, so they come back as explicit values.
+    assert d["block_rows"] == config.block
+    assert d["out_depth"] == config.fifo_depth
+    again = ArrayConfig.from_dict(d)
+    assert again.to_dict() == d
+    for f in FIELDS:
+        if f not in ("block_rows", "out_depth"):
+            assert getattr(again, f) == getattr(config, f)
+    assert json.loads(json.dumps(d)) == d
+
+
+# --- derived sizes (hand-derived) -----------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "product_bits"), [
+    ({}, 17),                                               # (8 + 1) + 8
+    ({"w_signed": False}, 18),                              # (8 + 1) + (8 + 1)
+    ({"a_signed": False}, 17),                              # the zero point sets the +1
+    ({"a_bits": 4, "a_signed": False, "w_bits": 6}, 11),    # 5 + 6
+    ({"a_bits": 2, "w_bits": 2, "w_signed": False}, 6),     # 3 + 3
+    ({"a_bits": 16, "w_bits": 15}, 32),                     # 17 + 15
+    ({"a_bits": 15, "w_bits": 16}, 32),                     # 16 + 16
+])
+def test_product_bits(fields, product_bits):
+    assert ArrayConfig(**fields).product_bits == product_bits
+
+
+@pytest.mark.parametrize(("fields", "block"), [
+    ({"rows": 4, "cols": 4}, 8),                            # 2 * max(4, 4)
+    ({"rows": 3, "cols": 5}, 10),                           # 2 * max(3, 5)
+    ({"rows": 6, "cols": 2}, 12),
+    ({"rows": 1, "cols": 1}, 2),
+    ({"rows": 3, "cols": 5, "block_rows": 7}, 7),
+    ({"rows": 3, "cols": 5, "dataflow": "os"}, 3),          # always rows
+    ({"rows": 1, "cols": 9, "dataflow": "os"}, 1),
+])
+def test_block(fields, block):
+    assert ArrayConfig(**fields).block == block
+
+
+@pytest.mark.parametrize(("rows", "max_k", "k_chunks"), [
+    (4, 256, 64), (3, 256, 86), (8, 1, 1), (1, 7, 7), (5, 10, 2), (5, 11, 3), (64, 4096, 64),
+])
+def test_k_chunks(rows, max_k, k_chunks):
+    assert ArrayConfig(rows=rows, max_k=max_k).k_chunks == k_chunks
+
+
+@pytest.mark.parametrize(("cols", "max_n", "n_tiles"), [
+    (4, 256, 64), (5, 256, 52), (8, 1, 1), (1, 3, 3), (3, 9, 3), (3, 10, 4),
+])
+def test_n_tiles(cols, max_n, n_tiles):
+    assert ArrayConfig(cols=cols, max_n=max_n).n_tiles == n_tiles
+
+
+@pytest.mark.parametrize(("fields", "depth"), [
+    ({"rows": 4, "cols": 4}, 64),       # 4 * 8 + 16 = 48 -> 64
+    ({"rows": 8, "cols": 8}, 128),      # 80 -> 128
+    ({"rows": 1, "cols": 1}, 32),       # 24 -> 32
+    ({"rows": 2, "cols": 2}, 32),       # 32 -> 32 (already a power of two)
+    ({"rows": 2, "cols": 3}, 64),       # 36 -> 64
+    ({"rows": 3, "cols": 5, "dataflow": "os"}, 64),   # 48 -> 64
+    ({"rows": 64, "cols": 64}, 1024),   # 528 -> 1024
+    ({"rows": 4, "cols": 4, "out_depth": 7}, 7),
+    ({"rows": 4, "cols": 4, "out_depth": 4096}, 4096),
+])
+def test_fifo_depth(fields, depth):
+    assert ArrayConfig(**fields).fifo_depth == depth
+
+
+@pytest.mark.parametrize(("fields", "width"), [
+    ({}, 8), ({"out_bits": 4}, 4), ({"requant": False}, 32),
+    ({"requant": False, "acc_bits": 20}, 20),
+])
+def test_out_width(fields, width):
+    assert ArrayConfig(**fields).out_width == width
+
+
+@pytest.mark.parametrize(("value", "bits"), [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (48, 6),
+                                             (64, 6), (65, 7), (4097, 13)])
+def test_ceil_log2(value, bits):
+    assert ceil_log2(value) == bits
+
+
+@pytest.mark.parametrize(("fields", "name"), [
+    ({"rows": 8, "cols": 8}, "qmac_ws_8x8_a8w8"),
+    ({"rows": 3, "cols": 5, "dataflow": "os", "requant": False, "acc_bits": 20},
+     "qmac_os_3x5_a8w8_acc20"),
+    ({"rows": 2, "cols": 2, "a_bits": 4, "a_signed": False, "w_bits": 6}, "qmac_ws_2x2_au4w6"),
+    ({"w_signed": False}, "qmac_ws_4x4_a8wu8"),
+])
+def test_default_name(fields, name):
+    assert ArrayConfig(**fields).default_name == name
+
+
+def test_default_configs():
+    assert [c.default_name for c in DEFAULT_CONFIGS] == ["qmac_ws_8x8_a8w8", "qmac_os_8x8_a8w8"]
+
+
+# --- command-line flags ---------------------------------------------------------------------
+
+def parser():
+    p = argparse.ArgumentParser()
+    add_config_arguments(p)
+    return p
+
+
+def flags_for(config):
+    """The command line that spells out every field of ``config``."""
+    argv = []
+    for f in FIELDS:
+        value = getattr(config, f)
+        flag = "--" + f.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + f.replace("_", "-"))
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def test_every_field_has_a_flag():
+    options = {s for a in parser()._actions for s in a.option_strings}
+    for f in FIELDS:
+        assert "--" + f.replace("_", "-") in options, f
+
+
+def test_no_flags_gives_none():
+    assert config_from_args(parser().parse_args([])) is None
+
+
+@pytest.mark.parametrize("config", [
+    ArrayConfig(rows=3, cols=5, dataflow="os", requant=False, acc_bits=20, max_m=9, max_k=10,
+                max_n=11, out_depth=17),
+    ArrayConfig(rows=2, cols=7, a_bits=4, a_signed=False, w_bits=6, w_signed=False, acc_bits=24,
+                out_bits=4, out_signed=False, block_rows=5, max_m=100, max_k=33, max_n=12,
+                out_depth=3),
+    ArrayConfig(),
+    *DEFAULT_CONFIGS,
+])
+def test_flags_round_trip(config):
+    assert config_from_args(parser().parse_args(flags_for(config))) == config
+
+
+def test_unset_flags_keep_defaults():
+    config = config_from_args(parser().parse_args(["--cols", "3", "--no-requant"]))
+    assert config == ArrayConfig(cols=3, requant=False)
+
+
+def test_bool_flags_both_ways():
+    p = parser()
+    assert config_from_args(p.parse_args(["--no-a-signed"])).a_signed is False
+    assert config_from_args(p.parse_args(["--a-signed"])).a_signed is True
+    assert config_from_args(p.parse_args(["--no-out-signed"])).out_signed is False
+
+
+def test_flags_validated_by_config():
+    args = parser().parse_args(["--rows", "0"])
+    with pytest.raises(ValueError, match=r"^ArrayConfig\.rows must be an integer in 1\.\.64, "
+                                         r"not 0$"):
+        config_from_args(args)
+    args = parser().parse_args(["--dataflow", "xy"])
+    with pytest.raises(ValueError, match=r"^ArrayConfig\.dataflow must be one of ws, os, "
+                                         r"not 'xy'$"):
+        config_from_args(args)
