@@ -75,7 +75,7 @@ def main(argv=None):
             targets = [(c, c.default_name) for c in DEFAULT_CONFIGS]
         else:
             from .emit import check_name
-            targets = [(config, check_name(args.name or config.default_name))]
+            targets = [(config.check_generatable(), check_name(args.name or config.default_name))]
     except (TypeError, ValueError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     try:

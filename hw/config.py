@@ -6,11 +6,14 @@ import numbers
 from dataclasses import dataclass
 
 __all__ = [
-    "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "PE_MODES", "TIMING_VERSION",
+    "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "MODEL_MAX_DIM",
+    "PE_MODES", "TIMING_VERSION",
     "add_config_arguments", "ceil_log2", "config_from_args",
 ]
 
 DATAFLOWS = ("ws", "os")
+#: Largest array side the hardware generator builds, and the largest the model accepts.
+GENERATOR_MAX_DIM, MODEL_MAX_DIM = 64, 256
 PE_MODES = ("mac",)
 
 
@@ -40,9 +43,11 @@ class ArrayConfig:
 
     Parameters
     ----------
-    rows, cols : int, 1..64
+    rows, cols : int, 1..256
         Size of the systolic array (rows of PEs x columns of PEs). In both dataflows a
         column produces one output channel; the K dimension is cut in chunks of ``rows``.
+        The hardware generator builds arrays up to ``GENERATOR_MAX_DIM`` (64) on a side
+        (:meth:`check_generatable`); larger ones exist only for the cycle model.
     a_bits, w_bits : int, 2..16
         Activation and weight widths.
     a_signed, w_signed : bool
@@ -94,8 +99,8 @@ class ArrayConfig:
     out_depth: int | None = None
 
     def __post_init__(self):
-        _check_int("rows", self.rows, 1, 64)
-        _check_int("cols", self.cols, 1, 64)
+        _check_int("rows", self.rows, 1, MODEL_MAX_DIM)
+        _check_int("cols", self.cols, 1, MODEL_MAX_DIM)
         _check_int("a_bits", self.a_bits, 2, 16)
         _check_int("w_bits", self.w_bits, 2, 16)
         _check_bool("a_signed", self.a_signed)
@@ -120,6 +125,16 @@ class ArrayConfig:
                                  f"output-stationary dataflow, not {self.block_rows}")
         if self.out_depth is not None:
             _check_int("out_depth", self.out_depth, self.out_depth_min, 4096)
+
+    def check_generatable(self):
+        """Raise ``ValueError`` unless the hardware generator can build this configuration."""
+        for field in ("rows", "cols"):
+            value = getattr(self, field)
+            if value > GENERATOR_MAX_DIM:
+                raise ValueError(f"ArrayConfig.{field} must be at most {GENERATOR_MAX_DIM} for "
+                                 f"the hardware generator, not {value} (larger arrays can "
+                                 f"only be modelled)")
+        return self
 
     # -- derived sizes: computed here once, used by the generator, the model and the manifest --
 
@@ -216,8 +231,8 @@ DEFAULT_CONFIGS = (
 )
 
 _FIELD_HELP = {
-    "rows": "rows of PEs (1..64); K is cut in chunks of this many elements",
-    "cols": "columns of PEs (1..64); each column computes one output channel",
+    "rows": "rows of PEs (1..64 to generate, up to 256 to model); K is cut in chunks of this many elements",
+    "cols": "columns of PEs (1..64 to generate, up to 256 to model); each column computes one output channel",
     "a_bits": "activation width in bits (2..16)",
     "w_bits": "weight width in bits (2..16)",
     "a_signed": "activations are two's complement (--no-a-signed: unsigned)",

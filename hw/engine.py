@@ -91,6 +91,7 @@ class GemmEngine(wiring.Component):
     def __init__(self, config: ArrayConfig):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"GemmEngine config must be an ArrayConfig, not {config!r}")
+        config.check_generatable()
         self._config = config
         super().__init__(engine_signature(config))
 
