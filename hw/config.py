@@ -52,9 +52,11 @@ class ArrayConfig:
         Activation and weight widths.
     a_signed, w_signed : bool
         Whether activations and weights are two's complement (else unsigned).
-    acc_bits : int
-        Accumulator width, from the width of one product (``a_bits + 1`` for the activation
-        minus its zero point, times ``w_bits`` (+1 if unsigned)) up to 32. Sums wrap.
+    acc_bits : int, 2..32
+        Accumulator width. Sums wrap around (two's complement), which is arithmetic modulo
+        ``2**acc_bits``: the result is the exact sum reduced once, whatever the order of the
+        additions, and even when one product (``a_bits + 1`` by ``w_bits`` bits, see
+        :attr:`product_bits`) is wider than the accumulator.
     dataflow : "ws" or "os"
         Weight-stationary or output-stationary.
     pe_mode : "mac"
@@ -105,7 +107,7 @@ class ArrayConfig:
         _check_int("w_bits", self.w_bits, 2, 16)
         _check_bool("a_signed", self.a_signed)
         _check_bool("w_signed", self.w_signed)
-        _check_int("acc_bits", self.acc_bits, self.product_bits, 32)
+        _check_int("acc_bits", self.acc_bits, 2, 32)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"ArrayConfig.dataflow must be one of {', '.join(DATAFLOWS)}, "
                              f"not {self.dataflow!r}")
@@ -125,6 +127,11 @@ class ArrayConfig:
                                  f"output-stationary dataflow, not {self.block_rows}")
         if self.out_depth is not None:
             _check_int("out_depth", self.out_depth, self.out_depth_min, 4096)
+        # numpy integers pass the checks; store plain ints so the config serializes.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, int(value))
 
     def check_generatable(self):
         """Raise ``ValueError`` unless the hardware generator can build this configuration."""
@@ -144,8 +151,13 @@ class ArrayConfig:
 
     @property
     def product_bits(self):
-        """Width of one product ``(a - a_zp) * w``: the narrowest legal accumulator."""
-        return (self.a_bits + 1) + (self.w_bits + (0 if self.w_signed else 1))
+        """Signed width of one product ``(a - a_zp) * w``.
+
+        ``|a - a_zp| <= 2**a_bits - 1`` and ``|w| <= 2**(w_bits - 1)`` (signed) or
+        ``2**w_bits - 1`` (unsigned), so a product fits ``a_bits + w_bits`` signed bits, one
+        more for unsigned weights. An accumulator narrower than this wraps single products.
+        """
+        return self.a_bits + self.w_bits + (0 if self.w_signed else 1)
 
     @property
     def block(self):
@@ -231,13 +243,13 @@ DEFAULT_CONFIGS = (
 )
 
 _FIELD_HELP = {
-    "rows": "rows of PEs (1..64 to generate, up to 256 to model); K is cut in chunks of this many elements",
-    "cols": "columns of PEs (1..64 to generate, up to 256 to model); each column computes one output channel",
+    "rows": "rows of PEs (1..64 to generate, up to 256 to model); K comes in chunks of rows",
+    "cols": "columns of PEs (1..64 to generate, up to 256 to model); one output channel each",
     "a_bits": "activation width in bits (2..16)",
     "w_bits": "weight width in bits (2..16)",
     "a_signed": "activations are two's complement (--no-a-signed: unsigned)",
     "w_signed": "weights are two's complement (--no-w-signed: unsigned)",
-    "acc_bits": "accumulator width (one product's width..32); sums wrap around",
+    "acc_bits": "accumulator width (2..32); sums wrap around (two's complement)",
     "dataflow": "ws (weight-stationary) or os (output-stationary)",
     "pe_mode": "processing-element arithmetic: mac",
     "requant": "requantize to --out-bits in hardware (--no-requant: emit raw accumulators)",

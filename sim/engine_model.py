@@ -103,7 +103,8 @@ def _check_shapes(shapes):
         raise ValueError(f"shapes must be a list of (M, K, N) integer triples, not {shapes!r}")
     if arr.size and arr.min() < 1:
         bad = arr[(arr < 1).any(axis=1)][0]
-        raise ValueError(f"GEMM sizes must be positive, not (M, K, N) = {tuple(int(x) for x in bad)}")
+        raise ValueError(f"GEMM sizes must be positive, not (M, K, N) = "
+                         f"{tuple(int(x) for x in bad)}")
     return arr.astype(np.int64)
 
 
