@@ -1,0 +1,286 @@
+"""``python -m sim.perf``: cycles, utilization and throughput of GEMMs and networks on an engine.
+
+Every figure comes from the cycle model (:mod:`sim.engine_model`), which the cocotb
+regression checks against the RTL cycle for cycle; throughput is derived from those
+cycle counts, never from a separate formula.
+"""
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+
+from hw.config import ArrayConfig, add_config_arguments, config_from_args
+
+from .engine_model import bandwidth_limited, gemm_schedule
+from .scalesim import scalesim_cycles
+from .topology import Layer, list_networks, read_topology
+
+__all__ = ["LayerReport", "analyze", "main", "CSV_COLUMNS"]
+
+#: Columns of ``--csv``: SCALE-Sim's COMPUTE_REPORT.csv names first, then qmac's own.
+CSV_COLUMNS = [
+    "LayerID", "Layer", "Total Cycles", "Stall Cycles", "Overall Util %",
+    "Mapping Efficiency %", "Compute Util %",
+    "M", "K", "N", "Repeats", "MACs", "Load Cycles", "Compute Cycles", "Idle Cycles",
+    "Drain Cycles", "MAC/s", "GOPS", "Fits Buffers",
+]
+
+# Idle cycles between a GEMM's last result and the next command, run back to back: the
+# engine leaves busy the cycle after the last result and takes a command the next cycle.
+GAP_BETWEEN_GEMMS = 1
+
+
+class LayerReport:
+    """The model's figures for one layer (all its repeats, run back to back)."""
+
+    def __init__(self, index, layer, config, clock_mhz, bandwidth=None):
+        self.index = index
+        self.layer = layer
+        s = gemm_schedule(config, layer.m, layer.k, layer.n)
+        reps = layer.repeats
+        gaps = GAP_BETWEEN_GEMMS * (reps - 1)
+        self.per_gemm = s
+        self.cycles = s.cycles * reps + gaps
+        self.load = s.load * reps
+        self.compute = s.compute * reps
+        self.idle = s.idle * reps + gaps
+        self.drain = s.drain * reps
+        self.macs = s.macs * reps
+        self.stall = 0
+        if bandwidth is not None:
+            limited = bandwidth_limited(config, [(layer.m, layer.k, layer.n)], bandwidth)
+            self.stall = (limited[0]["cycles"] - s.cycles) * reps
+            self.cycles += self.stall
+        pes = config.rows * config.cols
+        self.utilization = self.macs / (self.cycles * pes)
+        self.mapping_efficiency = self.macs / (self.compute * pes)
+        self.compute_utilization = self.macs / ((self.compute + self.idle) * pes)
+        self.macs_per_s = self.macs / (self.cycles / (clock_mhz * 1e6))
+        self.gops = 2 * self.macs_per_s / 1e9
+        self.fits = (layer.m <= config.max_m and layer.k <= config.max_k
+                     and layer.n <= config.max_n)
+
+    def as_dict(self):
+        lay = self.layer
+        return {
+            "index": self.index, "name": lay.name, "M": lay.m, "K": lay.k, "N": lay.n,
+            "repeats": lay.repeats, "macs": self.macs, "cycles": self.cycles,
+            "load_cycles": self.load, "compute_cycles": self.compute,
+            "idle_cycles": self.idle, "drain_cycles": self.drain, "stall_cycles": self.stall,
+            "utilization": self.utilization, "mapping_efficiency": self.mapping_efficiency,
+            "compute_utilization": self.compute_utilization, "macs_per_s": self.macs_per_s,
+            "gops": self.gops, "fits_buffers": self.fits,
+        }
+
+    def csv_row(self):
+        lay = self.layer
+        return [self.index, lay.name, self.cycles, self.stall,
+                _pct(self.utilization), _pct(self.mapping_efficiency),
+                _pct(self.compute_utilization), lay.m, lay.k, lay.n, lay.repeats, self.macs,
+                self.load, self.compute, self.idle, self.drain, f"{self.macs_per_s:.6g}",
+                f"{self.gops:.6g}", int(self.fits)]
+
+
+def _pct(x):
+    return f"{100 * x:.4f}"
+
+
+def _totals(reports, config, clock_mhz):
+    cycles = sum(r.cycles for r in reports) + GAP_BETWEEN_GEMMS * (len(reports) - 1)
+    macs = sum(r.macs for r in reports)
+    compute = sum(r.compute for r in reports)
+    idle = sum(r.idle for r in reports) + GAP_BETWEEN_GEMMS * (len(reports) - 1)
+    pes = config.rows * config.cols
+    macs_per_s = macs / (cycles / (clock_mhz * 1e6))
+    return {
+        "layers": len(reports), "macs": macs, "cycles": cycles,
+        "load_cycles": sum(r.load for r in reports), "compute_cycles": compute,
+        "idle_cycles": idle, "drain_cycles": sum(r.drain for r in reports),
+        "stall_cycles": sum(r.stall for r in reports),
+        "utilization": macs / (cycles * pes), "mapping_efficiency": macs / (compute * pes),
+        "compute_utilization": macs / ((compute + idle) * pes),
+        "macs_per_s": macs_per_s, "gops": 2 * macs_per_s / 1e9,
+        "seconds": cycles / (clock_mhz * 1e6),
+    }
+
+
+class _Progress:
+    """A one-line progress bar on stderr, shown only on a terminal (or when forced)."""
+
+    def __init__(self, total, enabled):
+        self.total, self.enabled, self.done = total, enabled, 0
+        self.start = time.perf_counter()
+
+    def step(self, label):
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                         f"{elapsed:6.1f}s {label[:24]:<24}")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def analyze(config, layers, clock_mhz=1000.0, bandwidth=None, progress=False):
+    """Model every layer; return ``(reports, totals)``."""
+    config = config if isinstance(config, ArrayConfig) else ArrayConfig(**config)
+    bar = _Progress(len(layers), progress)
+    reports = []
+    for i, layer in enumerate(layers):
+        reports.append(LayerReport(i, layer, config, clock_mhz, bandwidth))
+        bar.step(layer.name)
+    bar.close()
+    return reports, _totals(reports, config, clock_mhz)
+
+
+def _scalesim_columns(layer, config):
+    out = {}
+    for df in ("os", "ws", "is"):
+        r = scalesim_cycles(layer, config.rows, config.cols, df)
+        out[df] = (r["compute_cycles"] * layer.repeats, r["utilization"])
+    return out
+
+
+def _print_table(reports, totals, config, clock_mhz, scalesim, out):
+    name_w = max([len("layer")] + [len(r.layer.name) for r in reports])
+    head = (f"{'#':>3} {'layer':<{name_w}} {'M':>7} {'K':>6} {'N':>6} {'rep':>4} "
+            f"{'cycles':>11} {'load':>8} {'compute':>11} {'idle':>9} {'drain':>7} "
+            f"{'util':>6} {'GOPS':>8}")
+    if scalesim:
+        head += f" {'SS-OS':>11} {'SS-WS':>11} {'SS-IS':>11}"
+    print(head, file=out)
+    for r in reports:
+        lay = r.layer
+        line = (f"{r.index:>3} {lay.name:<{name_w}} {lay.m:>7} {lay.k:>6} {lay.n:>6} "
+                f"{lay.repeats:>4} {r.cycles:>11} {r.load:>8} {r.compute:>11} {r.idle:>9} "
+                f"{r.drain:>7} {100 * r.utilization:>5.1f}% {r.gops:>8.2f}")
+        if scalesim:
+            ss = _scalesim_columns(lay, config)
+            line += "".join(f" {ss[df][0]:>11}" for df in ("os", "ws", "is"))
+        if not r.fits:
+            line += "  (exceeds buffers)"
+        print(line, file=out)
+    print(f"{'':>3} {'total':<{name_w}} {'':>7} {'':>6} {'':>6} {'':>4} "
+          f"{totals['cycles']:>11} {totals['load_cycles']:>8} {totals['compute_cycles']:>11} "
+          f"{totals['idle_cycles']:>9} {totals['drain_cycles']:>7} "
+          f"{100 * totals['utilization']:>5.1f}% {totals['gops']:>8.2f}", file=out)
+    print(f"{config.rows}x{config.cols} {config.dataflow} engine at {clock_mhz:g} MHz: "
+          f"{totals['macs']:,} MACs in {totals['cycles']:,} cycles "
+          f"({1e3 * totals['seconds']:.3f} ms), utilization {100 * totals['utilization']:.2f}%, "
+          f"{totals['macs_per_s'] / 1e9:.2f} GMAC/s = {totals['gops']:.2f} GOPS", file=out)
+    if totals["stall_cycles"]:
+        print(f"input-bandwidth stalls: {totals['stall_cycles']:,} cycles", file=out)
+    unfit = [r.layer.name for r in reports if not r.fits]
+    if unfit:
+        print(f"note: {len(unfit)} layer(s) exceed the configured max_m/max_k/max_n; their "
+              f"cycles are modelled as if the buffers were large enough", file=out)
+
+
+DESCRIPTION = """\
+Cycle counts, utilization and throughput of GEMMs and whole networks on a qmac engine.
+
+The workload is one GEMM (--gemm M,K,N), a SCALE-Sim topology CSV (--topology FILE, conv
+form "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num
+Filter, Strides," or GEMM form "Layer, M, N, K,"), or a bundled network (--network NAME).
+A conv layer is the GEMM M = output pixels, K = filter height x width x channels,
+N = filters (SCALE-Sim's IFMAP sizes already include any padding).
+
+Cycles are the engine's exact count from a GEMM's command to its last result (the cycle
+model agrees with the RTL cycle for cycle), split into load (before the first row or
+step enters the array), compute (cycles in which one enters), idle (gaps between them)
+and drain (after the last one). Utilization = MACs / (cycles x rows x cols); throughput
+= MACs / (cycles / clock); GOPS counts a MAC as two operations.
+
+--scalesim adds SCALE-Sim v2's compute cycles for its OS, WS and IS dataflows on the
+same array (unlimited bandwidth), for comparison.
+"""
+
+
+def _parse_gemm(text):
+    parts = text.replace("x", ",").split(",")
+    try:
+        m, k, n = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gemm must be M,K,N (three positive integers), "
+                                         f"not {text!r}") from None
+    if min(m, k, n) < 1:
+        raise argparse.ArgumentTypeError(f"--gemm must be M,K,N (three positive integers), "
+                                         f"not {text!r}")
+    return m, k, n
+
+
+def _positive_float(name):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, not {text!r}")
+        return value
+    return parse
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m sim.perf", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    work = parser.add_mutually_exclusive_group(required=True)
+    work.add_argument("--gemm", type=_parse_gemm, metavar="M,K,N", help="one GEMM")
+    work.add_argument("--topology", metavar="FILE", help="a SCALE-Sim topology CSV")
+    work.add_argument("--network", metavar="NAME",
+                      help=f"a bundled network: {', '.join(list_networks())}")
+    parser.add_argument("--clock-mhz", type=_positive_float("--clock-mhz"), default=1000.0,
+                        metavar="F", help="clock for MAC/s and GOPS (default: 1000)")
+    parser.add_argument("--bandwidth", type=_positive_float("--bandwidth"), metavar="B",
+                        help="limit the host to B operand beats per cycle (activations, "
+                             "weights and parameters together) and report the stall cycles; "
+                             "simulated cycle by cycle, so slower")
+    parser.add_argument("--scalesim", action="store_true",
+                        help="also print SCALE-Sim v2's compute cycles (OS, WS, IS)")
+    parser.add_argument("--csv", metavar="FILE", help="write one row per layer as CSV")
+    parser.add_argument("--json", metavar="FILE", help="write the layers and totals as JSON")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show a progress bar (default: when stderr is a terminal)")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args) or ArrayConfig()
+        if args.gemm:
+            layers = [Layer.from_gemm("gemm", *args.gemm)]
+        else:
+            layers = read_topology(args.topology or args.network)
+    except (TypeError, ValueError, OSError) as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    reports, totals = analyze(config, layers, args.clock_mhz, args.bandwidth, progress)
+    _print_table(reports, totals, config, args.clock_mhz, args.scalesim, sys.stdout)
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(CSV_COLUMNS)
+            for r in reports:
+                writer.writerow(r.csv_row())
+    if args.json:
+        doc = {"config": config.to_dict(), "clock_mhz": args.clock_mhz,
+               "bandwidth_beats_per_cycle": args.bandwidth,
+               "layers": [r.as_dict() for r in reports], "total": totals}
+        if args.scalesim:
+            for r, d in zip(reports, doc["layers"], strict=True):
+                d["scalesim"] = {df: {"compute_cycles": c, "utilization": u}
+                                 for df, (c, u) in _scalesim_columns(r.layer, config).items()}
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

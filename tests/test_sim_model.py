@@ -1,0 +1,172 @@
+"""The cycle model against the RTL (Amaranth simulation), and its two forms against each other."""
+
+import csv
+import re
+import json
+
+import numpy as np
+import pytest
+from engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
+
+from hw.config import ArrayConfig
+from sim import perf
+from sim.engine_model import (
+    MODEL_VERSION,
+    bandwidth_limited,
+    gemm_cycles,
+    gemm_schedule,
+    run_patterns,
+)
+
+
+def _random_config(rng, max_side=3):
+    dataflow = "ws" if rng.random() < 0.5 else "os"
+    rows, cols = int(rng.integers(1, max_side + 1)), int(rng.integers(1, max_side + 1))
+    fields = {"rows": rows, "cols": cols, "dataflow": dataflow, "max_m": 64, "max_k": 16,
+              "max_n": 16, "requant": bool(rng.random() < 0.7)}
+    if dataflow == "ws" and rng.random() < 0.5:
+        fields["block_rows"] = int(rng.integers(1, 7))
+    if rng.random() < 0.3:   # a FIFO small enough for credits to throttle the array
+        fields["out_depth"] = int(rng.integers(rows + 1 if dataflow == "os" else 2, 10))
+    return ArrayConfig(**fields)
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_model_matches_rtl_under_random_stalls(rng, trial):
+    """Same patterns applied to the RTL and given to the model: the same cycles, GEMM by GEMM."""
+    config = _random_config(rng)
+    shapes = [(int(rng.integers(1, 13)), int(rng.integers(1, 17)), int(rng.integers(1, 9)))
+              for _ in range(3)]
+    gemms = [random_gemm(config, rng, *s) for s in shapes]
+    stall = float(rng.choice([0.0, 0.3, 0.6]))
+    patterns = StreamPatterns(rng, 8000, stall)
+    outputs, records = run_engine(config, gemms, patterns)
+    for out, g in zip(outputs, gemms, strict=True):
+        assert np.array_equal(out, expected_output(config, g))
+    model = run_patterns(config, shapes, patterns.valid, patterns.ready)
+    assert [(r["first"], r["last"]) for r in records] == \
+        [(m["first"], m["last"]) for m in model], (config, shapes, stall)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_stall_free_rtl_cycles_equal_gemm_cycles(dataflow):
+    config = ArrayConfig(rows=3, cols=2, dataflow=dataflow, max_k=32, max_n=16)
+    rng = np.random.default_rng(7)
+    for shape in [(1, 1, 1), (7, 13, 5), (20, 6, 2)]:
+        g = random_gemm(config, rng, *shape)
+        _, records = run_engine(config, [g], StreamPatterns.always(4000))
+        assert records[0]["cycles"] == gemm_cycles(config, *shape)
+
+
+def test_tile_schedule_equals_cycle_by_cycle_replay(rng):
+    """The fast per-tile schedule and the per-cycle replay are two descriptions of one rule."""
+    for _ in range(400):
+        dataflow = "ws" if rng.random() < 0.5 else "os"
+        rows, cols = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+        fields = {"rows": rows, "cols": cols, "dataflow": dataflow,
+                  "requant": bool(rng.random() < 0.7)}
+        if dataflow == "ws" and rng.random() < 0.5:
+            fields["block_rows"] = int(rng.integers(1, 40))
+        if rng.random() < 0.3:
+            fields["out_depth"] = int(rng.integers(rows + 1 if dataflow == "os" else 2, 40))
+        config = ArrayConfig(**fields)
+        shape = (int(rng.integers(1, 90)), int(rng.integers(1, 70)), int(rng.integers(1, 40)))
+        replay = run_patterns(config, [shape], {}, np.ones(0, dtype=bool))[0]["cycles"]
+        s = gemm_schedule(config, *shape)
+        assert s.cycles == replay, (config, shape)
+        assert s.load + s.compute + s.idle + s.drain == s.cycles
+        assert s.macs == shape[0] * shape[1] * shape[2]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_issue_cycles_are_the_tiles_work(dataflow):
+    """Compute cycles count rows (WS: one per row, K chunk and column tile) or steps (OS)."""
+    config = ArrayConfig(rows=4, cols=3, dataflow=dataflow)
+    m, k, n = 37, 10, 7
+    s = gemm_schedule(config, m, k, n)
+    chunks, tiles_n = -(-k // 4), -(-n // 3)
+    expected = m * tiles_n * chunks if dataflow == "ws" else -(-m // 4) * tiles_n * k
+    assert s.compute == expected
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_large_gemm_reaches_high_utilization(dataflow):
+    """The issue's throughput case: M = 256, K = N = 4 x the array, stall-free."""
+    for side in (4, 8, 16):
+        config = ArrayConfig(rows=side, cols=side, dataflow=dataflow)
+        s = gemm_schedule(config, 256, 4 * side, 4 * side)
+        assert s.macs / (s.cycles * side * side) >= 0.9
+
+
+def test_bandwidth_limit_adds_stalls_monotonically():
+    config = ArrayConfig(rows=4, cols=4, dataflow="os")
+    shape = (64, 32, 16)
+    free = gemm_cycles(config, *shape)
+    cycles = [bandwidth_limited(config, [shape], b)[0]["cycles"] for b in (0.25, 0.5, 1, 3)]
+    assert cycles == sorted(cycles, reverse=True)
+    assert cycles[-1] == free          # three streams at one beat each: no limit at all
+    assert cycles[0] > cycles[1] > free
+
+
+def test_model_version_matches_engine():
+    from hw.config import TIMING_VERSION
+    assert MODEL_VERSION == TIMING_VERSION
+
+
+def test_bad_shapes_are_refused():
+    config = ArrayConfig()
+    with pytest.raises(ValueError, match=r"^GEMM sizes must be positive, not \(M, K, N\) = "
+                                         r"\(0, 3, 4\)$"):
+        gemm_cycles(config, 0, 3, 4)
+    with pytest.raises(ValueError, match=r"^words_per_cycle must be a positive number, not 0$"):
+        bandwidth_limited(config, [(1, 1, 1)], 0)
+    with pytest.raises(ValueError, match=r"^valid pattern 'act' must have the length of the "
+                                         r"ready pattern \(3\), not shape \(2,\)$"):
+        run_patterns(config, [(1, 1, 1)], {"act": [True, True]}, [True] * 3)
+
+
+# ---- python -m sim.perf ----
+
+def test_perf_json_and_csv(tmp_path, capsys):
+    js, cs = tmp_path / "r.json", tmp_path / "r.csv"
+    assert perf.main(["--network", "resnet50", "--rows", "16", "--cols", "16", "--json",
+                      str(js), "--csv", str(cs), "--no-progress"]) == 0
+    doc = json.loads(js.read_text())
+    assert len(doc["layers"]) == 54
+    config = ArrayConfig(rows=16, cols=16)
+    for layer in doc["layers"]:
+        # Throughput comes from the model's count, nothing else.
+        assert layer["cycles"] == gemm_cycles(config, layer["M"], layer["K"], layer["N"])
+        assert layer["utilization"] == pytest.approx(layer["macs"] / (layer["cycles"] * 256))
+        assert layer["load_cycles"] + layer["compute_cycles"] + layer["idle_cycles"] \
+            + layer["drain_cycles"] == layer["cycles"]
+    total = doc["total"]
+    assert total["macs"] == sum(layer["macs"] for layer in doc["layers"])
+    assert total["utilization"] == pytest.approx(total["macs"] / (total["cycles"] * 256))
+    rows = list(csv.reader(cs.open()))
+    assert rows[0][:7] == ["LayerID", "Layer", "Total Cycles", "Stall Cycles",
+                           "Overall Util %", "Mapping Efficiency %", "Compute Util %"]
+    assert len(rows) == 55
+    assert "GOPS" in capsys.readouterr().out
+
+
+def test_perf_gemm_throughput_follows_clock(tmp_path):
+    js = tmp_path / "g.json"
+    perf.main(["--gemm", "64,32,16", "--clock-mhz", "250", "--json", str(js), "--no-progress"])
+    layer = json.loads(js.read_text())["layers"][0]
+    assert layer["macs_per_s"] == pytest.approx(64 * 32 * 16 / (layer["cycles"] / 250e6))
+    assert layer["gops"] == pytest.approx(2 * layer["macs_per_s"] / 1e9)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--gemm", "0,1,1"], r"--gemm must be M,K,N \(three positive integers\), not '0,1,1'"),
+    (["--network", "nope"], r"Network must be one of .*, not 'nope'"),
+    (["--gemm", "1,1,1", "--clock-mhz", "-5"], r"--clock-mhz must be a positive number"),
+    (["--gemm", "1,1,1", "--rows", "0"], r"ArrayConfig\.rows must be an integer in 1\.\.256"),
+])
+def test_perf_bad_input(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        perf.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(message, err), err
