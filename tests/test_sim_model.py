@@ -1,8 +1,8 @@
 """The cycle model against the RTL (Amaranth simulation), and its two forms against each other."""
 
 import csv
-import re
 import json
+import re
 
 import numpy as np
 import pytest
