@@ -40,11 +40,12 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_int_array(name, value, lo=None, hi=None, ndim=None):
+def check_int_array(name, value, lo=None, hi=None, ndim=None, widen=True):
     """Return ``value`` as an int64 array, refusing floats, bools and out-of-range values.
 
     Integer-valued data must arrive as an integer array: a float array is refused rather
-    than silently rounded or truncated.
+    than silently rounded or truncated. With ``widen=False`` the array keeps its own
+    integer dtype (no copy), for callers that convert it themselves.
     """
     arr = np.asarray(value)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
@@ -58,7 +59,7 @@ def check_int_array(name, value, lo=None, hi=None, ndim=None):
             raise ValueError(f"{name} must hold integers in {_span(lo, hi)}, not {amin}")
         if hi is not None and amax > hi:
             raise ValueError(f"{name} must hold integers in {_span(lo, hi)}, not {amax}")
-    return arr.astype(np.int64, copy=False)
+    return arr.astype(np.int64, copy=False) if widen else arr
 
 
 def check_scale(name, value, dtype=None):

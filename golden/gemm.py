@@ -50,8 +50,8 @@ def gemm(a, w, a_zero_point=0, w_zero_point=0, bias=None, acc_bits=32):
     numpy.ndarray of int32, shape (M, N)
     """
     acc_bits = check_bits("acc_bits", acc_bits, 1, 32)
-    a = check_int_array("a", a, OPERAND_MIN, OPERAND_MAX, ndim=2)
-    w = check_int_array("w", w, OPERAND_MIN, OPERAND_MAX, ndim=2)
+    a = check_int_array("a", a, OPERAND_MIN, OPERAND_MAX, ndim=2, widen=False)
+    w = check_int_array("w", w, OPERAND_MIN, OPERAND_MAX, ndim=2, widen=False)
     if a.shape[1] != w.shape[0]:
         raise ValueError(f"a and w must agree on K, not a of shape {a.shape} and w of shape "
                          f"{w.shape}")
@@ -67,28 +67,46 @@ def gemm(a, w, a_zero_point=0, w_zero_point=0, bias=None, acc_bits=32):
         if bias.shape[0] != n:
             raise ValueError(f"bias must have one entry per column ({n}), not shape {bias.shape}")
 
-    a_centered = a - a_zp
-    w_centered = w - w_zp
-    acc = _exact_matmul(a_centered, w_centered)
+    acc = _exact_matmul(a, int(a_zp), w, w_zp)
     if bias is not None:
-        acc = acc + bias
+        acc += bias
     return wrap(acc, acc_bits).astype(np.int32)
 
 
-def _exact_matmul(a, w):
-    """Exact int64 product of two int64 matrices whose entries fit 17 bits, via BLAS."""
+def _largest_centered(x, zero_point, axis=None):
+    """``max |x - zero_point|`` from the extremes of ``x`` alone (no centred copy)."""
+    if axis is None:
+        return max(abs(int(x.max()) - zero_point), abs(int(x.min()) - zero_point))
+    hi = x.max(axis=axis).astype(np.int64) - zero_point
+    lo = x.min(axis=axis).astype(np.int64) - zero_point
+    return int(max(np.abs(hi).max(), np.abs(lo).max()))
+
+
+def _exact_matmul(a, a_zp, w, w_zp):
+    """Exact int64 ``(a - a_zp) @ (w - w_zp)`` of integer matrices, via BLAS.
+
+    Every centred entry fits 17 bits, so converting to float and subtracting the zero
+    point in float are exact; K is split so that every partial sum is exact too.
+    """
     m, k = a.shape
     n = w.shape[1]
     if m == 0 or n == 0 or k == 0:
         return np.zeros((m, n), dtype=np.int64)
-    largest_product = max(int(np.abs(a).max()), 1) * max(int(np.abs(w).max()), 1)
+    per_column = w_zp.ndim == 1
+    largest_product = (max(_largest_centered(a, a_zp), 1)
+                       * max(_largest_centered(w, w_zp if per_column else int(w_zp),
+                                               axis=0 if per_column else None), 1))
     chunk32 = _EXACT_F32 // largest_product
     if chunk32 >= min(k, _MIN_F32_CHUNK):
         dtype, chunk = np.float32, chunk32
     else:
         dtype, chunk = np.float64, _EXACT_F64 // largest_product
     af = a.astype(dtype)
+    if a_zp:
+        af -= dtype(a_zp)
     wf = w.astype(dtype)
+    if per_column or w_zp:
+        wf -= w_zp.astype(dtype)
     if chunk >= k:
         return (af @ wf).astype(np.int64)
     acc = np.zeros((m, n), dtype=np.int64)
