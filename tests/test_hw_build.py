@@ -143,20 +143,22 @@ def test_unparsable_flag_writes_nothing(tmp_path):
 ODD = {
     "ws_1x1": ArrayConfig(rows=1, cols=1),
     "os_1x1": ArrayConfig(rows=1, cols=1, dataflow="os"),
+    "ws_2x2_one_tile": ArrayConfig(rows=2, cols=2, max_k=2, max_n=2),
     "os_3x5_raw_acc20": ArrayConfig(rows=3, cols=5, dataflow="os", requant=False, acc_bits=20),
     "ws_2x2_au4w6": ArrayConfig(rows=2, cols=2, a_bits=4, a_signed=False, w_bits=6),
     "ws_2x3_out4_unsigned": ArrayConfig(rows=2, cols=3, out_bits=4, out_signed=False),
 }
 
-#: Array sides too small for some counter: Yosys writes its zero-width signal as ``[-1:0]``,
-#: which Verilator reports as ASCRANGE (e.g. ``wire [-1:0] bank0_drain;`` when
-#: ``rows + cols <= 3`` weight-stationary, ``os_elem`` when ``rows == 1``).
+#: Sizes that make some signal zero bits wide: Yosys writes it as ``[-1:0]``, which Verilator
+#: reports as ASCRANGE (``bank0_drain`` when ``rows + cols <= 3`` weight-stationary,
+#: ``os_elem`` and ``sel`` when ``rows == 1``, memory addresses when ``max_k <= rows`` and
+#: ``max_n <= cols``).
 ZERO_WIDTH = pytest.mark.xfail(
     strict=True, raises=LintError,
-    reason="hw.engine declares zero-width counters for tiny arrays (bank*_drain when "
-           "rows + cols <= 3, os_elem when rows == 1); Yosys writes them as [-1:0] and "
-           "verilator -Wall reports ASCRANGE")
-LINT_XFAIL = {"ws_1x1", "os_1x1"}
+    reason="hw.engine declares zero-width signals for small sizes (bank*_drain when "
+           "rows + cols <= 3, os_elem/sel when rows == 1, memory addresses of one-word "
+           "memories); Yosys writes them as [-1:0] and verilator -Wall reports ASCRANGE")
+LINT_XFAIL = {"ws_1x1", "os_1x1", "ws_2x2_one_tile"}
 
 
 @pytest.fixture(scope="module")

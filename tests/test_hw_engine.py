@@ -118,6 +118,15 @@ def test_at_the_limits(dataflow, rng):
 
 
 @BOTH
+def test_single_chunk_single_tile_limits(dataflow, rng):
+    # max_k == rows and max_n == cols: one K chunk, one column tile, one-word memories.
+    check_engine(cfg(2, 3, dataflow, max_m=5, max_k=2, max_n=3), rng,
+                 [(5, 2, 3), (1, 1, 1), (4, 1, 2)], stall_prob=0.3)
+    check_engine(cfg(1, 1, dataflow, max_m=1, max_k=1, max_n=1), rng,
+                 [(1, 1, 1), (1, 1, 1)], stall_prob=0.3)
+
+
+@BOTH
 def test_extreme_operands(dataflow, rng):
     # Operands and zero points pinned to the ends of their ranges.
     check_engine(cfg(2, 3, dataflow), rng, [(5, 7, 4), (3, 2, 5)], stall_prob=0.3,
