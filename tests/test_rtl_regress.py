@@ -169,6 +169,18 @@ def test_scoreboard_catches_a_wrong_result(rtl_build_root, tmp_path, seed):
     assert "1 result beats wrong" in run.result.log_file.read_text()
 
 
+@pytest.mark.rtl
+def test_refused_command_is_reported_not_waited_for(rtl_build_root, tmp_path, seed):
+    # M over max_m: the engine refuses the command (error high) and never answers; the
+    # testbench must say so after its idle limit instead of waiting forever.
+    run = _run("os5x3_int8", "icarus", rtl_build_root, tmp_path, seed, gemms=0,
+               explicit=[{"shape": [CONFIGS["os5x3_int8"].max_m + 1, 2, 2]}], stall_prob=0.0)
+    assert (run.result.tests, run.result.failed) == (1, 1), run.result.summary()
+    assert re.match(r"^no transfer for \d+ cycles", run.report["errors"][0])
+    assert re.match(r"^error was high in cycle \d+$", run.report["errors"][1])
+    assert run.records[0]["rtl_cycles"] is None and not run.records[0]["match"]
+
+
 # --- the generator's promises, without a simulator ------------------------------------------
 
 @pytest.mark.parametrize("name", CONFIGS)

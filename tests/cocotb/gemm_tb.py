@@ -505,7 +505,8 @@ async def gemm_regression(dut):
     log.info("%d cycles simulated in %.2f s (%.0f cycles/s); setup %.2f s, cycle model %.2f s",
              end_cycle, run_seconds, end_cycle / max(run_seconds, 1e-9), setup_seconds,
              model_seconds)
-    sanity = [] if hung else _sanity_errors(status, drivers, records)
+    sanity = _sanity_errors(status, drivers, records) if not hung else [
+        f"error was high in cycle {status.error.index(1)}"] if any(status.error) else []
     sanity += _operand_order_errors(drivers, beat_owner, records)
     limits = (job.get("generate") or {}).get("limits")
     sanity += gemm_jobs.coverage_errors(config, cases, tuple(limits) if limits else None)
@@ -524,7 +525,7 @@ async def gemm_regression(dut):
                  r["model_cycles"])
 
     where = f"(seed {seed}, stall_prob {stall_prob})"
-    assert hung is None, f"engine hung {where}: {hung}"
+    assert hung is None, f"engine hung {where}: {hung}" + "".join(f"; {e}" for e in sanity)
     assert not monitor.errors, f"stream rule broken {where}: " + "; ".join(monitor.errors[:5])
     assert not scoreboard.errors and sum(scoreboard.mismatches) == 0, (
         f"{sum(scoreboard.mismatches)} result beats wrong {where}:\n"
