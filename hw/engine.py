@@ -61,6 +61,15 @@ def _select(word, index):
     return Array(word[i] if i < len(word) else word[0] for i in range(cases))[index]
 
 
+def _buffer(shape, address_bits):
+    """A memory of ``2**address_bits`` words, at least two.
+
+    A one-word memory would have a zero-width address, which Yosys writes as the
+    descending range ``[-1:0]``; the second word is never addressed.
+    """
+    return Memory(shape=shape, depth=1 << max(address_bits, 1), init=[])
+
+
 def _bits(n):
     """Address bits for ``n`` entries (0 when one entry)."""
     return ceil_log2(max(1, n))
@@ -145,8 +154,12 @@ class GemmEngine(wiring.Component):
     # ---- helpers -------------------------------------------------------------------
 
     def _counter(self, name, limit):
-        """A counter register 0..limit, cleared when a command starts."""
-        sig = Signal(range(limit + 1), name=name)
+        """A counter register 0..limit, cleared when a command starts.
+
+        At least one bit wide even when ``limit`` is 0: Yosys writes a zero-width signal
+        as the descending range ``[-1:0]``, which is not valid for every tool.
+        """
+        sig = Signal(range(max(limit, 1) + 1), name=name)
         with self._m.If(self._start):
             self._m.d.sync += sig.eq(0)
         return sig
@@ -203,8 +216,7 @@ class GemmEngine(wiring.Component):
         take = self.act.valid & ready
         half = blocks[0]
         if cfg.dataflow == "ws":
-            mem = Memory(shape=unsigned(width), depth=1 << (1 + _bits(cfg.block) + kt_bits),
-                         init=[])
+            mem = _buffer(unsigned(width), 1 + _bits(cfg.block) + kt_bits)
             m.submodules.act_mem = mem
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(Cat(kt[:kt_bits], row_in_block[:_bits(cfg.block)], half)),
@@ -213,7 +225,7 @@ class GemmEngine(wiring.Component):
         else:
             self._act_read = []
             for j in range(cfg.rows):
-                mem = Memory(shape=unsigned(width), depth=1 << (1 + kt_bits), init=[])
+                mem = _buffer(unsigned(width), 1 + kt_bits)
                 m.submodules[f"act_mem{j}"] = mem
                 wp = mem.write_port()
                 m.d.comb += [wp.addr.eq(Cat(kt[:kt_bits], half)),
@@ -250,7 +262,7 @@ class GemmEngine(wiring.Component):
             kt, klast = Const(0, 1), Const(1, 1)
         ports = []
         for c in range(cfg.cols):
-            mem = Memory(shape=shape, depth=1 << (nt_bits + kt_bits), init=[])
+            mem = _buffer(shape, nt_bits + kt_bits)
             m.submodules[f"{name}_mem{c}"] = mem
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(Cat(kt[:kt_bits], tiles[:nt_bits])),
@@ -426,7 +438,7 @@ class GemmEngine(wiring.Component):
         before = delay(m, issued, R + C - 2, "tag")  # one cycle before the psum
         at_psum = Signal(tag)
         m.d.sync += at_psum.eq(before)
-        acc_mem = Memory(shape=unsigned(C * cfg.acc_bits), depth=1 << mb_bits, init=[])
+        acc_mem = _buffer(unsigned(C * cfg.acc_bits), mb_bits)
         m.submodules.acc_mem = acc_mem
         acc_wp = acc_mem.write_port()
         acc_rp = acc_mem.read_port(transparent_for=(acc_wp,))
