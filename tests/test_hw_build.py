@@ -17,7 +17,7 @@ import pytest
 
 from hw import build
 from hw.config import DEFAULT_CONFIGS, TIMING_VERSION, ArrayConfig
-from hw.emit import LintError, lint, waiver_text, write_design
+from hw.emit import lint, waiver_text, write_design
 
 ROOT = Path(__file__).resolve().parent.parent
 RTL = ROOT / "rtl"
@@ -141,6 +141,8 @@ def test_unparsable_flag_writes_nothing(tmp_path):
 # --- (d) lint -------------------------------------------------------------------------------
 
 ODD = {
+    # Sizes that once made signals zero bits wide (written by Yosys as [-1:0], ASCRANGE):
+    # drain counters (rows + cols <= 3), os_elem (rows == 1), one-word memories.
     "ws_1x1": ArrayConfig(rows=1, cols=1),
     "os_1x1": ArrayConfig(rows=1, cols=1, dataflow="os"),
     "ws_2x2_one_tile": ArrayConfig(rows=2, cols=2, max_k=2, max_n=2),
@@ -148,18 +150,6 @@ ODD = {
     "ws_2x2_au4w6": ArrayConfig(rows=2, cols=2, a_bits=4, a_signed=False, w_bits=6),
     "ws_2x3_out4_unsigned": ArrayConfig(rows=2, cols=3, out_bits=4, out_signed=False),
 }
-
-#: Sizes that make some signal zero bits wide: Yosys writes it as ``[-1:0]``, which Verilator
-#: reports as ASCRANGE (``bank0_drain`` when ``rows + cols <= 3`` weight-stationary,
-#: ``os_elem`` and ``sel`` when ``rows == 1``, memory addresses when ``max_k <= rows`` and
-#: ``max_n <= cols``).
-ZERO_WIDTH = pytest.mark.xfail(
-    strict=True, raises=LintError,
-    reason="hw.engine declares zero-width signals for small sizes (bank*_drain when "
-           "rows + cols <= 3, os_elem/sel when rows == 1, memory addresses of one-word "
-           "memories); Yosys writes them as [-1:0] and verilator -Wall reports ASCRANGE")
-LINT_XFAIL = {"ws_1x1", "os_1x1", "ws_2x2_one_tile"}
-
 
 @pytest.fixture(scope="module")
 def odd_designs(tmp_path_factory):
@@ -175,8 +165,7 @@ def test_lint_defaults(name):
 
 
 @pytest.mark.rtl
-@pytest.mark.parametrize("key", [pytest.param(k, marks=ZERO_WIDTH) if k in LINT_XFAIL else k
-                                 for k in ODD])
+@pytest.mark.parametrize("key", ODD)
 def test_lint_odd(key, odd_designs):
     verilog, waivers, _ = odd_designs[key]
     lint(verilog, waivers)
