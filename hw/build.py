@@ -4,6 +4,7 @@ import argparse
 import os
 import sys
 
+from ._cli import OneLineErrorParser
 from .config import DEFAULT_CONFIGS, add_config_arguments, config_from_args
 
 __all__ = ["main", "build"]
@@ -48,7 +49,7 @@ def build(configs_and_names, out_dir, lint=False, progress=print):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hw.build", description=DESCRIPTION,
+    parser = OneLineErrorParser(prog="python -m hw.build", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", help="module and file name (default: derived from the "
                         "configuration, e.g. qmac_ws_8x8_a8w8); only with configuration flags")

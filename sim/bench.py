@@ -1,10 +1,10 @@
 """``python -m sim.bench``: how fast the cycle model sweeps a whole network."""
 
-import argparse
 import json
 import sys
 import time
 
+from hw._cli import OneLineErrorParser
 from hw.config import ArrayConfig
 
 from .engine_model import gemm_schedule
@@ -45,7 +45,7 @@ def run(network="resnet50", sizes=(16, 128), dataflows=("ws", "os"), repeat=5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="python -m sim.bench",
         description="Time the cycle model on every layer of a bundled network, after JIT "
                     "warm-up: the best of --repeat sweeps per array size and dataflow, and "

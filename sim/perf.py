@@ -12,6 +12,7 @@ import math
 import sys
 import time
 
+from hw._cli import OneLineErrorParser
 from hw.config import ArrayConfig, add_config_arguments, config_from_args
 
 from .engine_model import bandwidth_limited, gemm_schedule
@@ -231,7 +232,7 @@ def _positive_float(name):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m sim.perf", description=DESCRIPTION,
+    parser = OneLineErrorParser(prog="python -m sim.perf", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     work = parser.add_mutually_exclusive_group(required=True)
     work.add_argument("--gemm", type=_parse_gemm, metavar="M,K,N", help="one GEMM")
