@@ -35,7 +35,6 @@ from hw.regress import (
     gemm_testbench_path,
     run_regression,
 )
-from hw.rtlsim import RtlSimError
 
 sys.path.insert(0, str(gemm_testbench_path().parent))
 import gemm_jobs  # noqa: E402  (tests/cocotb is not a package; the testbench imports it too)
@@ -103,26 +102,9 @@ def _oracle_cases(name):
     return ()
 
 
-#: Generator bug (reported): with a counter of one state (1x1 and 1x2 weight-stationary
-#: ``bankN_drain``, 1x1 output-stationary ``os_elem``/``sel``) Yosys writes a zero-width
-#: ``wire [-1:0]``, which Verilator rejects (ASCRANGE, on by default), so 1x1 engines do not
-#: build in Verilator. Icarus takes them. Strict: this fails once the generator is fixed.
-VERILATOR_1X1 = pytest.mark.xfail(strict=True, raises=RtlSimError,
-                                  reason="zero-width wire [-1:0] in 1x1 engines (ASCRANGE)")
-
-
-def _stalled_params():
-    params = []
-    for sim in SIMULATORS:
-        for name, config in CONFIGS.items():
-            one_by_one = sim == "verilator" and config.rows == config.cols == 1
-            params.append(pytest.param(sim, name, marks=[VERILATOR_1X1] if one_by_one else [],
-                                       id=f"{sim}-{name}"))
-    return params
-
-
 @pytest.mark.rtl
-@pytest.mark.parametrize(("sim", "name"), _stalled_params())
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("sim", SIMULATORS)
 def test_gemm_regression_with_stalls(sim, name, rtl_build_root, tmp_path, seed):
     oracle = _oracle_cases(name)
     run = _run(name, sim, rtl_build_root, tmp_path, seed, gemms=GEMMS[sim],
@@ -141,7 +123,7 @@ def test_gemm_regression_with_stalls(sim, name, rtl_build_root, tmp_path, seed):
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", CONFIGS)
 def test_gemm_regression_stall_free(name, rtl_build_root, tmp_path, seed):
-    # In Icarus: its builds are cheap, and it takes every configuration (see VERILATOR_1X1).
+    # In Icarus (the stalled runs use both simulators; this one checks timing).
     edges = len(gemm_jobs.edge_cases(CONFIGS[name], np.random.default_rng(seed)))
     run = _run(name, "icarus", rtl_build_root, tmp_path, seed, gemms=edges, stall_prob=0.0)
     records = _check(run)

@@ -389,6 +389,52 @@ def _operand_order_errors(drivers, beat_owner, records):
     return errors
 
 
+def _records(cases, command_cycles, scoreboard):
+    """One record per GEMM: shape, label, match, transfer cycles, RTL cycle count."""
+    records = []
+    for index, case in enumerate(cases):
+        m, k, n = case.shape
+        first = command_cycles[index] if index < len(command_cycles) else None
+        complete = first is not None and scoreboard.got[index] == scoreboard.beats[index]
+        last = scoreboard.last_cycle[index] if complete else None
+        records.append({
+            "index": index, "label": case.label, "M": m, "K": k, "N": n,
+            "match": complete and scoreboard.mismatches[index] == 0,
+            "mismatches": scoreboard.mismatches[index], "wrapped": case.wrapped,
+            "first": first, "last": last,
+            "rtl_cycles": last - first + 1 if complete else None, "model_cycles": None,
+        })
+    return records
+
+
+def _compare_with_model(model, config, cases, records, patterns):
+    """Fill in the model's counts; return the disagreements (or the model's failure).
+
+    ``run_patterns`` gets the patterns applied; in a stall-free run every GEMM must also
+    take ``gemm_cycles`` (the engine is idle between GEMMs, so each starts afresh).
+    """
+    errors = []
+    try:
+        predicted = model.run_patterns(config, [case.shape for case in cases],
+                                       patterns.valid, patterns.ready)
+        for r, p in zip(records, predicted, strict=True):
+            r["model_cycles"] = int(p["cycles"])
+            r["model_first"], r["model_last"] = int(p["first"]), int(p["last"])
+            if r["rtl_cycles"] != r["model_cycles"]:
+                errors.append(f"GEMM {r['index']} ({r['label']}, {r['M']}x{r['K']}x{r['N']}): "
+                              f"RTL {r['rtl_cycles']} cycles ({r['first']}..{r['last']}), "
+                              f"model {r['model_cycles']} ({p['first']}..{p['last']})")
+        if patterns.stall_prob == 0.0:
+            for r in records:
+                r["model_stall_free"] = int(model.gemm_cycles(config, r["M"], r["K"], r["N"]))
+                if r["rtl_cycles"] != r["model_stall_free"]:
+                    errors.append(f"GEMM {r['index']}: stall-free RTL {r['rtl_cycles']} "
+                                  f"cycles, model gemm_cycles {r['model_stall_free']}")
+    except Exception as error:  # noqa: BLE001 - reported with the other errors
+        errors.append(f"cycle model failed: {type(error).__name__}: {error}")
+    return errors
+
+
 @cocotb.test()
 async def gemm_regression(dut):
     """Every GEMM of the job, back to back, with the job's stalls; results bit-exact."""
@@ -458,55 +504,21 @@ async def gemm_regression(dut):
     run_seconds = time.perf_counter() - wall
     wall = time.perf_counter()
 
-    records = []
-    for index, case in enumerate(cases):
-        m, k, n = case.shape
-        commands = drivers["cmd"].transfers
-        first = commands[index] if index < len(commands) else None
-        last = scoreboard.last_cycle[index] if first is not None else None
-        complete = scoreboard.got[index] == scoreboard.beats[index]
-        records.append({
-            "index": index, "label": case.label, "M": m, "K": k, "N": n,
-            "match": complete and scoreboard.mismatches[index] == 0,
-            "mismatches": scoreboard.mismatches[index],
-            "wrapped": case.wrapped, "first": first, "last": last if complete else None,
-            "rtl_cycles": last - first + 1 if complete and first is not None else None,
-            "model_cycles": None,
-        })
-
-    # The cycle model, on exactly the patterns applied (plus a margin it may look into).
+    records = _records(cases, drivers["cmd"].transfers, scoreboard)
     model, model_errors = _cycle_model(), []
     if model is not None and hung is None:
+        # Exactly the patterns applied, plus a margin the model may look into.
         patterns.ensure(end_cycle + 1 + StreamPatterns.BLOCK)
-        shapes = [case.shape for case in cases]
-        try:
-            predicted = model.run_patterns(config, shapes, patterns.valid, patterns.ready)
-            for record, p in zip(records, predicted, strict=True):
-                record["model_cycles"] = int(p["cycles"])
-                record["model_first"], record["model_last"] = int(p["first"]), int(p["last"])
-                if record["rtl_cycles"] != record["model_cycles"]:
-                    model_errors.append(
-                        f"GEMM {record['index']} ({record['label']}, {record['M']}x"
-                        f"{record['K']}x{record['N']}): RTL {record['rtl_cycles']} cycles "
-                        f"({record['first']}..{record['last']}), model {record['model_cycles']} "
-                        f"({p['first']}..{p['last']})")
-            if stall_prob == 0.0:
-                for record in records:
-                    record["model_stall_free"] = int(model.gemm_cycles(
-                        config, record["M"], record["K"], record["N"]))
-                    if record["rtl_cycles"] != record["model_stall_free"]:
-                        model_errors.append(
-                            f"GEMM {record['index']}: stall-free RTL {record['rtl_cycles']} "
-                            f"cycles, model gemm_cycles {record['model_stall_free']}")
-        except Exception as error:  # noqa: BLE001 - reported below, after the records
-            model_errors.append(f"cycle model failed: {type(error).__name__}: {error}")
+        model_errors = _compare_with_model(model, config, cases, records, patterns)
 
     model_seconds = time.perf_counter() - wall
     log.info("%d cycles simulated in %.2f s (%.0f cycles/s); setup %.2f s, cycle model %.2f s",
              end_cycle, run_seconds, end_cycle / max(run_seconds, 1e-9), setup_seconds,
              model_seconds)
-    sanity = _sanity_errors(status, drivers, records) if not hung else [
-        f"error was high in cycle {status.error.index(1)}"] if any(status.error) else []
+    if hung:  # only what explains the hang
+        sanity = [f"error was high in cycle {status.error.index(1)}"] if any(status.error) else []
+    else:
+        sanity = _sanity_errors(status, drivers, records)
     sanity += _operand_order_errors(drivers, beat_owner, records)
     limits = (job.get("generate") or {}).get("limits")
     sanity += gemm_jobs.coverage_errors(config, cases, tuple(limits) if limits else None)
