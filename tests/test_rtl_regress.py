@@ -16,6 +16,7 @@ one per configuration and simulator; a cold run builds five Verilator models. Th
 of each test comes from ``tests/conftest.py`` (printed; ``--seed`` reproduces).
 """
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -187,6 +188,10 @@ def test_edge_cases_cover_the_extremes(name, seed):
     if config.requant:
         o_lo, o_hi = golden.qrange(config.out_bits, config.out_signed)
         assert {o_lo, o_hi} <= {int(c.gemm.out_zero_point) for c in cases}
+        clamp = next(c.gemm for c in cases if c.label == "clamp")
+        unclamped = gemm_jobs.expected_output(config, dataclasses.replace(
+            clamp, act_min=o_lo, act_max=o_hi))
+        assert (unclamped < clamp.act_min).any() and (unclamped > clamp.act_max).any()
     else:
         assert gemm_jobs.wrap_reachable(config) is not None
         assert any(c.wrapped for c in cases if c.label == "wrap")

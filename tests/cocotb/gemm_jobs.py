@@ -210,13 +210,14 @@ def edge_cases(config, rng, limits=None):
         _extreme(rng, w_b, (big_k, min(ln, C + 1))), a_lo, **full)
     # (a_lo - a_hi) * w_lo is the largest product when weights are signed; with unsigned
     # weights (w_lo = 0) the largest is (a_hi - a_lo) * w_hi.
+    two_m, two_n = min(lm, 2), min(ln, 2)
     if config.w_signed:
-        pos = (np.full((2, big_k), a_lo), np.full((big_k, 2), w_lo), a_hi)
+        pos = (np.full((two_m, big_k), a_lo), np.full((big_k, two_n), w_lo), a_hi)
     else:
-        pos = (np.full((2, big_k), a_hi), np.full((big_k, 2), w_hi), a_lo)
+        pos = (np.full((two_m, big_k), a_hi), np.full((big_k, two_n), w_hi), a_lo)
     add("largest-sums", *pos, out_zero_point=o_lo, **full)
-    add("most-negative-sums", np.full((2, big_k), a_lo), np.full((big_k, 2), w_hi), a_hi,
-        out_zero_point=o_hi, **full)
+    add("most-negative-sums", np.full((two_m, big_k), a_lo), np.full((big_k, two_n), w_hi),
+        a_hi, out_zero_point=o_hi, **full)
     add("M=1", _uniform(rng, a_b, (1, big_k)), _uniform(rng, w_b, (big_k, big_n)), a_hi,
         out_zero_point=o_lo)
     add("K=1", _extreme(rng, a_b, (min(lm, B + 2), 1)), _extreme(rng, w_b, (1, big_n)), a_lo,
@@ -235,26 +236,9 @@ def edge_cases(config, rng, limits=None):
         real = np.exp(rng.uniform(np.log(1.5), np.log(64.0), size=big_n))
         add("left-shift", a, w, za, real=real, bias=rng.integers(-20, 21, size=big_n),
             out_zero_point=(o_lo + o_hi) // 2, clamp=(o_lo, o_hi))
-        # Clamp bounds inside the output range, at the quartiles of the unclamped outputs,
-        # so that both bounds bite; the multiplier spreads the sums over the output range.
-        a = _uniform(rng, a_b, (min(lm, B + 1), big_k))
-        w = _uniform(rng, w_b, (big_k, big_n))
-        za = int(_uniform(rng, a_b, ()))
-        bias = rng.integers(-100, 101, size=big_n)
-        acc = golden.gemm(a, w, za, 0, bias, acc_bits=config.acc_bits)
-        spread = max(1.0, float(np.percentile(np.abs(acc.astype(np.float64)), 90)))
-        real = np.full(big_n, min(max((o_hi - o_lo) / 2 / spread, 2.0 ** -30), 2.0 ** 20))
-        params = _requant_params(config, rng, big_n, real=real, bias=bias,
-                                 out_zero_point=(o_lo + o_hi + 1) // 2, clamp=(o_lo, o_hi))
-        unclamped = expected_output(config, Gemm(a, w, za, **params))
-        low, high = (int(x) for x in np.quantile(unclamped, [0.25, 0.75]))
-        low, high = max(low, o_lo + 1), min(high, o_hi - 1)
-        if low >= high:
-            low, high = o_lo + 1, o_hi - 1
-        params.update(act_min=low, act_max=high)
-        cases.append(("clamp", Gemm(a, w, za, **params)))
+        cases.append(("clamp", _clamp_case(config, rng, (min(lm, B + 1), big_k, big_n))))
         acc_lo, acc_hi = _acc_range(config)
-        add("bias-extremes", _uniform(rng, a_b, (2, min(lk, R + 1))),
+        add("bias-extremes", _uniform(rng, a_b, (min(lm, 2), min(lk, R + 1))),
             _uniform(rng, w_b, (min(lk, R + 1), min(ln, 2 * C))), _uniform(rng, a_b, ()),
             bias=np.resize([acc_lo, acc_hi], min(ln, 2 * C)))
     else:
@@ -264,12 +248,49 @@ def edge_cases(config, rng, limits=None):
             # K passes what the accumulator holds.
             k = min(config.max_k, k + R + 1)
             if config.w_signed:
-                a, za, w = np.full((3, k), a_lo), a_hi, np.array([w_lo, w_hi])
+                a, za, w = np.full((min(lm, 3), k), a_lo), a_hi, np.array([w_lo, w_hi])
             else:
-                a, za, w = np.full((3, k), a_hi), a_lo, np.array([w_hi, w_hi])
-            a[1] = a_hi if config.w_signed else a_lo   # the other sign of (a - za)
-            add("wrap", a, np.tile(w, (k, 1)), za)
+                a, za, w = np.full((min(lm, 3), k), a_hi), a_lo, np.array([w_hi, w_hi])
+            a[1:2] = a_hi if config.w_signed else a_lo   # the other sign of (a - za)
+            add("wrap", a, np.tile(w[:min(ln, 2)], (k, 1)), za)
     return cases
+
+
+def _clamp_case(config, rng, shape):
+    """Clamp bounds strictly inside the output range that the unclamped outputs cross.
+
+    The bias centres the sums, the multiplier maps the typical sum to about half the
+    output range (doubled until the outputs spread), and the bounds sit at the quartiles
+    of the unclamped outputs, moved inward so that some output lies beyond each (when
+    the outputs take at least three values; a tiny GEMM may manage only one side).
+    """
+    m, k, n = shape
+    (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
+    o_lo, o_hi = golden.qrange(config.out_bits, config.out_signed)
+    a, w = _uniform(rng, (a_lo, a_hi), (m, k)), _uniform(rng, (w_lo, w_hi), (k, n))
+    za = int(_uniform(rng, (a_lo, a_hi), ()))
+    # The bias centres every column's sums on zero, so the outputs spread around the
+    # output zero point (sums of unsigned operands are otherwise all of one sign).
+    acc_lo, acc_hi = _acc_range(config)
+    sums = golden.gemm(a, w, za, 0, None, acc_bits=config.acc_bits).astype(np.float64)
+    bias = np.clip(-np.round(np.median(sums, axis=0)), acc_lo // 2, acc_hi // 2).astype(np.int64)
+    acc = golden.gemm(a, w, za, 0, bias, acc_bits=config.acc_bits).astype(np.float64)
+    spread = max(1.0, float(np.percentile(np.abs(acc), 90)))
+    for attempt in range(12):
+        real = np.full(n, min(max((o_hi - o_lo) / 2 / spread * 2.0 ** attempt, 2.0 ** -30),
+                              2.0 ** 20))
+        params = _requant_params(config, rng, n, real=real, bias=bias,
+                                 out_zero_point=(o_lo + o_hi + 1) // 2, clamp=(o_lo, o_hi))
+        unclamped = expected_output(config, Gemm(a, w, za, **params))
+        low, high = (int(x) for x in np.quantile(unclamped, [0.25, 0.75]))
+        low = max(low, o_lo + 1, int(unclamped.min()) + 1)
+        high = min(high, o_hi - 1, int(unclamped.max()) - 1)
+        if low <= high:
+            break
+    else:
+        low, high = o_lo + 1, max(o_lo + 1, min(o_hi - 1, int(unclamped.max()) - 1))
+    params.update(act_min=low, act_max=high)
+    return Gemm(a, w, za, **params)
 
 
 def random_case(config, rng, limits=None):
@@ -294,12 +315,18 @@ def random_case(config, rng, limits=None):
 def generate_cases(config, seed, count, limits=None, edges=True):
     """``count`` cases: the edge cases first (as many as fit), then random ones."""
     rng = np.random.default_rng([int(seed), 0x6E6D])
+    caps = (config.max_m, config.max_k, config.max_n)
+    limits = tuple(min(v, cap) for v, cap in zip(limits, caps, strict=True)) if limits else None
     cases = []
     if edges:
         cases = [_case(config, label, g) for label, g in edge_cases(config, rng, limits)]
     cases = cases[:count]
     while len(cases) < count:
         cases.append(_case(config, "random", random_case(config, rng, limits)))
+    for case in cases:
+        if not all(1 <= size <= cap for size, cap in zip(case.shape, caps, strict=True)):
+            raise AssertionError(f"generated {case.label} GEMM {case.shape} is outside "
+                                 f"1..{caps} (M, K, N)")
     return cases
 
 
@@ -324,8 +351,8 @@ def coverage_errors(config, cases, limits=None):
             o_lo, o_hi = golden.qrange(config.out_bits, config.out_signed)
             unclamped = expected_output(config, Gemm(g.a, g.w, g.a_zero_point, g.bias, g.m0,
                                                      g.shift, g.out_zero_point, o_lo, o_hi))
-            if not (o_lo < g.act_min < g.act_max < o_hi and (unclamped < g.act_min).any()
-                    and (unclamped > g.act_max).any()):
+            if not (o_lo < g.act_min <= g.act_max < o_hi and (
+                    (unclamped < g.act_min) | (unclamped > g.act_max)).any()):
                 errors.append(f"the clamp case's bounds {g.act_min}..{g.act_max} do not bite")
         if case.label == "tiling":
             for dim, size, limit, unit in (("M", m, lm, config.block), ("K", k, lk, config.rows),
