@@ -14,9 +14,21 @@ The job comes from the JSON file named by ``QMAC_GEMM_JOB`` (``python -m hw.regr
       "negative_control": false     # true: corrupt one expected beat (must fail)
     }
 
-All GEMMs run back to back (see :mod:`gemm_jobs` for what the generator makes). The
-output file holds ``{"records": [...], ...}`` with one record per GEMM: ``M``, ``K``,
-``N``, ``label``, ``match``, ``first``, ``last``, ``rtl_cycles``, ``model_cycles``.
+All GEMMs run back to back (see :mod:`gemm_jobs` for what the generator makes; it
+stays within the configuration's ``max_m``/``max_k``/``max_n``, while an explicit GEMM
+over them is refused by the engine and the test reports the hang that follows). The
+output file holds ``{"records": [...], "errors": [...], ...}`` with one record per
+GEMM: ``M``, ``K``, ``N``, ``label``, ``match``, ``first``, ``last``, ``rtl_cycles``,
+``model_cycles``; it is written before the test asserts, so a failing run has it too.
+
+The test fails on: a result beat that differs from the golden model (TFLite's ``y``
+for oracle cases), a missing or extra result beat, an input beat never taken, the
+result stream breaking the stream rules (valid dropped or payload changed while
+stalled), no transfer at all for a long time (a hang), ``error`` ever high, ``busy``
+low between a GEMM's command and its last result or still high after it, an operand
+beat taken before its GEMM's command, an edge case that does not deliver what it
+promises (:func:`gemm_jobs.coverage_errors`: e.g. the wrap case must wrap), and any
+disagreement with the cycle model.
 
 Per-cycle protocol (the one the cycle model is written against; ``tests/engine_sim.py``
 is the same protocol in Amaranth's simulator). Cycle 0 is the first clock cycle after
