@@ -7,14 +7,18 @@ from dataclasses import dataclass
 
 __all__ = [
     "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "MODEL_MAX_DIM",
-    "PE_MODES", "TIMING_VERSION",
+    "PACKS", "PE_MODES", "TIMING_VERSION",
     "add_config_arguments", "ceil_log2", "config_from_args",
 ]
 
 DATAFLOWS = ("ws", "os")
 #: Largest array side the hardware generator builds, and the largest the model accepts.
 GENERATOR_MAX_DIM, MODEL_MAX_DIM = 64, 256
-PE_MODES = ("mac",)
+#: Processing-element arithmetic: integer multiply-accumulate, binary XNOR-popcount, and
+#: bit-serial (one bit plane of activations and weights per cycle, AND-popcount).
+PE_MODES = ("mac", "xnor", "bitserial")
+#: Elements per PE operand word (``pack``) allowed in the packed modes.
+PACKS = (1, 2, 4, 8, 16, 32, 64)
 
 
 def ceil_log2(value):
@@ -48,10 +52,13 @@ class ArrayConfig:
         column produces one output channel; the K dimension is cut in chunks of ``rows``.
         The hardware generator builds arrays up to ``GENERATOR_MAX_DIM`` (64) on a side
         (:meth:`check_generatable`); larger ones exist only for the cycle model.
-    a_bits, w_bits : int, 2..16
-        Activation and weight widths.
+    a_bits, w_bits : int
+        Activation and weight widths. ``mac``: 2..16 (default 8). ``bitserial``: 1..16
+        (default 8), the largest number of bit planes a command may ask for. ``xnor``: 1
+        (the default there): one bit per element, bit 1 = +1 and bit 0 = -1.
     a_signed, w_signed : bool
-        Whether activations and weights are two's complement (else unsigned).
+        Whether activations and weights are two's complement (else unsigned). ``xnor``
+        operands are the symmetric codes ±1: both must stay True.
     acc_bits : int, 2..32
         Accumulator width. Sums wrap around (two's complement), which is arithmetic modulo
         ``2**acc_bits``: the result is the exact sum reduced once, whatever the order of the
@@ -59,19 +66,34 @@ class ArrayConfig:
         :attr:`product_bits`) is wider than the accumulator.
     dataflow : "ws" or "os"
         Weight-stationary or output-stationary.
-    pe_mode : "mac"
-        Processing-element arithmetic.
-    requant : bool
+    pe_mode : "mac", "xnor" or "bitserial"
+        Processing-element arithmetic. ``mac``: one ``(a - a_zp) * w`` per PE per cycle.
+        ``xnor``: ``pack`` binary elements per PE per cycle, ``popcount(a XOR w)``; the
+        column result is the ±1 dot product ``K - 2 * mismatches``. ``bitserial``: ``pack``
+        elements per PE, one bit plane of the activations and one of the weights per
+        cycle (``popcount(a_i AND w_j)``, weighted ``2**(i+j)``, negative for one signed
+        top plane); a command chooses 1..``a_bits`` and 1..``w_bits`` planes, and takes
+        that product of planes as many cycles per word.
+    pack : int or None
+        Elements of K per PE operand word, a power of two in 1..64: ``mac`` 1 (the
+        default and only value), ``xnor`` and ``bitserial`` default 8.
+    requant : bool or None
         Whether the engine requantizes (bias, M0/shift, output zero point, clamp) to
-        ``out_bits`` or emits the raw ``acc_bits`` accumulators.
+        ``out_bits``. Default: True unless ``threshold``. Without either, the engine
+        emits the raw ``acc_bits`` accumulators.
+    threshold : bool
+        Output stage of per-channel threshold compares instead of the requantizer: one
+        bit per output, ``(acc >= T[n]) XOR invert[n]`` (bit 1 = +1), the FINN-style form
+        of ``sign(batchnorm(acc))`` that gives the next layer's binary activations.
     out_bits : int, 2..16
         Width of requantized outputs.
     out_signed : bool
         Whether requantized outputs are signed.
     max_m : int, 1..65535
         Largest M a command may ask for (activations stream through; M only sizes counters).
-    max_k, max_n : int, 1..4096
+    max_k, max_n : int, 1..4096 (``max_k`` up to 65535 for ``xnor``)
         Largest K and N; they size the weight buffer, which holds the whole ``K x N`` matrix.
+        In the ``xnor`` mode K counts bits.
     block_rows : int or None
         Weight-stationary only: rows of activations per block, the number of rows each
         weight tile is used for before the next is swapped in. Larger blocks reuse weights
@@ -84,14 +106,16 @@ class ArrayConfig:
 
     rows: int = 4
     cols: int = 4
-    a_bits: int = 8
-    w_bits: int = 8
+    a_bits: int | None = None
+    w_bits: int | None = None
     a_signed: bool = True
     w_signed: bool = True
     acc_bits: int = 32
     dataflow: str = "ws"
     pe_mode: str = "mac"
-    requant: bool = True
+    pack: int | None = None
+    requant: bool | None = None
+    threshold: bool = False
     out_bits: int = 8
     out_signed: bool = True
     max_m: int = 4096
@@ -103,22 +127,55 @@ class ArrayConfig:
     def __post_init__(self):
         _check_int("rows", self.rows, 1, MODEL_MAX_DIM)
         _check_int("cols", self.cols, 1, MODEL_MAX_DIM)
-        _check_int("a_bits", self.a_bits, 2, 16)
-        _check_int("w_bits", self.w_bits, 2, 16)
+        if self.pe_mode not in PE_MODES:
+            raise ValueError(f"ArrayConfig.pe_mode must be one of {', '.join(PE_MODES)}, "
+                             f"not {self.pe_mode!r}")
+        mode = self.pe_mode
+        if self.pack is None:
+            object.__setattr__(self, "pack", 1 if mode == "mac" else 8)
+        _check_int("pack", self.pack, 1, 64)
+        if mode == "mac":
+            if self.pack != 1:
+                raise ValueError(f"ArrayConfig.pack must be 1 for pe_mode 'mac', not "
+                                 f"{self.pack}")
+        else:
+            if self.pack not in PACKS:
+                raise ValueError(f"ArrayConfig.pack must be a power of two in 1..64 "
+                                 f"({', '.join(map(str, PACKS))}), not {self.pack}")
+        default_bits = 1 if mode == "xnor" else 8
+        for field in ("a_bits", "w_bits"):
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, default_bits)
+            value = getattr(self, field)
+            if mode == "xnor":
+                _check_int(field, value, 1, 16)
+                if value != 1:
+                    raise ValueError(f"ArrayConfig.{field} must be 1 for pe_mode 'xnor' (one "
+                                     f"bit per element), not {value}")
+            else:
+                _check_int(field, value, 2 if mode == "mac" else 1, 16)
         _check_bool("a_signed", self.a_signed)
         _check_bool("w_signed", self.w_signed)
+        if mode == "xnor":
+            for field in ("a_signed", "w_signed"):
+                if not getattr(self, field):
+                    raise ValueError(f"ArrayConfig.{field} must be True for pe_mode 'xnor' "
+                                     f"(its bits stand for -1 and +1), not False")
         _check_int("acc_bits", self.acc_bits, 2, 32)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"ArrayConfig.dataflow must be one of {', '.join(DATAFLOWS)}, "
                              f"not {self.dataflow!r}")
-        if self.pe_mode not in PE_MODES:
-            raise ValueError(f"ArrayConfig.pe_mode must be one of {', '.join(PE_MODES)}, "
-                             f"not {self.pe_mode!r}")
+        _check_bool("threshold", self.threshold)
+        if self.requant is None:
+            object.__setattr__(self, "requant", not self.threshold)
         _check_bool("requant", self.requant)
+        if self.requant and self.threshold:
+            raise ValueError("ArrayConfig.requant must be False when threshold is True (the "
+                             "threshold compares replace the requantizer), not True")
         _check_int("out_bits", self.out_bits, 2, 16)
         _check_bool("out_signed", self.out_signed)
         _check_int("max_m", self.max_m, 1, 65535)
-        _check_int("max_k", self.max_k, 1, 4096)
+        _check_int("max_k", self.max_k, 1, 65535 if mode == "xnor" else 4096)
         _check_int("max_n", self.max_n, 1, 4096)
         if self.block_rows is not None:
             _check_int("block_rows", self.block_rows, 1, 1024)
@@ -167,9 +224,24 @@ class ArrayConfig:
         return self.block_rows if self.block_rows is not None else 2 * max(self.rows, self.cols)
 
     @property
+    def chunk(self):
+        """Elements of K in one operand beat: ``rows`` PE words of ``pack`` elements."""
+        return self.rows * self.pack
+
+    @property
+    def k_words(self):
+        """Largest number of PE words (``pack`` elements each) along K: ``ceil(max_k / pack)``."""
+        return -(-self.max_k // self.pack)
+
+    @property
     def k_chunks(self):
-        """Largest number of K-chunks (``rows`` elements each) in a row: ``ceil(max_k / rows)``."""
-        return -(-self.max_k // self.rows)
+        """Largest number of K-chunks (beats) in a row: ``ceil(max_k / (rows * pack))``."""
+        return -(-self.max_k // self.chunk)
+
+    @property
+    def has_params(self):
+        """Whether the engine takes per-channel parameters (``par``): requant or threshold."""
+        return self.requant or self.threshold
 
     @property
     def n_tiles(self):
@@ -178,8 +250,11 @@ class ArrayConfig:
 
     @property
     def out_width(self):
-        """Width of one result element: ``out_bits`` when requantizing, else ``acc_bits``."""
-        return self.out_bits if self.requant else self.acc_bits
+        """Width of one result element: ``out_bits`` when requantizing, 1 with thresholds,
+        else ``acc_bits``."""
+        if self.requant:
+            return self.out_bits
+        return 1 if self.threshold else self.acc_bits
 
     @property
     def out_depth_min(self):
@@ -206,9 +281,16 @@ class ArrayConfig:
     def default_name(self):
         """A name that says what the configuration is, e.g. ``qmac_ws_4x4_a8w8``."""
         sign = lambda s: "" if s else "u"  # noqa: E731
-        name = (f"qmac_{self.dataflow}_{self.rows}x{self.cols}_"
-                f"a{sign(self.a_signed)}{self.a_bits}w{sign(self.w_signed)}{self.w_bits}")
-        if not self.requant:
+        name = f"qmac_{self.dataflow}_{self.rows}x{self.cols}_"
+        if self.pe_mode == "xnor":
+            name += f"xnor_p{self.pack}"
+        else:
+            name += f"a{sign(self.a_signed)}{self.a_bits}w{sign(self.w_signed)}{self.w_bits}"
+            if self.pe_mode == "bitserial":
+                name += f"_bs_p{self.pack}"
+        if self.threshold:
+            name += "_thr"
+        elif not self.requant:
             name += f"_acc{self.acc_bits}"
         return name
 
@@ -234,32 +316,51 @@ class ArrayConfig:
 
 #: Version of the engine's cycle-level schedule. The cycle model in ``sim/`` implements
 #: this version; a manifest records it so that a model and an RTL can be matched up.
-TIMING_VERSION = 1
+TIMING_VERSION = 2
 
 #: Configurations built by ``python -m hw.build`` with no flags, kept in ``rtl/``.
 DEFAULT_CONFIGS = (
     ArrayConfig(rows=8, cols=8, dataflow="ws"),
     ArrayConfig(rows=8, cols=8, dataflow="os"),
+    ArrayConfig(rows=8, cols=8, dataflow="ws", pe_mode="xnor", max_k=2048),
+    ArrayConfig(rows=8, cols=8, dataflow="ws", pe_mode="bitserial"),
 )
 
 _FIELD_HELP = {
     "rows": "rows of PEs (1..64 to generate, up to 256 to model); K comes in chunks of rows",
     "cols": "columns of PEs (1..64 to generate, up to 256 to model); one output channel each",
-    "a_bits": "activation width in bits (2..16)",
-    "w_bits": "weight width in bits (2..16)",
+    "a_bits": "activation width in bits: mac 2..16; bitserial 1..16, the most bit planes a "
+              "command may use; xnor 1",
+    "w_bits": "weight width in bits: mac 2..16; bitserial 1..16, the most bit planes a command "
+              "may use; xnor 1",
     "a_signed": "activations are two's complement (--no-a-signed: unsigned)",
     "w_signed": "weights are two's complement (--no-w-signed: unsigned)",
     "acc_bits": "accumulator width (2..32); sums wrap around (two's complement)",
     "dataflow": "ws (weight-stationary) or os (output-stationary)",
-    "pe_mode": "processing-element arithmetic: mac",
+    "pe_mode": "processing-element arithmetic: mac (integer multiply-accumulate), xnor (binary "
+               "+-1 operands, XNOR-popcount), bitserial (one bit plane of activations and of "
+               "weights per cycle, AND-popcount, planes chosen per GEMM)",
+    "pack": "elements of K per PE per cycle in the xnor and bitserial modes, a power of two "
+            "1..64 (mac: 1)",
     "requant": "requantize to --out-bits in hardware (--no-requant: emit raw accumulators)",
+    "threshold": "per-channel threshold compares instead of the requantizer: one bit per "
+                 "output, (acc >= T) xor invert, the next layer's binary activations",
     "out_bits": "requantized output width (2..16)",
     "out_signed": "requantized outputs are signed (--no-out-signed: unsigned)",
     "max_m": "largest M a command may ask for (1..65535)",
-    "max_k": "largest K (1..4096); sizes the weight buffer with --max-n",
+    "max_k": "largest K (1..4096; xnor, where K counts bits: 1..65535); sizes the weight "
+             "buffer with --max-n",
     "max_n": "largest N (1..4096); the weight buffer holds all of K x N",
     "block_rows": "weight-stationary rows per activation block (default 2 x max(rows, cols))",
     "out_depth": "output FIFO depth (default: enough that a never-stalled output never throttles)",
+}
+
+#: Defaults that depend on other fields, as ``--help`` states them.
+_DEFAULT_TEXT = {
+    "a_bits": "8; xnor: 1",
+    "w_bits": "8; xnor: 1",
+    "pack": "1; xnor and bitserial: 8",
+    "requant": "on unless --threshold",
 }
 
 
@@ -273,7 +374,7 @@ def add_config_arguments(parser):
     for field in dataclasses.fields(ArrayConfig):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
-        shown = "derived" if default is None else default
+        shown = _DEFAULT_TEXT.get(field.name, "derived" if default is None else default)
         help_text = f"{_FIELD_HELP[field.name]} [default: {shown}]"
         if field.type is bool or isinstance(default, bool):
             group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,

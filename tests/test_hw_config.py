@@ -110,9 +110,14 @@ def test_integer_field_wrong_type(fields, pattern):
     check_refused(TypeError, pattern, **fields)
 
 
-@pytest.mark.parametrize("field", ["a_signed", "w_signed", "requant", "out_signed"])
-@pytest.mark.parametrize(("value", "shown"), [(1, "1"), (0, "0"), ("yes", "'yes'"),
-                                              (None, "None")])
+_WRONG_FLAGS = [(1, "1"), (0, "0"), ("yes", "'yes'"), (None, "None")]
+
+
+# requant=None is not wrong: it means the default (see test_requant_default_follows_threshold).
+@pytest.mark.parametrize(("field", "value", "shown"), [
+    (field, value, shown)
+    for field in ("a_signed", "w_signed", "requant", "threshold", "out_signed")
+    for value, shown in _WRONG_FLAGS if not (field == "requant" and value is None)])
 def test_flag_wrong_type(field, value, shown):
     check_refused(TypeError, rf"^ArrayConfig\.{field} must be True or False, not {shown}$",
                   **{field: value})
@@ -131,8 +136,9 @@ def test_numpy_integers_are_stored_as_int():
     ({"dataflow": "xy"}, r"^ArrayConfig\.dataflow must be one of ws, os, not 'xy'$"),
     ({"dataflow": "WS"}, r"^ArrayConfig\.dataflow must be one of ws, os, not 'WS'$"),
     ({"dataflow": None}, r"^ArrayConfig\.dataflow must be one of ws, os, not None$"),
-    ({"pe_mode": "xnor"}, r"^ArrayConfig\.pe_mode must be one of mac, not 'xnor'$"),
-    ({"pe_mode": ""}, r"^ArrayConfig\.pe_mode must be one of mac, not ''$"),
+    ({"pe_mode": "XNOR"},
+     r"^ArrayConfig\.pe_mode must be one of mac, xnor, bitserial, not 'XNOR'$"),
+    ({"pe_mode": ""}, r"^ArrayConfig\.pe_mode must be one of mac, xnor, bitserial, not ''$"),
 ])
 def test_unknown_choice(fields, pattern):
     check_refused(ValueError, pattern, **fields)
@@ -154,7 +160,7 @@ def test_generator_limit(field):
 
 def test_choice_tuples():
     assert DATAFLOWS == ("ws", "os")
-    assert PE_MODES == ("mac",)
+    assert PE_MODES == ("mac", "xnor", "bitserial")
 
 
 @pytest.mark.parametrize(("rows", "block_rows"), [(4, 8), (4, 3), (1, 2)])
@@ -302,7 +308,92 @@ def test_default_name(fields, name):
 
 
 def test_default_configs():
-    assert [c.default_name for c in DEFAULT_CONFIGS] == ["qmac_ws_8x8_a8w8", "qmac_os_8x8_a8w8"]
+    assert [c.default_name for c in DEFAULT_CONFIGS] == [
+        "qmac_ws_8x8_a8w8", "qmac_os_8x8_a8w8", "qmac_ws_8x8_xnor_p8", "qmac_ws_8x8_a8w8_bs_p8"]
+
+
+# --- low-bit PE modes -----------------------------------------------------------------------
+
+def test_low_bit_defaults():
+    xnor = ArrayConfig(pe_mode="xnor")
+    assert (xnor.a_bits, xnor.w_bits, xnor.pack, xnor.requant) == (1, 1, 8, True)
+    bitserial = ArrayConfig(pe_mode="bitserial")
+    assert (bitserial.a_bits, bitserial.w_bits, bitserial.pack) == (8, 8, 8)
+    mac = ArrayConfig()
+    assert (mac.a_bits, mac.w_bits, mac.pack) == (8, 8, 1)
+
+
+@pytest.mark.parametrize(("fields", "exc", "pattern"), [
+    ({"pack": 2}, ValueError, r"^ArrayConfig\.pack must be 1 for pe_mode 'mac', not 2$"),
+    ({"pack": 0}, ValueError, r"^ArrayConfig\.pack must be an integer in 1\.\.64, not 0$"),
+    ({"pe_mode": "xnor", "pack": 3}, ValueError,
+     r"^ArrayConfig\.pack must be a power of two in 1\.\.64 \(1, 2, 4, 8, 16, 32, 64\), not 3$"),
+    ({"pe_mode": "bitserial", "pack": 128}, ValueError,
+     r"^ArrayConfig\.pack must be an integer in 1\.\.64, not 128$"),
+    ({"pe_mode": "xnor", "pack": 4.0}, TypeError,
+     r"^ArrayConfig\.pack must be an integer in 1\.\.64, not 4\.0$"),
+    ({"pe_mode": "xnor", "a_bits": 8}, ValueError,
+     r"^ArrayConfig\.a_bits must be 1 for pe_mode 'xnor' \(one bit per element\), not 8$"),
+    ({"pe_mode": "xnor", "w_bits": 2}, ValueError,
+     r"^ArrayConfig\.w_bits must be 1 for pe_mode 'xnor' \(one bit per element\), not 2$"),
+    ({"pe_mode": "xnor", "a_signed": False}, ValueError,
+     r"^ArrayConfig\.a_signed must be True for pe_mode 'xnor' \(its bits stand for -1 and "
+     r"\+1\), not False$"),
+    ({"pe_mode": "xnor", "w_signed": False}, ValueError,
+     r"^ArrayConfig\.w_signed must be True for pe_mode 'xnor'"),
+    ({"pe_mode": "bitserial", "a_bits": 0}, ValueError,
+     r"^ArrayConfig\.a_bits must be an integer in 1\.\.16, not 0$"),
+    ({"pe_mode": "bitserial", "w_bits": 17}, ValueError,
+     r"^ArrayConfig\.w_bits must be an integer in 1\.\.16, not 17$"),
+    ({"a_bits": 1}, ValueError, r"^ArrayConfig\.a_bits must be an integer in 2\.\.16, not 1$"),
+    ({"threshold": True, "requant": True}, ValueError,
+     r"^ArrayConfig\.requant must be False when threshold is True \(the threshold compares "
+     r"replace the requantizer\), not True$"),
+    ({"max_k": 4097}, ValueError, r"^ArrayConfig\.max_k must be an integer in 1\.\.4096, "
+     r"not 4097$"),
+    ({"pe_mode": "xnor", "max_k": 65536}, ValueError,
+     r"^ArrayConfig\.max_k must be an integer in 1\.\.65535, not 65536$"),
+])
+def test_low_bit_refused(fields, exc, pattern):
+    check_refused(exc, pattern, **fields)
+
+
+def test_low_bit_accepted_edges():
+    for pack in (1, 2, 64):
+        assert ArrayConfig(pe_mode="xnor", pack=pack).pack == pack
+    assert ArrayConfig(pe_mode="bitserial", a_bits=1, w_bits=16).a_bits == 1
+    assert ArrayConfig(pe_mode="xnor", max_k=65535).max_k == 65535
+
+
+def test_requant_default_follows_threshold():
+    assert ArrayConfig().requant is True and ArrayConfig().has_params
+    config = ArrayConfig(threshold=True)
+    assert config.requant is False and config.has_params and config.out_width == 1
+    raw = ArrayConfig(requant=False)
+    assert not raw.has_params and raw.out_width == 32
+    assert ArrayConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize(("fields", "chunk", "k_words", "k_chunks"), [
+    ({"rows": 4, "max_k": 256}, 4, 256, 64),
+    ({"rows": 4, "pe_mode": "xnor", "pack": 8, "max_k": 257}, 32, 33, 9),
+    ({"rows": 3, "pe_mode": "bitserial", "pack": 2, "max_k": 5}, 6, 3, 1),
+])
+def test_word_and_chunk_sizes(fields, chunk, k_words, k_chunks):
+    config = ArrayConfig(**fields)
+    assert (config.chunk, config.k_words, config.k_chunks) == (chunk, k_words, k_chunks)
+
+
+@pytest.mark.parametrize(("fields", "name"), [
+    ({"pe_mode": "xnor"}, "qmac_ws_4x4_xnor_p8"),
+    ({"pe_mode": "xnor", "pack": 32, "threshold": True, "dataflow": "os"},
+     "qmac_os_4x4_xnor_p32_thr"),
+    ({"pe_mode": "xnor", "requant": False, "acc_bits": 16}, "qmac_ws_4x4_xnor_p8_acc16"),
+    ({"pe_mode": "bitserial", "a_bits": 4, "a_signed": False, "pack": 2},
+     "qmac_ws_4x4_au4w8_bs_p2"),
+])
+def test_low_bit_default_name(fields, name):
+    assert ArrayConfig(**fields).default_name == name
 
 
 # --- command-line flags ---------------------------------------------------------------------
@@ -343,6 +434,8 @@ def test_no_flags_gives_none():
                 out_bits=4, out_signed=False, block_rows=5, max_m=100, max_k=33, max_n=12,
                 out_depth=3),
     ArrayConfig(),
+    ArrayConfig(pe_mode="xnor", pack=16, threshold=True, dataflow="os", max_k=1000),
+    ArrayConfig(pe_mode="bitserial", a_bits=3, w_bits=2, w_signed=False, pack=4),
     *DEFAULT_CONFIGS,
 ])
 def test_flags_round_trip(config):
