@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Signal
 
-__all__ = ["delay", "equals"]
+__all__ = ["delay", "equals", "popcount"]
 
 
 def delay(m, value, cycles, name):
@@ -24,3 +24,16 @@ def equals(value, constant):
     if constant == 0:
         return ~value.any()
     return value == constant
+
+
+def popcount(value):
+    """Number of 1 bits of ``value``, as a balanced tree of additions (unsigned)."""
+    bits = [value[i] for i in range(len(value))]
+    if not bits:
+        raise ValueError("popcount of a zero-width value")
+    while len(bits) > 1:
+        pairs = [bits[i] + bits[i + 1] for i in range(0, len(bits) - 1, 2)]
+        if len(bits) % 2:
+            pairs.append(bits[-1])
+        bits = pairs
+    return bits[0]

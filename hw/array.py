@@ -5,35 +5,113 @@ Both arrays take one unskewed vector per cycle, skew it internally (row ``r`` is
 accumulators per cycle, so the logic around them never sees the skew.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._logic import delay
-from .config import ArrayConfig
+from ._logic import delay, popcount
+from .config import ArrayConfig, ceil_log2
 from .interfaces import wgt_shape
 
-__all__ = ["operand_shape", "MacPE", "WSProcessingElement", "OSProcessingElement",
-           "WSArray", "OSArray"]
+__all__ = ["operand_shape", "weight_operand_shape", "pe_arithmetic", "MacPE", "XnorPE",
+           "BitSerialPE", "WSProcessingElement", "OSProcessingElement", "WSArray", "OSArray"]
 
 
 def operand_shape(config: ArrayConfig):
-    """Activation entering the array: the zero point is already subtracted (``a_bits + 1``)."""
-    return signed(config.a_bits + 1)
+    """Activation entering the array.
+
+    ``mac``: one element with the zero point already subtracted (``a_bits + 1``, signed).
+    ``xnor``: ``pack`` bits. ``bitserial``: one bit plane of ``pack`` elements.
+    """
+    if config.pe_mode == "mac":
+        return signed(config.a_bits + 1)
+    return unsigned(config.pack)
+
+
+def weight_operand_shape(config: ArrayConfig):
+    """Weight held by (or passing through) a PE: one weight, or ``pack`` bits (one plane)."""
+    if config.pe_mode == "mac":
+        return wgt_shape(config)
+    return unsigned(config.pack)
 
 
 class MacPE:
     """The multiply-accumulate arithmetic of the "mac" PE mode: ``acc + a * w``, wrapped.
 
-    Kept apart from the dataflow so that other PE modes replace only this part.
+    Kept apart from the dataflow, so that other PE modes replace only this part. Each mode
+    gives the shape of the weight-stationary partial sum that passes down a column
+    (:attr:`psum_shape`), the weight-stationary step (:meth:`ws_step`), the
+    output-stationary step (:meth:`os_step`) and the extra step flags that travel with the
+    output-stationary operands (:attr:`os_flags`).
     """
+
+    os_flags = ()
 
     def __init__(self, config: ArrayConfig):
         self._acc_bits = config.acc_bits
+        self.psum_shape = signed(config.acc_bits)
 
     def mac(self, acc, a, w):
         """``acc + a * w`` wrapped to the accumulator width (two's complement)."""
         return (acc + a * w)[:self._acc_bits].as_signed()
+
+    def ws_step(self, psum, a, w):
+        return self.mac(psum, a, w)
+
+    def os_step(self, acc, a, w, flags):
+        """Next value of an output-stationary accumulator (``acc`` is 0 on a first step)."""
+        return self.mac(acc, a, w)
+
+
+class XnorPE(MacPE):
+    """The "xnor" PE mode: ``pack`` binary elements per cycle, counting the mismatches.
+
+    A PE adds ``popcount(a XOR w)``: the elements where the ±1 operands differ (padding past
+    K is zero in both operands, so it never counts). The column's ±1 dot product is
+    ``K - 2 * mismatches``, formed once per output after the array (see ``GemmEngine``).
+    Weight-stationary partial sums are counts up to ``rows * pack``, no wider.
+    """
+
+    def __init__(self, config: ArrayConfig):
+        super().__init__(config)
+        self.psum_shape = unsigned(ceil_log2(config.rows * config.pack + 1))
+
+    def count(self, a, w):
+        return popcount(a ^ w)
+
+    def ws_step(self, psum, a, w):
+        return (psum + self.count(a, w))[:self.psum_shape.width]
+
+    def os_step(self, acc, a, w, flags):
+        return (acc + self.count(a, w))[:self._acc_bits].as_signed()
+
+
+class BitSerialPE(XnorPE):
+    """The "bitserial" PE mode: one bit plane of ``pack`` activations and of ``pack``
+    weights per cycle, ``popcount(a_i AND w_j)``.
+
+    Weight-stationary: the PE only counts; the column's count is weighted by
+    ``±2**(i + j)`` once, below the array. Output-stationary: the PE weights its own
+    counts by Horner's rule: plane pairs arrive in order of decreasing ``i + j``, and on
+    the first step of a smaller ``i + j`` the accumulator doubles (flag ``dbl``) before
+    the count is added, or subtracted when exactly one of the planes is a signed top plane
+    (flag ``neg``). Everything wraps at ``acc_bits``.
+    """
+
+    os_flags = ("dbl", "neg")
+
+    def count(self, a, w):
+        return popcount(a & w)
+
+    def os_step(self, acc, a, w, flags):
+        base = Mux(flags["dbl"], (acc << 1)[:self._acc_bits], acc)
+        count = self.count(a, w)
+        return Mux(flags["neg"], base - count, base + count)[:self._acc_bits].as_signed()
+
+
+def pe_arithmetic(config: ArrayConfig):
+    """The arithmetic object of ``config.pe_mode``."""
+    return {"mac": MacPE, "xnor": XnorPE, "bitserial": BitSerialPE}[config.pe_mode](config)
 
 
 class WSProcessingElement(wiring.Component):
@@ -41,11 +119,11 @@ class WSProcessingElement(wiring.Component):
 
     Members
     -------
-    a_in : In(a_bits + 1, signed)
+    a_in : In(operand_shape)
         Activation from the left; it is used in this cycle and passed on registered.
     bank_in : In(1)
         Which weight bank ``a_in`` is multiplied with; travels along with the activation.
-    psum_in : In(acc_bits, signed)
+    psum_in : In(psum shape of the PE mode)
         Partial sum from the PE above (0 in the top row).
     load, load_bank, load_data : In
         When ``load`` is high, bank ``load_bank`` takes ``load_data`` at the end of the cycle.
@@ -54,12 +132,12 @@ class WSProcessingElement(wiring.Component):
     """
 
     def __init__(self, config: ArrayConfig):
-        self._arith = MacPE(config)
-        acc = signed(config.acc_bits)
+        self._arith = pe_arithmetic(config)
+        psum = self._arith.psum_shape
         super().__init__({
-            "a_in": In(operand_shape(config)), "bank_in": In(1), "psum_in": In(acc),
-            "load": In(1), "load_bank": In(1), "load_data": In(wgt_shape(config)),
-            "a_out": Out(operand_shape(config)), "bank_out": Out(1), "psum_out": Out(acc),
+            "a_in": In(operand_shape(config)), "bank_in": In(1), "psum_in": In(psum),
+            "load": In(1), "load_bank": In(1), "load_data": In(weight_operand_shape(config)),
+            "a_out": Out(operand_shape(config)), "bank_out": Out(1), "psum_out": Out(psum),
         })
 
     def elaborate(self, platform):
@@ -74,7 +152,7 @@ class WSProcessingElement(wiring.Component):
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.bank_out.eq(self.bank_in),
-            self.psum_out.eq(self._arith.mac(self.psum_in, self.a_in, weight)),
+            self.psum_out.eq(self._arith.ws_step(self.psum_in, self.a_in, weight)),
         ]
         return m
 
@@ -82,39 +160,48 @@ class WSProcessingElement(wiring.Component):
 class OSProcessingElement(wiring.Component):
     """Output-stationary PE: accumulates in place; finished sums drain down a result chain.
 
-    Activations and the step flags (``valid``, ``first``, ``last``) arrive from the left and
-    pass right; weights arrive from the top and pass down. On the ``last`` step the final
-    sum is pushed into this PE's two-register slot of the column's result chain. The chain
-    moves one PE per two cycles, so the sums of a column, finished one cycle apart from top
-    to bottom, reach the bottom one cycle apart, the bottom PE's first.
+    Activations and the step flags (``valid``, ``first``, ``last``, plus the PE mode's
+    own, see :class:`MacPE`) arrive from the left and pass right; weights arrive from the
+    top and pass down. On the ``last`` step the final sum is pushed into this PE's
+    two-register slot of the column's result chain. The chain moves one PE per two
+    cycles, so the sums of a column, finished one cycle apart from top to bottom, reach
+    the bottom one cycle apart, the bottom PE's first.
     """
 
     def __init__(self, config: ArrayConfig):
-        self._arith = MacPE(config)
+        self._arith = pe_arithmetic(config)
+        self._flag_names = ("valid", "first", "last", *self._arith.os_flags)
         acc = signed(config.acc_bits)
-        super().__init__({
-            "a_in": In(operand_shape(config)), "w_in": In(wgt_shape(config)),
-            "valid_in": In(1), "first_in": In(1), "last_in": In(1), "chain_in": In(acc),
-            "a_out": Out(operand_shape(config)), "w_out": Out(wgt_shape(config)),
-            "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1), "chain_out": Out(acc),
-        })
+        ports = {"a_in": In(operand_shape(config)), "w_in": In(weight_operand_shape(config)),
+                 "chain_in": In(acc), "a_out": Out(operand_shape(config)),
+                 "w_out": Out(weight_operand_shape(config)), "chain_out": Out(acc)}
+        for name in self._flag_names:
+            ports[f"{name}_in"] = In(1)
+            ports[f"{name}_out"] = Out(1)
+        super().__init__(ports)
         self._acc_shape = acc
+
+    @property
+    def flag_names(self):
+        return self._flag_names
 
     def elaborate(self, platform):
         m = Module()
         acc = Signal(self._acc_shape)
         slot = Signal(self._acc_shape)
         total = Signal(self._acc_shape)
-        m.d.comb += total.eq(self._arith.mac(Mux(self.first_in, 0, acc), self.a_in, self.w_in))
+        flags = {name: getattr(self, f"{name}_in") for name in self._flag_names}
+        m.d.comb += total.eq(self._arith.os_step(Mux(self.first_in, 0, acc), self.a_in,
+                                                 self.w_in, flags))
         with m.If(self.valid_in):
             m.d.sync += acc.eq(total)
         m.d.sync += [
             slot.eq(Mux(self.valid_in & self.last_in, total, self.chain_in)),
             self.chain_out.eq(slot),
             self.a_out.eq(self.a_in), self.w_out.eq(self.w_in),
-            self.valid_out.eq(self.valid_in), self.first_out.eq(self.first_in),
-            self.last_out.eq(self.last_in),
         ]
+        for name in self._flag_names:
+            m.d.sync += getattr(self, f"{name}_out").eq(flags[name])
         return m
 
 
@@ -132,28 +219,29 @@ class WSArray(wiring.Component):
 
     Members
     -------
-    a : In(ArrayLayout(a_bits + 1, rows))
-        One activation per row (row ``r`` meets weight row ``r``).
+    a : In(ArrayLayout(operand_shape, rows))
+        One activation (word) per row (row ``r`` meets weight row ``r``).
     bank : In(1)
         Weight bank for this vector.
     load, load_bank : In(1)
         Load ``load_data`` into bank ``load_bank`` of every PE.
-    load_data : In(ArrayLayout(ArrayLayout(w, rows), cols))
-        ``load_data[c][r]`` is the weight of PE ``(r, c)``.
-    psum : Out(ArrayLayout(acc_bits, cols))
-        Deskewed column sums.
+    load_data : In(ArrayLayout(ArrayLayout(weight operand, rows), cols))
+        ``load_data[c][r]`` is the weight (word) of PE ``(r, c)``.
+    psum : Out(ArrayLayout(psum shape, cols))
+        Deskewed column sums: wrapped ``acc_bits`` sums (``mac``) or counts of up to
+        ``rows * pack`` (``xnor``, ``bitserial``).
     """
 
     def __init__(self, config: ArrayConfig):
         self._config = config
-        acc = signed(config.acc_bits)
+        psum = pe_arithmetic(config).psum_shape
         super().__init__({
             "a": In(data.ArrayLayout(operand_shape(config), config.rows)),
             "bank": In(1),
             "load": In(1), "load_bank": In(1),
-            "load_data": In(data.ArrayLayout(data.ArrayLayout(wgt_shape(config), config.rows),
-                                             config.cols)),
-            "psum": Out(data.ArrayLayout(acc, config.cols)),
+            "load_data": In(data.ArrayLayout(
+                data.ArrayLayout(weight_operand_shape(config), config.rows), config.cols)),
+            "psum": Out(data.ArrayLayout(psum, config.cols)),
         })
 
     def elaborate(self, platform):
@@ -191,44 +279,50 @@ class OSArray(wiring.Component):
 
     Members
     -------
-    a : In(ArrayLayout(a_bits + 1, rows))
-        ``a[j]`` is the activation of output row ``j`` of the tile for this step.
-    w : In(ArrayLayout(w, cols))
-        ``w[c]`` is the weight of output column ``c`` for this step.
+    a : In(ArrayLayout(operand_shape, rows))
+        ``a[j]`` is the activation (word) of output row ``j`` of the tile for this step.
+    w : In(ArrayLayout(weight operand, cols))
+        ``w[c]`` is the weight (word) of output column ``c`` for this step.
     valid, first, last : In(1)
         Step flags: accumulate; start from zero; push the finished sum.
+    dbl, neg : In(1)
+        ``bitserial`` only: double the sum before this step; subtract this step's count.
     result : Out(ArrayLayout(acc_bits, cols))
         Deskewed finished sums, one tile row per cycle.
     """
 
     def __init__(self, config: ArrayConfig):
         self._config = config
-        super().__init__({
+        self._flag_names = ("valid", "first", "last", *pe_arithmetic(config).os_flags)
+        ports = {
             "a": In(data.ArrayLayout(operand_shape(config), config.rows)),
-            "w": In(data.ArrayLayout(wgt_shape(config), config.cols)),
-            "valid": In(1), "first": In(1), "last": In(1),
+            "w": In(data.ArrayLayout(weight_operand_shape(config), config.cols)),
             "result": Out(data.ArrayLayout(signed(config.acc_bits), config.cols)),
-        })
+        }
+        for name in self._flag_names:
+            ports[name] = In(1)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         rows, cols = self._config.rows, self._config.cols
         pes = [[OSProcessingElement(self._config) for _ in range(cols)] for _ in range(rows)]
         w_top = [delay(m, self.w[c], c, f"skew_w{c}") for c in range(cols)]
+        names = self._flag_names
         for r in range(rows):
             a = delay(m, self.a[rows - 1 - r], r, f"skew_a{r}")
-            flags = [delay(m, f, r, f"skew_{n}{r}") for n, f in
-                     (("valid", self.valid), ("first", self.first), ("last", self.last))]
+            flags = [delay(m, getattr(self, n), r, f"skew_{n}{r}") for n in names]
             for c in range(cols):
                 pe = pes[r][c]
                 m.submodules[f"pe_{r}_{c}"] = pe
                 m.d.comb += [
-                    pe.a_in.eq(a), pe.valid_in.eq(flags[0]), pe.first_in.eq(flags[1]),
-                    pe.last_in.eq(flags[2]),
+                    pe.a_in.eq(a),
                     pe.w_in.eq(pes[r - 1][c].w_out if r else w_top[c]),
                     pe.chain_in.eq(pes[r - 1][c].chain_out if r else 0),
                 ]
-                a, flags = pe.a_out, [pe.valid_out, pe.first_out, pe.last_out]
+                m.d.comb += [getattr(pe, f"{n}_in").eq(f) for n, f in zip(names, flags,
+                                                                          strict=True)]
+                a, flags = pe.a_out, [getattr(pe, f"{n}_out") for n in names]
         for c, out in enumerate(_deskew(m, [pes[rows - 1][c].chain_out for c in range(cols)],
                                         "deskew")):
             m.d.comb += self.result[c].eq(out)

@@ -11,16 +11,26 @@ import numpy as np
 from amaranth.lib import data
 
 from .config import ArrayConfig
-from .interfaces import act_layout, cmd_layout, par_layout, res_layout, wgt_layout
+from .interfaces import act_shape, cmd_layout, par_layout, res_layout, wgt_shape
 
-__all__ = ["Gemm", "StreamCodec"]
+__all__ = ["Gemm", "StreamCodec", "int_range"]
+
+
+def int_range(bits, signed):
+    """``(lo, hi)`` of a ``bits``-wide integer, signed or not."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
 @dataclass(frozen=True)
 class Gemm:
-    """One GEMM job: operands and (for requantizing engines) the output stage.
+    """One GEMM job: operands and (for engines with an output stage) its parameters.
 
-    ``a`` is (M, K), ``w`` is (K, N); ``bias``, ``m0``, ``shift`` have one entry per column.
+    ``a`` is (M, K), ``w`` is (K, N), as integers: ``mac`` and ``bitserial`` elements in
+    their integer range, ``xnor`` elements -1 or +1. ``a_zero_point`` is used by the
+    ``mac`` mode only; ``a_planes`` and ``w_planes`` by the ``bitserial`` mode only
+    (default: the configuration's ``a_bits`` and ``w_bits``). Requantizing engines take
+    ``bias``, ``m0``, ``shift`` (one entry per column), ``out_zero_point``, ``act_min``,
+    ``act_max``; threshold engines take ``threshold`` and ``invert`` (one per column).
     """
 
     a: np.ndarray
@@ -32,6 +42,10 @@ class Gemm:
     out_zero_point: int = 0
     act_min: int = -128
     act_max: int = 127
+    a_planes: int | None = None
+    w_planes: int | None = None
+    threshold: np.ndarray | None = None
+    invert: np.ndarray | None = None
 
     @property
     def shape(self):
@@ -63,14 +77,22 @@ def _pack_lanes(values, width):
 
 
 class StreamCodec:
-    """Packs a :class:`Gemm` into beats of every input stream and unpacks result beats."""
+    """Packs a :class:`Gemm` into beats of every input stream and unpacks result beats.
 
-    def __init__(self, config: ArrayConfig):
+    An operand beat carries ``rows * pack`` consecutive elements along K, element ``e``
+    of the beat in bits ``e * w .. e * w + w - 1`` (``w`` the element width: 1 in the
+    ``xnor`` mode, where +1 is bit 1 and -1 bit 0). Elements past K in a row's last beat
+    are padding, which the engine ignores: zeros, or with ``padding_rng`` (a numpy
+    Generator) random values, to show that they are ignored.
+    """
+
+    def __init__(self, config: ArrayConfig, padding_rng=None):
         self.config = config
+        self._padding_rng = padding_rng
         self._cmd = _fields(cmd_layout(config))
-        self._par = _fields(par_layout(config))
-        self._a_width = act_layout(config).elem_shape.width
-        self._w_width = wgt_layout(config).elem_shape.width
+        self._par = _fields(par_layout(config)) if config.has_params else {}
+        self._a_width = act_shape(config).width
+        self._w_width = wgt_shape(config).width
         res = res_layout(config)
         self._r_width = res.elem_shape.width
         self._r_signed = res.elem_shape.signed
@@ -82,37 +104,87 @@ class StreamCodec:
             word |= (int(values[name]) & ((1 << width) - 1)) << offset
         return word
 
+    def planes(self, gemm: Gemm):
+        """``(a_planes, w_planes)`` of a bit-serial GEMM (the configuration's widths by
+        default); ``(a_bits, w_bits)`` in the other modes."""
+        cfg = self.config
+        if cfg.pe_mode != "bitserial":
+            return cfg.a_bits, cfg.w_bits
+        a_planes = cfg.a_bits if gemm.a_planes is None else int(gemm.a_planes)
+        w_planes = cfg.w_bits if gemm.w_planes is None else int(gemm.w_planes)
+        for name, value, top in (("a_planes", a_planes, cfg.a_bits),
+                                 ("w_planes", w_planes, cfg.w_bits)):
+            if not 1 <= value <= top:
+                raise ValueError(f"{name} must be in 1..{top}, not {value}")
+        return a_planes, w_planes
+
     def command(self, gemm: Gemm):
         """The ``cmd`` beat of ``gemm``."""
         m, k, n = gemm.shape
+        a_planes, w_planes = self.planes(gemm)
         values = {"m": m, "k": k, "n": n, "a_zero_point": gemm.a_zero_point,
+                  "a_planes": a_planes, "w_planes": w_planes,
                   "out_zero_point": gemm.out_zero_point, "act_min": gemm.act_min,
                   "act_max": gemm.act_max}
         return self._pack_struct(self._cmd, values)
 
-    def _chunks(self, matrix):
-        """Rows of ``matrix`` cut into ``rows``-element chunks along K (last one zero-padded)."""
-        rows = self.config.rows
-        count, k = matrix.shape
-        chunks = -(-k // rows)
-        padded = np.zeros((count, chunks * rows), dtype=np.int64)
-        padded[:, :k] = matrix
-        return padded.reshape(count * chunks, rows)
+    def _element_range(self, name, gemm):
+        """The integers an operand's elements may take (for this GEMM's bit planes)."""
+        cfg = self.config
+        if cfg.pe_mode == "xnor":
+            return -1, 1
+        a_planes, w_planes = self.planes(gemm)
+        if name == "a":
+            return int_range(a_planes, cfg.a_signed)
+        return int_range(w_planes, cfg.w_signed)
+
+    def _codes(self, name, matrix, gemm):
+        """Elements as the integers the stream carries (xnor: +1 -> 1, -1 -> 0), checked."""
+        matrix = np.asarray(matrix)
+        if not np.issubdtype(matrix.dtype, np.integer):
+            raise TypeError(f"{name} must be an integer array, not an array of dtype "
+                            f"{matrix.dtype}")
+        matrix = matrix.astype(np.int64)
+        lo, hi = self._element_range(name, gemm)
+        if self.config.pe_mode == "xnor":
+            if matrix.size and not np.isin(matrix, (-1, 1)).all():
+                bad = matrix[~np.isin(matrix, (-1, 1))].flat[0]
+                raise ValueError(f"{name} must hold -1 and +1 only (pe_mode 'xnor'), not {bad}")
+            return (matrix > 0).astype(np.int64)
+        if matrix.size and (matrix.min() < lo or matrix.max() > hi):
+            bad = matrix.min() if matrix.min() < lo else matrix.max()
+            raise ValueError(f"{name} must hold integers in {lo}..{hi}, not {bad}")
+        return matrix
+
+    def _chunks(self, codes, width):
+        """Rows of element codes cut into beats of ``rows * pack`` elements along K."""
+        per_beat = self.config.chunk
+        count, k = codes.shape
+        chunks = -(-k // per_beat)
+        padded = np.zeros((count, chunks * per_beat), dtype=np.int64)
+        if self._padding_rng is not None:
+            padded[:] = self._padding_rng.integers(0, 1 << width, size=padded.shape)
+        padded[:, :k] = codes
+        return padded.reshape(count * chunks, per_beat)
 
     def activations(self, gemm: Gemm):
-        """``act`` beats: A row by row, ``rows`` elements of K per beat."""
-        return _pack_lanes(self._chunks(np.asarray(gemm.a, dtype=np.int64)), self._a_width)
+        """``act`` beats: A row by row, ``rows * pack`` elements of K per beat."""
+        codes = self._codes("a", gemm.a, gemm)
+        return _pack_lanes(self._chunks(codes, self._a_width), self._a_width)
 
     def weights(self, gemm: Gemm):
-        """``wgt`` beats: W channel by channel (W transposed), ``rows`` weights per beat."""
-        return _pack_lanes(self._chunks(np.asarray(gemm.w, dtype=np.int64).T), self._w_width)
+        """``wgt`` beats: W channel by channel (W transposed), ``rows * pack`` weights per beat."""
+        codes = self._codes("w", gemm.w, gemm).T
+        return _pack_lanes(self._chunks(codes, self._w_width), self._w_width)
 
     def params(self, gemm: Gemm):
         """``par`` beats: one per output channel."""
         n = gemm.shape[2]
+        if self.config.threshold:
+            return [self._pack_struct(self._par, {"threshold": gemm.threshold[i],
+                                                  "invert": gemm.invert[i]}) for i in range(n)]
         return [self._pack_struct(self._par, {"bias": gemm.bias[i], "m0": gemm.m0[i],
                                               "shift": gemm.shift[i]}) for i in range(n)]
-
     def result_order(self, m, n):
         """``(row, first column)`` of every result beat, in stream order."""
         cfg = self.config

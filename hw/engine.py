@@ -22,7 +22,7 @@ for its results (credits), so the array itself never stalls and every stream tol
 any stall on either side.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,8 +30,17 @@ from amaranth.lib.wiring import In, Out
 from ._logic import delay, equals
 from .array import OSArray, WSArray
 from .config import ArrayConfig, ceil_log2
-from .interfaces import act_layout, cmd_layout, par_layout, res_layout, wgt_layout
+from .interfaces import (
+    act_layout,
+    act_word,
+    cmd_layout,
+    par_layout,
+    res_layout,
+    wgt_layout,
+    wgt_word,
+)
 from .requant import REQUANT_LATENCY, Requantizer
+from .threshold import THRESHOLD_LATENCY, ThresholdUnit
 
 __all__ = ["GemmEngine", "engine_signature"]
 
@@ -43,7 +52,7 @@ def engine_signature(config: ArrayConfig):
         "act": In(stream.Signature(act_layout(config))),
         "wgt": In(stream.Signature(wgt_layout(config))),
     }
-    if config.requant:
+    if config.has_params:
         ports["par"] = In(stream.Signature(par_layout(config)))
     ports["res"] = Out(stream.Signature(res_layout(config)))
     ports["busy"] = Out(1)
@@ -52,13 +61,21 @@ def engine_signature(config: ArrayConfig):
 
 
 def _select(word, index):
-    """Element ``index`` of an array view, as a multiplexer (not a shift and truncation).
+    """Element ``index`` of an array view (or bit of a value), as a multiplexer (not a shift
+    and truncation).
 
     The multiplexer has a case for every value of ``index`` (indices past the end give
-    element 0, and never occur), so that no case is left undefined.
+    element 0, and never occur), so that no case is left undefined. Elements that are
+    views themselves come back as their bits.
     """
     cases = 1 << len(index)
-    return Array(word[i] if i < len(word) else word[0] for i in range(cases))[index]
+    if isinstance(word, Value):             # a plain value: its bits are the elements
+        return Array(word[i if i < len(word) else 0] for i in range(cases))[index]
+
+    def bits(i):
+        element = word[i if i < len(word) else 0]
+        return element.as_value() if isinstance(element, data.View) else element
+    return Array(bits(i) for i in range(cases))[index]
 
 
 def _buffer(shape, address_bits):
@@ -88,13 +105,13 @@ class GemmEngine(wiring.Component):
     act : In(stream.Signature(act_layout))
     wgt : In(stream.Signature(wgt_layout))
     par : In(stream.Signature(par_layout))
-        Only when ``config.requant``.
+        Only when ``config.has_params`` (requantizer or threshold compares).
     res : Out(stream.Signature(res_layout))
     busy : Out(1)
         High from the cycle after a command is accepted until its results are all out.
     error : Out(1)
-        High after a command with a zero or over-limit size (or ``act_min > act_max``)
-        was refused; low again after the next good command.
+        High after a command with a zero or over-limit size (or bit planes out of range,
+        or ``act_min > act_max``) was refused; low again after the next good command.
     """
 
     def __init__(self, config: ArrayConfig):
@@ -126,6 +143,12 @@ class GemmEngine(wiring.Component):
             bad |= p.k > cfg.max_k
         if (1 << len(p.n)) - 1 > cfg.max_n:
             bad |= p.n > cfg.max_n
+        if cfg.pe_mode == "bitserial":
+            bad |= equals(p.a_planes, 0) | equals(p.w_planes, 0)
+            if (1 << len(p.a_planes)) - 1 > cfg.a_bits:
+                bad |= p.a_planes > cfg.a_bits
+            if (1 << len(p.w_planes)) - 1 > cfg.w_bits:
+                bad |= p.w_planes > cfg.w_bits
         if cfg.requant:
             bad |= p.act_min > p.act_max
         start = Signal()
@@ -135,6 +158,7 @@ class GemmEngine(wiring.Component):
             m.d.sync += self.error.eq(bad)
             with m.If(~bad):
                 m.d.sync += [cmd.eq(p), busy.eq(1)]
+        self._decode_words(p)
 
         self._act_buffer()
         self._wgt_buffer()
@@ -152,6 +176,45 @@ class GemmEngine(wiring.Component):
         return m
 
     # ---- helpers -------------------------------------------------------------------
+
+    def _decode_words(self, p):
+        """Per-GEMM constants of K in PE words, registered with the command.
+
+        ``self._kw``: PE words along K, ``ceil(K / pack)``; ``self._last_mask``: the valid
+        elements of the last word (bit ``e`` set for element ``e``). With ``pack`` 1 a word
+        is an element, and ``K`` itself is used.
+        """
+        m, cfg = self._m, self._config
+        if cfg.pack == 1:
+            self._kw = self._cmd.k
+            self._last_mask = Const(1, 1)
+            return
+        shift = ceil_log2(cfg.pack)
+        self._kw = Signal(range(cfg.k_words + 1), name="k_words")
+        self._last_mask = Signal(cfg.pack, name="k_last_mask")
+        tail = (p.k - 1)[:shift]                      # valid elements of the last word - 1
+        with m.If(self._start):
+            m.d.sync += [self._kw.eq((p.k + cfg.pack - 1) >> shift),
+                         # element 0 of the last word is always valid
+                         self._last_mask.eq(Cat(Const(1, 1), *(Const(e, shift) <= tail
+                                                               for e in range(1, cfg.pack))))]
+
+    def _word_mask(self, word):
+        """Valid elements of PE word ``word`` along K: all, those of the last word, or none."""
+        cfg = self._config
+        if cfg.pack == 1:
+            return word < self._kw
+        full = Const((1 << cfg.pack) - 1, cfg.pack)
+        return Mux(word + 1 < self._kw, full, Mux(word + 1 == self._kw, self._last_mask, 0))
+
+    def _operand(self, word, plane, mask):
+        """The array operand of an arriving word: masked bits, or one masked bit plane."""
+        cfg = self._config
+        if cfg.pe_mode == "xnor":
+            return word & mask
+        # bitserial: bit `plane` of every element (the elements are arrays of pack values)
+        bits = Cat(_select(Value.cast(word[e]), plane) for e in range(cfg.pack))
+        return bits if mask is None else bits & mask
 
     def _counter(self, name, limit):
         """A counter register 0..limit, cleared when a command starts.
@@ -171,12 +234,12 @@ class GemmEngine(wiring.Component):
         return sig
 
     def _chunk_walk(self, prefix):
-        """K-chunk counter: ``(index, offset, is_last)``; offset = index * rows."""
+        """K-chunk counter: ``(index, offset, is_last)``; offset = index * rows, in PE words."""
         cfg = self._config
         kt = self._counter(f"{prefix}_kt", cfg.k_chunks)
         koff = self._counter(f"{prefix}_koff", cfg.k_chunks * cfg.rows)
         last = Signal(name=f"{prefix}_klast")
-        self._m.d.comb += last.eq(koff + cfg.rows >= self._cmd.k)
+        self._m.d.comb += last.eq(koff + cfg.rows >= self._kw)
         return kt, koff, last
 
     def _advance_chunk(self, kt, koff, last):
@@ -201,7 +264,7 @@ class GemmEngine(wiring.Component):
         the block per step), one word per (block half, chunk).
         """
         m, cfg = self._m, self._config
-        width = cfg.rows * cfg.a_bits
+        width = act_layout(cfg).size
         kt_bits = _bits(cfg.k_chunks)
         row = self._counter("ld_row", cfg.max_m)
         row_in_block = self._counter("ld_mloc", cfg.block)
@@ -286,11 +349,11 @@ class GemmEngine(wiring.Component):
     def _wgt_buffer(self):
         cfg = self._config
         self._wgt_read, self._wgt_ready = self._channel_loader(
-            "wl", self.wgt, unsigned(cfg.rows * cfg.w_bits), per_channel_words=True)
+            "wl", self.wgt, unsigned(wgt_layout(cfg).size), per_channel_words=True)
 
     def _par_buffer(self):
         cfg = self._config
-        if cfg.requant:
+        if cfg.has_params:
             self._par_read, self._par_ready = self._channel_loader(
                 "pl", self.par, unsigned(par_layout(cfg).size), per_channel_words=False)
         else:
@@ -322,19 +385,52 @@ class GemmEngine(wiring.Component):
 
     # ---- weight-stationary ---------------------------------------------------------
 
+    def _plane_walk(self, prefix, planes_field, bits):
+        """Bit-plane counter 0..planes-1 of a bit-serial GEMM: ``(index, is_last)``.
+
+        Other PE modes have one "plane": the index is 0 and every step is its last.
+        """
+        if self._config.pe_mode != "bitserial":
+            return Const(0, 1), Const(1, 1)
+        plane = self._counter(f"{prefix}", max(bits - 1, 1))
+        last = Signal(name=f"{prefix}_last")
+        self._m.d.comb += last.eq(plane + 1 == getattr(self._cmd, planes_field))
+        return plane, last
+
+    def _advance_plane(self, plane, last, wrapped):
+        """Next bit plane; after the last one, plane 0 and ``wrapped()`` (the outer walk)."""
+        if self._config.pe_mode != "bitserial":
+            wrapped()
+            return
+        m = self._m
+        with m.If(last):
+            m.d.sync += plane.eq(0)
+            wrapped()
+        with m.Else():
+            m.d.sync += plane.eq(plane + 1)
+
+    def _negative(self, i, j):
+        """Whether plane pair ``(i, j)`` weighs negative: exactly one signed top plane."""
+        cfg, cmd = self._config, self._cmd
+        a_top = (i + 1 == cmd.a_planes) if cfg.a_signed else Const(0, 1)
+        w_top = (j + 1 == cmd.w_planes) if cfg.w_signed else Const(0, 1)
+        return a_top ^ w_top
+
     def _ws_datapath(self):
         """Weight-stationary: a weight-tile loader and a row issuer, one tile apart.
 
-        Tiles are walked block by block, then column tile, then K chunk. The loader puts
-        the next tile's weights into the PEs' idle bank while the issuer streams the rows
-        of the current tile; each row carries its bank along, so tiles follow back to
-        back. A bank may be reloaded ``rows + cols - 2`` cycles after the last row of the
+        Tiles are walked block by block, then column tile, then K chunk (then, bit-serial,
+        weight bit plane ``j``). The loader puts the next tile's weights into the PEs' idle
+        bank while the issuer streams the rows of the current tile (bit-serial: once per
+        activation bit plane ``i``); each row carries its bank along, so tiles follow back
+        to back. A bank may be reloaded ``rows + cols - 2`` cycles after the last row of the
         tile that used it was issued (when that row has left the last PE).
         """
         m, cfg = self._m, self._config
         R, C = cfg.rows, cfg.cols
         cmd = self._cmd
         kt_bits, nt_bits, mb_bits = _bits(cfg.k_chunks), _bits(cfg.n_tiles), _bits(cfg.block)
+        bitserial = cfg.pe_mode == "bitserial"
         array = m.submodules.array = WSArray(cfg)
 
         # -- weight-tile loader --
@@ -343,6 +439,7 @@ class GemmEngine(wiring.Component):
         wt_nt = self._counter("wt_nt", cfg.n_tiles)
         wt_n0 = self._counter("wt_n0", cfg.n_tiles * C)
         wt_kt, wt_koff, wt_klast = self._chunk_walk("wt")
+        wt_j, wt_jlast = self._plane_walk("wt_plane", "w_planes", cfg.w_bits)
         wt_bank = self._flag("wt_bank")
         wt_done = self._flag("wt_done")
         ahead = self._counter("tiles_ahead", 2)       # tiles loaded but not yet issued
@@ -354,8 +451,8 @@ class GemmEngine(wiring.Component):
             m.d.comb += port.addr.eq(Cat(wt_kt[:kt_bits], wt_nt[:nt_bits]))
         wt_nlast = wt_n0 + C >= cmd.n
         wt_mlast = wt_mbase + cfg.block >= cmd.m
-        with m.If(wt_go):
-            m.d.sync += wt_bank.eq(~wt_bank)
+
+        def wt_next_chunk():
             self._advance_chunk(wt_kt, wt_koff, wt_klast)
             with m.If(wt_klast):
                 with m.If(wt_nlast):
@@ -365,18 +462,31 @@ class GemmEngine(wiring.Component):
                         m.d.sync += wt_done.eq(1)
                 with m.Else():
                     m.d.sync += [wt_nt.eq(wt_nt + 1), wt_n0.eq(wt_n0 + C)]
+
+        with m.If(wt_go):
+            m.d.sync += wt_bank.eq(~wt_bank)
+            self._advance_plane(wt_j, wt_jlast, wt_next_chunk)
         # The loaded word arrives one cycle later and is written into the PEs then.
         load = Signal()
         load_bank = Signal()
         load_koff = Signal.like(wt_koff)
         m.d.sync += [load.eq(wt_go), load_bank.eq(wt_bank), load_koff.eq(wt_koff)]
+        load_j = None
+        if bitserial:
+            load_j = Signal.like(wt_j)
+            m.d.sync += load_j.eq(wt_j)
         m.d.comb += [array.load.eq(load), array.load_bank.eq(load_bank)]
-        w_word = data.ArrayLayout(array.load_data.shape().elem_shape.elem_shape, R)
+        masks = [Signal(cfg.pack, name=f"load_mask{r}") for r in range(R)]
+        m.d.comb += [masks[r].eq(self._word_mask(load_koff + r)) for r in range(R)]
         for c in range(C):
-            word = w_word(self._wgt_read[c].data)
+            word = wgt_layout(cfg)(self._wgt_read[c].data)
             for r in range(R):
-                # Rows of the last chunk past K get weight 0, so they add nothing.
-                m.d.comb += array.load_data[c][r].eq(Mux(load_koff + r < cmd.k, word[r], 0))
+                # Words (elements) past K get weight 0, so they add nothing.
+                if cfg.pe_mode == "mac":
+                    value = Mux(masks[r], word[r], 0)
+                else:
+                    value = self._operand(word[r], load_j, masks[r])
+                m.d.comb += array.load_data[c][r].eq(value)
 
         # -- row issuer --
         ri_block = self._counter("ri_block", self._max_blocks)
@@ -384,31 +494,45 @@ class GemmEngine(wiring.Component):
         ri_nt = self._counter("ri_nt", cfg.n_tiles)
         ri_n0 = self._counter("ri_n0", cfg.n_tiles * C)
         ri_kt, ri_koff, ri_klast = self._chunk_walk("ri")
+        ri_j, ri_jlast = self._plane_walk("ri_wplane", "w_planes", cfg.w_bits)
+        ri_i, ri_ilast = self._plane_walk("ri_aplane", "a_planes", cfg.a_bits)
         ri_row = self._counter("ri_row", cfg.block)
         ri_bank = self._flag("ri_bank")
         ri_done = self._flag("ri_done")
         block_rows = Signal(range(cfg.block + 1))
         m.d.comb += block_rows.eq(Mux(cmd.m - ri_mbase < cfg.block, cmd.m - ri_mbase,
                                       cfg.block))
+        # The last contribution to a row's results: its results get a FIFO entry.
+        ri_final = Signal()
+        m.d.comb += ri_final.eq(ri_klast & ri_jlast & ri_ilast)
         ri_go = Signal()
         m.d.comb += ri_go.eq(
             self.busy & ~ri_done & (ahead >= 1) & (self._ld_blocks > ri_block)
-            & (~ri_klast | ((self._reserved < self._credit_limit) & self._par_ready(ri_nt))))
-        m.d.comb += self._reserve.eq(ri_go & ri_klast)
+            & (~ri_final | ((self._reserved < self._credit_limit) & self._par_ready(ri_nt))))
+        m.d.comb += self._reserve.eq(ri_go & ri_final)
         m.d.comb += self._act_read[0].addr.eq(Cat(ri_kt[:kt_bits], ri_row[:mb_bits], ri_block[0]))
-        tile_end = ri_go & (ri_row == block_rows - 1)
+        row_end = ri_row == block_rows - 1
+        tile_end = ri_go & row_end & ri_ilast
+
+        def ri_next_chunk():
+            self._advance_chunk(ri_kt, ri_koff, ri_klast)
+            with m.If(ri_klast):
+                with m.If(ri_n0 + C >= cmd.n):
+                    m.d.sync += [ri_nt.eq(0), ri_n0.eq(0), ri_block.eq(ri_block + 1),
+                                 ri_mbase.eq(ri_mbase + cfg.block)]
+                    with m.If(ri_mbase + cfg.block >= cmd.m):
+                        m.d.sync += ri_done.eq(1)
+                with m.Else():
+                    m.d.sync += [ri_nt.eq(ri_nt + 1), ri_n0.eq(ri_n0 + C)]
+
+        def ri_next_tile():
+            m.d.sync += ri_bank.eq(~ri_bank)
+            self._advance_plane(ri_j, ri_jlast, ri_next_chunk)
+
         with m.If(ri_go):
-            with m.If(tile_end):
-                m.d.sync += [ri_row.eq(0), ri_bank.eq(~ri_bank)]
-                self._advance_chunk(ri_kt, ri_koff, ri_klast)
-                with m.If(ri_klast):
-                    with m.If(ri_n0 + C >= cmd.n):
-                        m.d.sync += [ri_nt.eq(0), ri_n0.eq(0), ri_block.eq(ri_block + 1),
-                                     ri_mbase.eq(ri_mbase + cfg.block)]
-                        with m.If(ri_mbase + cfg.block >= cmd.m):
-                            m.d.sync += ri_done.eq(1)
-                    with m.Else():
-                        m.d.sync += [ri_nt.eq(ri_nt + 1), ri_n0.eq(ri_n0 + C)]
+            with m.If(row_end):
+                m.d.sync += ri_row.eq(0)
+                self._advance_plane(ri_i, ri_ilast, ri_next_tile)
             with m.Else():
                 m.d.sync += ri_row.eq(ri_row + 1)
         m.d.comb += self._seq_block.eq(ri_block)
@@ -421,20 +545,41 @@ class GemmEngine(wiring.Component):
         self._issued_all = ri_done
 
         # -- array input, one cycle after the issue (the buffer read) --
-        tag = data.StructLayout({"valid": 1, "first": 1, "last": 1,
-                                 "row": unsigned(max(mb_bits, 1)),
-                                 "nt": unsigned(max(nt_bits, 1))})
+        fields = {"valid": 1, "first": 1, "last": 1, "row": unsigned(max(mb_bits, 1)),
+                  "nt": unsigned(max(nt_bits, 1))}
+        if bitserial:
+            fields["shift"] = unsigned(max(1, ceil_log2(cfg.a_bits + cfg.w_bits - 1)))
+            fields["neg"] = 1
+        tag = data.StructLayout(fields)
         issued = Signal(tag)
-        m.d.sync += [issued.valid.eq(ri_go), issued.first.eq(equals(ri_kt, 0)),
-                     issued.last.eq(ri_klast), issued.row.eq(ri_row), issued.nt.eq(ri_nt)]
+        first = equals(ri_kt, 0)
+        if bitserial:
+            first &= equals(ri_j, 0) & equals(ri_i, 0)
+            m.d.sync += [issued.shift.eq(ri_i + ri_j), issued.neg.eq(self._negative(ri_i, ri_j))]
+        m.d.sync += [issued.valid.eq(ri_go), issued.first.eq(first),
+                     issued.last.eq(ri_final), issued.row.eq(ri_row), issued.nt.eq(ri_nt)]
         bank = Signal()
         m.d.sync += bank.eq(ri_bank)
         a_word = act_layout(cfg)(self._act_read[0].data)
-        for r in range(R):
-            m.d.comb += array.a[r].eq(a_word[r] - cmd.a_zero_point)
+        if cfg.pe_mode == "mac":
+            for r in range(R):
+                m.d.comb += array.a[r].eq(a_word[r] - cmd.a_zero_point)
+        elif cfg.pe_mode == "xnor":
+            issued_koff = Signal.like(ri_koff)
+            m.d.sync += issued_koff.eq(ri_koff)
+            for r in range(R):
+                m.d.comb += array.a[r].eq(self._operand(a_word[r], None,
+                                                        self._word_mask(issued_koff + r)))
+        else:
+            # Weights past K are zero, so the activations need no mask.
+            issued_i = Signal.like(ri_i)
+            m.d.sync += issued_i.eq(ri_i)
+            for r in range(R):
+                m.d.comb += array.a[r].eq(self._operand(a_word[r], issued_i, None))
         m.d.comb += array.bank.eq(bank)
 
-        # -- accumulate over K chunks: the psum of a vector is out R + C - 1 cycles later --
+        # -- accumulate over K chunks (and bit planes): the psum of a vector is out
+        #    R + C - 1 cycles after it entered --
         before = delay(m, issued, R + C - 2, "tag")  # one cycle before the psum
         at_psum = Signal(tag)
         m.d.sync += at_psum.eq(before)
@@ -443,36 +588,47 @@ class GemmEngine(wiring.Component):
         acc_wp = acc_mem.write_port()
         acc_rp = acc_mem.read_port(transparent_for=(acc_wp,))
         m.d.comb += acc_rp.addr.eq(before.row[:mb_bits])
-        acc_shape = data.ArrayLayout(array.psum.shape().elem_shape, C)
+        acc_shape = data.ArrayLayout(signed(cfg.acc_bits), C)
         previous = acc_shape(acc_rp.data)
         total = Signal(acc_shape)
         for c in range(C):
-            m.d.comb += total[c].eq(
-                (Mux(at_psum.first, 0, previous[c]) + array.psum[c])[:cfg.acc_bits])
+            base = Mux(at_psum.first, 0, previous[c])
+            psum = array.psum[c]
+            if bitserial:
+                weighted = (psum << at_psum.shift)[:cfg.acc_bits]
+                value = Mux(at_psum.neg, base - weighted, base + weighted)
+            else:
+                value = base + psum
+            m.d.comb += total[c].eq(value[:cfg.acc_bits])
         m.d.comb += [acc_wp.addr.eq(at_psum.row[:mb_bits]), acc_wp.data.eq(total.as_value()),
                      acc_wp.en.eq(at_psum.valid & ~at_psum.last)]
         self._post(at_psum.valid & at_psum.last, total, at_psum.nt)
 
+
     # ---- output-stationary ---------------------------------------------------------
 
     def _os_datapath(self):
-        """Output-stationary: tiles of ``rows`` rows x ``cols`` channels, ``K`` steps each.
+        """Output-stationary: tiles of ``rows`` rows x ``cols`` channels, one step per PE word.
 
         A tile starts once its block of A, its column tile of W (and parameters) are in,
         its ``rows`` results have FIFO entries, and its last step will come at least
-        ``rows`` cycles after the previous tile's; then its K steps issue back to back.
+        ``rows`` cycles after the previous tile's; then its steps issue back to back:
+        ``ceil(K / pack)`` words, and in the bit-serial mode that many for each pair of bit
+        planes ``(i, j)``, pairs in order of decreasing ``i + j`` (Horner's rule, see
+        :class:`hw.array.BitSerialPE`).
         """
         m, cfg = self._m, self._config
         R, C = cfg.rows, cfg.cols
         cmd = self._cmd
         kt_bits, nt_bits = _bits(cfg.k_chunks), _bits(cfg.n_tiles)
+        bitserial = cfg.pe_mode == "bitserial"
         array = m.submodules.array = OSArray(cfg)
 
         mt = self._counter("os_block", self._max_blocks)
         mbase = self._counter("os_mbase", cfg.max_m + R)
         nt = self._counter("os_nt", cfg.n_tiles)
         n0 = self._counter("os_n0", cfg.n_tiles * C)
-        step = self._counter("os_step", cfg.max_k)
+        step = self._counter("os_step", cfg.k_words)
         kt = self._counter("os_kt", cfg.k_chunks)
         elem = self._counter("os_elem", R - 1)
         in_tile = self._flag("os_in_tile")
@@ -483,11 +639,21 @@ class GemmEngine(wiring.Component):
         tile_rows = Signal(range(R + 1))
         m.d.comb += tile_rows.eq(Mux(cmd.m - mbase < R, cmd.m - mbase, R))
         first = ~in_tile
-        last = step == cmd.k - 1
+        word_last = Signal()
+        m.d.comb += word_last.eq(step + 1 == self._kw)
+        if bitserial:
+            pair = self._os_plane_pairs(in_tile)
+            pass_last = pair["last"]
+            tile_steps = Signal(range(cfg.k_words * cfg.a_bits * cfg.w_bits + 1))
+            m.d.comb += tile_steps.eq(self._kw * cmd.a_planes * cmd.w_planes)
+        else:
+            pass_last = Const(1, 1)
+            tile_steps = self._kw
+        last = word_last & pass_last
         can_start = (self.busy & ~done & ~in_tile & (self._ld_blocks > mt)
                      & self._wgt_ready(nt) & self._par_ready(nt)
                      & (self._reserved + tile_rows <= self._credit_limit)
-                     & (since + cmd.k >= R + 1))
+                     & (since + tile_steps >= R + 1))
         go = Signal()
         m.d.comb += go.eq(in_tile | can_start)
         m.d.comb += self._reserve.eq(Mux(can_start, tile_rows, 0))
@@ -495,21 +661,34 @@ class GemmEngine(wiring.Component):
             m.d.comb += port.addr.eq(Cat(kt[:kt_bits], mt[0]))
         for port in self._wgt_read:
             m.d.comb += port.addr.eq(Cat(kt[:kt_bits], nt[:nt_bits]))
+
+        def next_tile():
+            m.d.sync += in_tile.eq(0)
+            with m.If(n0 + C >= cmd.n):
+                m.d.sync += [nt.eq(0), n0.eq(0), mt.eq(mt + 1), mbase.eq(mbase + R)]
+                with m.If(mbase + R >= cmd.m):
+                    m.d.sync += done.eq(1)
+            with m.Else():
+                m.d.sync += [nt.eq(nt + 1), n0.eq(n0 + C)]
+
         with m.If(go):
-            with m.If(last):
-                m.d.sync += [in_tile.eq(0), step.eq(0), kt.eq(0), elem.eq(0)]
-                with m.If(n0 + C >= cmd.n):
-                    m.d.sync += [nt.eq(0), n0.eq(0), mt.eq(mt + 1), mbase.eq(mbase + R)]
-                    with m.If(mbase + R >= cmd.m):
-                        m.d.sync += done.eq(1)
-                with m.Else():
-                    m.d.sync += [nt.eq(nt + 1), n0.eq(n0 + C)]
+            with m.If(word_last):
+                m.d.sync += [step.eq(0), kt.eq(0), elem.eq(0)]
+                if bitserial:
+                    with m.If(pass_last):
+                        next_tile()
+                    with m.Else():
+                        m.d.sync += in_tile.eq(1)
+                else:
+                    next_tile()
             with m.Else():
                 m.d.sync += [in_tile.eq(1), step.eq(step + 1)]
                 with m.If(equals(elem, R - 1)):
                     m.d.sync += [elem.eq(0), kt.eq(kt + 1)]
                 with m.Else():
                     m.d.sync += elem.eq(elem + 1)
+        if bitserial:
+            self._os_advance_pair(pair, go, word_last)
         with m.If(go & last):
             m.d.sync += since.eq(1)
         with m.Elif(since < R):
@@ -518,18 +697,44 @@ class GemmEngine(wiring.Component):
         self._issued_all = done
 
         # -- array input, one cycle after the issue (the buffer reads) --
-        flags = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
+        flag_fields = {"valid": 1, "first": 1, "last": 1}
+        if bitserial:
+            flag_fields.update(dbl=1, neg=1)
+        flags = Signal(data.StructLayout(flag_fields))
         sel = Signal.like(elem)
         m.d.sync += [flags.valid.eq(go), flags.first.eq(first), flags.last.eq(last),
                      sel.eq(elem)]
+        mask = None
+        if cfg.pe_mode != "mac":
+            mask = Signal(cfg.pack, name="os_mask")
+            m.d.sync += mask.eq(self._word_mask(step))
+        if bitserial:
+            sel_i, sel_j = Signal.like(pair["i"]), Signal.like(pair["j"])
+            m.d.sync += [sel_i.eq(pair["i"]), sel_j.eq(pair["j"]),
+                         flags.dbl.eq(pair["dbl"] & equals(step, 0)),
+                         flags.neg.eq(self._negative(pair["i"], pair["j"]))]
+        a_word, w_word = act_word(cfg), wgt_word(cfg)
         for j in range(R):
-            word = act_layout(cfg)(self._act_read[j].data)
-            m.d.comb += array.a[j].eq(_select(word, sel) - cmd.a_zero_point)
+            lane = _select(act_layout(cfg)(self._act_read[j].data), sel)
+            if cfg.pe_mode == "mac":
+                value = lane - cmd.a_zero_point
+            elif cfg.pe_mode == "xnor":
+                value = self._operand(lane, None, mask)
+            else:
+                # Weights past K are zero, so the activations need no mask.
+                value = self._operand(a_word(lane), sel_i, None)
+            m.d.comb += array.a[j].eq(value)
         for c in range(C):
-            word = wgt_layout(cfg)(self._wgt_read[c].data)
-            m.d.comb += array.w[c].eq(_select(word, sel))
-        m.d.comb += [array.valid.eq(flags.valid), array.first.eq(flags.first),
-                     array.last.eq(flags.last)]
+            lane = _select(wgt_layout(cfg)(self._wgt_read[c].data), sel)
+            if cfg.pe_mode == "mac":
+                value = lane
+            elif cfg.pe_mode == "xnor":
+                value = self._operand(lane, None, mask)
+            else:
+                value = self._operand(w_word(lane), sel_j, mask)
+            m.d.comb += array.w[c].eq(value)
+        for name in flag_fields:
+            m.d.comb += getattr(array, name).eq(getattr(flags, name))
 
         # -- results: row j of a tile is out rows + cols + j cycles after its last step --
         token = Signal(data.StructLayout({"valid": 1, "rows": unsigned(ceil_log2(R + 1)),
@@ -550,16 +755,66 @@ class GemmEngine(wiring.Component):
                 m.d.sync += row.eq(row + 1)
         self._post(valid, array.result, out_nt)
 
-    # ---- post-array: requantize, mask, write the FIFO ------------------------------
+    def _os_plane_pairs(self, in_tile):
+        """The bit-plane pair ``(i, j)`` of the current output-stationary pass.
+
+        Pairs go in order of decreasing ``s = i + j`` and, within one ``s``, increasing
+        ``i``: from ``(a_planes - 1, w_planes - 1)`` to ``(0, 0)``. A tile's first pass is
+        the first pair (the registers only hold the pair while the tile runs). ``dbl``:
+        this pass has a smaller ``s`` than the one before it (so its first step doubles
+        the sum).
+        """
+        m, cfg, cmd = self._m, self._config, self._cmd
+        i_reg = Signal(range(max(cfg.a_bits, 2)), name="os_aplane")
+        j_reg = Signal(range(max(cfg.w_bits, 2)), name="os_wplane")
+        s_reg = Signal(range(cfg.a_bits + cfg.w_bits), name="os_psum_shift")
+        dbl_reg = Signal(name="os_pass_doubles")
+        i, j, s = Signal.like(i_reg), Signal.like(j_reg), Signal.like(s_reg)
+        m.d.comb += [
+            i.eq(Mux(in_tile, i_reg, cmd.a_planes - 1)),
+            j.eq(Mux(in_tile, j_reg, cmd.w_planes - 1)),
+            s.eq(Mux(in_tile, s_reg, cmd.a_planes + cmd.w_planes - 2)),
+        ]
+        return {"i": i, "j": j, "s": s, "dbl": in_tile & dbl_reg, "last": equals(s, 0),
+                "regs": (i_reg, j_reg, s_reg, dbl_reg)}
+
+    def _os_advance_pair(self, pair, go, word_last):
+        """Hold the pair during a pass; at its last word, move to the next pair."""
+        m, cmd = self._m, self._cmd
+        i_reg, j_reg, s_reg, dbl_reg = pair["regs"]
+        i, j, s = pair["i"], pair["j"], pair["s"]
+        with m.If(go):
+            with m.If(~word_last):
+                m.d.sync += [i_reg.eq(i), j_reg.eq(j), s_reg.eq(s), dbl_reg.eq(pair["dbl"])]
+            with m.Elif((i + 1 < cmd.a_planes) & ~equals(j, 0)):
+                m.d.sync += [i_reg.eq(i + 1), j_reg.eq(j - 1), dbl_reg.eq(0), s_reg.eq(s)]
+            with m.Else():
+                # Next s = s - 1: its first pair has the smallest i that keeps j in range.
+                m.d.sync += [s_reg.eq(s - 1), dbl_reg.eq(1)]
+                with m.If(s >= cmd.w_planes):
+                    m.d.sync += [i_reg.eq(s - cmd.w_planes), j_reg.eq(cmd.w_planes - 1)]
+                with m.Else():
+                    m.d.sync += [i_reg.eq(0), j_reg.eq(s - 1)]
+
+    # ---- post-array: requantize or compare, mask, write the FIFO ------------------
 
     def _post(self, valid, acc, nt):
-        """Register the finished row; read its channels' parameters for the next cycle."""
+        """Register the finished row; read its channels' parameters for the next cycle.
+
+        ``xnor``: the array counted mismatches; the ±1 dot product is ``K - 2 * count``,
+        wrapped to ``acc_bits`` like every other sum.
+        """
         m, cfg = self._m, self._config
         row_valid = Signal()
-        row_acc = Signal.like(acc)
+        row_acc = Signal(data.ArrayLayout(signed(cfg.acc_bits), cfg.cols))
         row_nt = Signal.like(nt)
-        m.d.sync += [row_valid.eq(valid), row_acc.eq(acc), row_nt.eq(nt)]
-        if cfg.requant:
+        m.d.sync += [row_valid.eq(valid), row_nt.eq(nt)]
+        for c in range(cfg.cols):
+            value = acc[c]
+            if cfg.pe_mode == "xnor":
+                value = self._cmd.k - (value << 1)
+            m.d.sync += row_acc[c].eq(value[:cfg.acc_bits])
+        if cfg.has_params:
             for port in self._par_read:
                 m.d.comb += port.addr.eq(nt[:_bits(cfg.n_tiles)])
         self._row = (row_valid, row_acc, row_nt)
@@ -576,6 +831,13 @@ class GemmEngine(wiring.Component):
                 m.d.comb += rq.params[c].eq(self._par_read[c].data)
             valid, values = rq.out_valid, rq.out
             nt = delay(m, nt, REQUANT_LATENCY, "out_nt")
+        elif cfg.threshold:
+            th = m.submodules.threshold = ThresholdUnit(cfg)
+            m.d.comb += [th.valid.eq(valid), th.acc.eq(acc)]
+            for c in range(cfg.cols):
+                m.d.comb += th.params[c].eq(self._par_read[c].data)
+            valid, values = th.out_valid, th.out
+            nt = delay(m, nt, THRESHOLD_LATENCY, "out_nt")
         else:
             values = acc
         result = Signal(res_layout(cfg))
@@ -583,4 +845,3 @@ class GemmEngine(wiring.Component):
         for c in range(cfg.cols):
             m.d.comb += result[c].eq(Mux(n0 + c < self._cmd.n, values[c], 0))
         m.d.comb += [self._fifo.w_en.eq(valid), self._fifo.w_data.eq(result.as_value())]
-

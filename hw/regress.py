@@ -298,10 +298,11 @@ def _check_oracle(parser, config, cases, path):
     """Bad oracle flags are flag errors: reported before anything is built."""
     import numpy as np
 
-    if not (config.requant and config.a_bits == 8 and config.w_bits == 8 and config.a_signed
+    if not (config.pe_mode == "mac" and config.requant and config.a_bits == 8
+            and config.w_bits == 8 and config.a_signed
             and config.w_signed and config.out_bits == 8 and config.out_signed
             and config.acc_bits == 32):
-        parser.error("--oracle needs an int8 requantizing configuration (a8 w8 signed, "
+        parser.error("--oracle needs an int8 requantizing mac configuration (a8 w8 signed, "
                      "8-bit signed outputs, --acc-bits 32)")
     if not path.is_file():
         parser.error(f"--oracle: no TFLite oracle at {path} (set QMAC_SHARED)")
@@ -344,8 +345,8 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
 
     print(f"seed {seed} (reproduce with --seed {seed})", flush=True)
-    print(f"config {config.default_name}: {config.rows}x{config.cols} {config.dataflow}, "
-          f"{'requantized' if config.requant else f'raw acc{config.acc_bits}'}, max M/K/N "
+    from .build import describe
+    print(f"config {config.default_name}: {describe(config)}, max M/K/N "
           f"{config.max_m}/{config.max_k}/{config.max_n}; {args.sim}; stall_prob "
           f"{args.stall_prob}", flush=True)
     from .rtlsim import RtlSimError

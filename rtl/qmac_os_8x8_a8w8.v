@@ -64,7 +64,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \$152 ;
   wire [13:0] \$153 ;
   wire [13:0] \$154 ;
-  wire \$155 ;
+  wire [9:0] \$155 ;
   wire \$156 ;
   wire \$157 ;
   wire \$158 ;
@@ -79,12 +79,12 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \$166 ;
   wire \$167 ;
   wire \$168 ;
-  wire [8:0] \$169 ;
+  wire \$169 ;
   wire \$17 ;
-  wire \$170 ;
+  wire [8:0] \$170 ;
   wire \$171 ;
-  wire [9:0] \$172 ;
-  wire \$173 ;
+  wire \$172 ;
+  wire [9:0] \$173 ;
   wire \$174 ;
   wire \$175 ;
   wire \$176 ;
@@ -101,34 +101,34 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \$186 ;
   wire \$187 ;
   wire \$188 ;
-  wire [8:0] \$189 ;
+  wire \$189 ;
   wire \$19 ;
-  wire \$190 ;
+  wire [8:0] \$190 ;
   wire \$191 ;
-  wire [9:0] \$192 ;
-  wire \$193 ;
+  wire \$192 ;
+  wire [9:0] \$193 ;
   wire \$194 ;
-  wire [3:0] \$195 ;
-  reg [7:0] \$196 ;
-  wire [8:0] \$197 ;
-  reg [7:0] \$198 ;
-  wire [8:0] \$199 ;
+  wire \$195 ;
+  wire [3:0] \$196 ;
+  reg [7:0] \$197 ;
+  wire [8:0] \$198 ;
+  reg [7:0] \$199 ;
   wire \$2 ;
   wire [9:0] \$20 ;
-  reg [7:0] \$200 ;
-  wire [8:0] \$201 ;
-  reg [7:0] \$202 ;
-  wire [8:0] \$203 ;
-  reg [7:0] \$204 ;
-  wire [8:0] \$205 ;
-  reg [7:0] \$206 ;
-  wire [8:0] \$207 ;
-  reg [7:0] \$208 ;
-  wire [8:0] \$209 ;
+  wire [8:0] \$200 ;
+  reg [7:0] \$201 ;
+  wire [8:0] \$202 ;
+  reg [7:0] \$203 ;
+  wire [8:0] \$204 ;
+  reg [7:0] \$205 ;
+  wire [8:0] \$206 ;
+  reg [7:0] \$207 ;
+  wire [8:0] \$208 ;
+  reg [7:0] \$209 ;
   wire \$21 ;
-  reg [7:0] \$210 ;
-  wire [8:0] \$211 ;
-  reg [7:0] \$212 ;
+  wire [8:0] \$210 ;
+  reg [7:0] \$211 ;
+  wire [8:0] \$212 ;
   reg [7:0] \$213 ;
   reg [7:0] \$214 ;
   reg [7:0] \$215 ;
@@ -137,44 +137,44 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   reg [7:0] \$218 ;
   reg [7:0] \$219 ;
   wire \$22 ;
-  wire \$220 ;
+  reg [7:0] \$220 ;
   wire \$221 ;
-  wire [8:0] \$222 ;
-  wire [9:0] \$223 ;
-  wire \$224 ;
-  wire [7:0] \$225 ;
-  wire [8:0] \$226 ;
-  wire [9:0] \$227 ;
-  wire \$228 ;
-  wire [7:0] \$229 ;
+  wire \$222 ;
+  wire [8:0] \$223 ;
+  wire [9:0] \$224 ;
+  wire \$225 ;
+  wire [7:0] \$226 ;
+  wire [8:0] \$227 ;
+  wire [9:0] \$228 ;
+  wire \$229 ;
   wire [10:0] \$23 ;
-  wire [8:0] \$230 ;
-  wire [9:0] \$231 ;
-  wire \$232 ;
-  wire [7:0] \$233 ;
-  wire [8:0] \$234 ;
-  wire [9:0] \$235 ;
-  wire \$236 ;
-  wire [7:0] \$237 ;
-  wire [8:0] \$238 ;
-  wire [9:0] \$239 ;
+  wire [7:0] \$230 ;
+  wire [8:0] \$231 ;
+  wire [9:0] \$232 ;
+  wire \$233 ;
+  wire [7:0] \$234 ;
+  wire [8:0] \$235 ;
+  wire [9:0] \$236 ;
+  wire \$237 ;
+  wire [7:0] \$238 ;
+  wire [8:0] \$239 ;
   wire \$24 ;
-  wire \$240 ;
-  wire [7:0] \$241 ;
-  wire [8:0] \$242 ;
-  wire [9:0] \$243 ;
-  wire \$244 ;
-  wire [7:0] \$245 ;
-  wire [8:0] \$246 ;
-  wire [9:0] \$247 ;
-  wire \$248 ;
-  wire [7:0] \$249 ;
+  wire [9:0] \$240 ;
+  wire \$241 ;
+  wire [7:0] \$242 ;
+  wire [8:0] \$243 ;
+  wire [9:0] \$244 ;
+  wire \$245 ;
+  wire [7:0] \$246 ;
+  wire [8:0] \$247 ;
+  wire [9:0] \$248 ;
+  wire \$249 ;
   wire \$25 ;
-  wire [8:0] \$250 ;
-  wire [9:0] \$251 ;
-  wire \$252 ;
-  wire [7:0] \$253 ;
-  wire \$254 ;
+  wire [7:0] \$250 ;
+  wire [8:0] \$251 ;
+  wire [9:0] \$252 ;
+  wire \$253 ;
+  wire [7:0] \$254 ;
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
@@ -215,108 +215,108 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \$289 ;
   wire \$29 ;
   wire \$290 ;
-  wire [10:0] \$291 ;
-  wire \$292 ;
+  wire \$291 ;
+  wire [10:0] \$292 ;
   wire \$293 ;
   wire \$294 ;
-  wire [6:0] \$295 ;
-  wire [9:0] \$296 ;
-  wire [13:0] \$297 ;
-  wire \$298 ;
-  wire [13:0] \$299 ;
+  wire \$295 ;
+  wire [6:0] \$296 ;
+  wire [9:0] \$297 ;
+  wire [13:0] \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$300 ;
+  wire [13:0] \$300 ;
   wire \$301 ;
-  wire [10:0] \$302 ;
-  wire [4:0] \$303 ;
-  wire \$304 ;
+  wire \$302 ;
+  wire [10:0] \$303 ;
+  wire [4:0] \$304 ;
   wire \$305 ;
   wire \$306 ;
-  wire [6:0] \$307 ;
-  wire [9:0] \$308 ;
+  wire \$307 ;
+  wire [6:0] \$308 ;
   wire [9:0] \$309 ;
   wire \$31 ;
-  wire \$310 ;
-  wire [6:0] \$311 ;
-  wire [4:0] \$312 ;
-  wire \$313 ;
+  wire [9:0] \$310 ;
+  wire \$311 ;
+  wire [6:0] \$312 ;
+  wire [4:0] \$313 ;
   wire \$314 ;
   wire \$315 ;
-  wire [9:0] \$316 ;
-  wire \$317 ;
-  wire [6:0] \$318 ;
-  wire [4:0] \$319 ;
+  wire \$316 ;
+  wire [9:0] \$317 ;
+  wire \$318 ;
+  wire [6:0] \$319 ;
   wire \$32 ;
-  wire [8:0] \$320 ;
-  wire \$321 ;
-  wire [9:0] \$322 ;
+  wire [4:0] \$320 ;
+  wire [8:0] \$321 ;
+  wire \$322 ;
   wire [9:0] \$323 ;
-  wire \$324 ;
-  wire [9:0] \$325 ;
-  wire \$326 ;
-  wire [10:0] \$327 ;
+  wire [9:0] \$324 ;
+  wire \$325 ;
+  wire [10:0] \$326 ;
+  wire [13:0] \$327 ;
   wire [13:0] \$328 ;
-  wire [13:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire [6:0] \$331 ;
+  wire [6:0] \$330 ;
+  wire [9:0] \$331 ;
   wire [9:0] \$332 ;
-  wire [9:0] \$333 ;
-  wire \$334 ;
-  wire [6:0] \$335 ;
-  wire [3:0] \$336 ;
-  wire [9:0] \$337 ;
+  wire \$333 ;
+  wire [6:0] \$334 ;
+  wire [3:0] \$335 ;
+  wire \$336 ;
+  wire \$337 ;
   wire \$338 ;
-  wire \$339 ;
+  wire [4:0] \$339 ;
   wire \$34 ;
   wire \$340 ;
-  wire [4:0] \$341 ;
+  wire \$341 ;
   wire \$342 ;
-  wire [9:0] \$343 ;
+  wire \$343 ;
   wire \$344 ;
-  wire [9:0] \$345 ;
+  wire [4:0] \$345 ;
   wire \$346 ;
   wire \$347 ;
   wire \$348 ;
-  wire [4:0] \$349 ;
+  wire \$349 ;
   wire [10:0] \$35 ;
-  wire \$350 ;
-  wire \$351 ;
-  wire \$352 ;
-  wire \$353 ;
-  reg \$354 ;
-  reg [62:0] \$355 ;
-  reg \$356 ;
-  reg [12:0] \$357 ;
-  reg [3:0] \$358 ;
-  reg [9:0] \$359 ;
+  reg \$350 ;
+  reg [62:0] \$351 ;
+  reg \$352 ;
+  reg [12:0] \$353 ;
+  reg [3:0] \$354 ;
+  reg [9:0] \$355 ;
+  reg [5:0] \$356 ;
+  reg [8:0] \$357 ;
+  reg [8:0] \$358 ;
+  reg [3:0] \$359 ;
   wire \$36 ;
   reg [5:0] \$360 ;
-  reg [8:0] \$361 ;
+  reg [5:0] \$361 ;
   reg [8:0] \$362 ;
-  reg [3:0] \$363 ;
-  reg [5:0] \$364 ;
+  reg [8:0] \$363 ;
+  reg [3:0] \$364 ;
   reg [5:0] \$365 ;
-  reg [8:0] \$366 ;
-  reg [8:0] \$367 ;
-  reg [3:0] \$368 ;
+  reg [7:0] \$366 ;
+  reg [9:0] \$367 ;
+  reg [12:0] \$368 ;
   reg [5:0] \$369 ;
   wire \$37 ;
-  reg [7:0] \$370 ;
-  reg [9:0] \$371 ;
-  reg [12:0] \$372 ;
-  reg [5:0] \$373 ;
-  reg [8:0] \$374 ;
-  reg [8:0] \$375 ;
-  reg [5:0] \$376 ;
+  reg [8:0] \$370 ;
+  reg [8:0] \$371 ;
+  reg [5:0] \$372 ;
+  reg [2:0] \$373 ;
+  reg \$374 ;
+  reg \$375 ;
+  reg [3:0] \$376 ;
   reg [2:0] \$377 ;
-  reg \$378 ;
-  reg \$379 ;
+  reg [2:0] \$378 ;
+  reg [9:0] \$379 ;
   wire \$38 ;
-  reg [3:0] \$380 ;
-  reg [2:0] \$381 ;
-  reg [2:0] \$382 ;
+  reg [9:0] \$380 ;
+  reg [9:0] \$381 ;
+  reg [9:0] \$382 ;
   reg [9:0] \$383 ;
   reg [9:0] \$384 ;
   reg [9:0] \$385 ;
@@ -331,24 +331,20 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   reg [9:0] \$393 ;
   reg [9:0] \$394 ;
   reg [9:0] \$395 ;
-  reg [9:0] \$396 ;
-  reg [9:0] \$397 ;
-  reg [9:0] \$398 ;
-  reg [9:0] \$399 ;
+  reg [3:0] \$396 ;
+  reg [3:0] \$397 ;
+  reg [4:0] \$398 ;
+  reg \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg [3:0] \$400 ;
-  reg [3:0] \$401 ;
+  reg [4:0] \$400 ;
+  reg [255:0] \$401 ;
   reg [4:0] \$402 ;
-  reg \$403 ;
-  reg [255:0] \$404 ;
+  reg [4:0] \$403 ;
+  reg [4:0] \$404 ;
   reg [4:0] \$405 ;
   reg [4:0] \$406 ;
-  reg [4:0] \$407 ;
-  reg [4:0] \$408 ;
-  reg [4:0] \$409 ;
   wire \$41 ;
-  reg [4:0] \$410 ;
   wire [10:0] \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -1755,53 +1751,53 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \$flatten\requant.$98 ;
   wire [31:0] \$flatten\requant.$99 ;
   wire [5:0] \$signature__addr ;
-  wire [5:0] \$signature__addr$124 ;
-  wire [5:0] \$signature__addr$125 ;
   wire [5:0] \$signature__addr$126 ;
   wire [5:0] \$signature__addr$127 ;
   wire [5:0] \$signature__addr$128 ;
   wire [5:0] \$signature__addr$129 ;
   wire [5:0] \$signature__addr$130 ;
-  wire [9:0] \$signature__addr$131 ;
-  wire [9:0] \$signature__addr$132 ;
+  wire [5:0] \$signature__addr$131 ;
+  wire [5:0] \$signature__addr$132 ;
   wire [9:0] \$signature__addr$133 ;
   wire [9:0] \$signature__addr$134 ;
   wire [9:0] \$signature__addr$135 ;
   wire [9:0] \$signature__addr$136 ;
   wire [9:0] \$signature__addr$137 ;
   wire [9:0] \$signature__addr$138 ;
-  wire [4:0] \$signature__addr$168 ;
-  wire [4:0] \$signature__addr$169 ;
+  wire [9:0] \$signature__addr$139 ;
+  wire [9:0] \$signature__addr$140 ;
   wire [4:0] \$signature__addr$170 ;
   wire [4:0] \$signature__addr$171 ;
   wire [4:0] \$signature__addr$172 ;
   wire [4:0] \$signature__addr$173 ;
   wire [4:0] \$signature__addr$174 ;
   wire [4:0] \$signature__addr$175 ;
+  wire [4:0] \$signature__addr$176 ;
+  wire [4:0] \$signature__addr$177 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$142 ;
-  wire [63:0] \$signature__data$143 ;
   wire [63:0] \$signature__data$144 ;
   wire [63:0] \$signature__data$145 ;
   wire [63:0] \$signature__data$146 ;
   wire [63:0] \$signature__data$147 ;
   wire [63:0] \$signature__data$148 ;
+  wire [63:0] \$signature__data$149 ;
   wire [63:0] \$signature__data$150 ;
-  wire [63:0] \$signature__data$151 ;
   wire [63:0] \$signature__data$152 ;
   wire [63:0] \$signature__data$153 ;
   wire [63:0] \$signature__data$154 ;
   wire [63:0] \$signature__data$155 ;
   wire [63:0] \$signature__data$156 ;
   wire [63:0] \$signature__data$157 ;
-  wire [69:0] \$signature__data$184 ;
-  wire [69:0] \$signature__data$185 ;
+  wire [63:0] \$signature__data$158 ;
+  wire [63:0] \$signature__data$159 ;
   wire [69:0] \$signature__data$186 ;
   wire [69:0] \$signature__data$187 ;
   wire [69:0] \$signature__data$188 ;
   wire [69:0] \$signature__data$189 ;
   wire [69:0] \$signature__data$190 ;
   wire [69:0] \$signature__data$191 ;
+  wire [69:0] \$signature__data$192 ;
+  wire [69:0] \$signature__data$193 ;
   wire [71:0] a;
   wire [8:0] \a[0] ;
   wire [8:0] \a[1] ;
@@ -2103,132 +2099,132 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [8:0] \array.a_out$891 ;
   (* hdlname = "array chain_in" *)
   wire [31:0] \array.chain_in ;
-  (* hdlname = "array chain_in$197" *)
-  wire [31:0] \array.chain_in$197 ;
-  (* hdlname = "array chain_in$207" *)
-  wire [31:0] \array.chain_in$207 ;
-  (* hdlname = "array chain_in$217" *)
-  wire [31:0] \array.chain_in$217 ;
-  (* hdlname = "array chain_in$227" *)
-  wire [31:0] \array.chain_in$227 ;
-  (* hdlname = "array chain_in$237" *)
-  wire [31:0] \array.chain_in$237 ;
-  (* hdlname = "array chain_in$247" *)
-  wire [31:0] \array.chain_in$247 ;
-  (* hdlname = "array chain_in$257" *)
-  wire [31:0] \array.chain_in$257 ;
-  (* hdlname = "array chain_in$264" *)
-  wire [31:0] \array.chain_in$264 ;
-  (* hdlname = "array chain_in$276" *)
-  wire [31:0] \array.chain_in$276 ;
-  (* hdlname = "array chain_in$288" *)
-  wire [31:0] \array.chain_in$288 ;
-  (* hdlname = "array chain_in$300" *)
-  wire [31:0] \array.chain_in$300 ;
-  (* hdlname = "array chain_in$312" *)
-  wire [31:0] \array.chain_in$312 ;
-  (* hdlname = "array chain_in$324" *)
-  wire [31:0] \array.chain_in$324 ;
-  (* hdlname = "array chain_in$336" *)
-  wire [31:0] \array.chain_in$336 ;
-  (* hdlname = "array chain_in$348" *)
-  wire [31:0] \array.chain_in$348 ;
-  (* hdlname = "array chain_in$356" *)
-  wire [31:0] \array.chain_in$356 ;
-  (* hdlname = "array chain_in$368" *)
-  wire [31:0] \array.chain_in$368 ;
-  (* hdlname = "array chain_in$380" *)
-  wire [31:0] \array.chain_in$380 ;
-  (* hdlname = "array chain_in$392" *)
-  wire [31:0] \array.chain_in$392 ;
-  (* hdlname = "array chain_in$404" *)
-  wire [31:0] \array.chain_in$404 ;
-  (* hdlname = "array chain_in$416" *)
-  wire [31:0] \array.chain_in$416 ;
-  (* hdlname = "array chain_in$428" *)
-  wire [31:0] \array.chain_in$428 ;
-  (* hdlname = "array chain_in$440" *)
-  wire [31:0] \array.chain_in$440 ;
-  (* hdlname = "array chain_in$448" *)
-  wire [31:0] \array.chain_in$448 ;
-  (* hdlname = "array chain_in$460" *)
-  wire [31:0] \array.chain_in$460 ;
-  (* hdlname = "array chain_in$472" *)
-  wire [31:0] \array.chain_in$472 ;
-  (* hdlname = "array chain_in$484" *)
-  wire [31:0] \array.chain_in$484 ;
-  (* hdlname = "array chain_in$496" *)
-  wire [31:0] \array.chain_in$496 ;
-  (* hdlname = "array chain_in$508" *)
-  wire [31:0] \array.chain_in$508 ;
-  (* hdlname = "array chain_in$520" *)
-  wire [31:0] \array.chain_in$520 ;
-  (* hdlname = "array chain_in$532" *)
-  wire [31:0] \array.chain_in$532 ;
-  (* hdlname = "array chain_in$540" *)
-  wire [31:0] \array.chain_in$540 ;
-  (* hdlname = "array chain_in$552" *)
-  wire [31:0] \array.chain_in$552 ;
-  (* hdlname = "array chain_in$564" *)
-  wire [31:0] \array.chain_in$564 ;
-  (* hdlname = "array chain_in$576" *)
-  wire [31:0] \array.chain_in$576 ;
-  (* hdlname = "array chain_in$588" *)
-  wire [31:0] \array.chain_in$588 ;
-  (* hdlname = "array chain_in$600" *)
-  wire [31:0] \array.chain_in$600 ;
-  (* hdlname = "array chain_in$612" *)
-  wire [31:0] \array.chain_in$612 ;
-  (* hdlname = "array chain_in$624" *)
-  wire [31:0] \array.chain_in$624 ;
-  (* hdlname = "array chain_in$632" *)
-  wire [31:0] \array.chain_in$632 ;
-  (* hdlname = "array chain_in$644" *)
-  wire [31:0] \array.chain_in$644 ;
-  (* hdlname = "array chain_in$656" *)
-  wire [31:0] \array.chain_in$656 ;
-  (* hdlname = "array chain_in$668" *)
-  wire [31:0] \array.chain_in$668 ;
-  (* hdlname = "array chain_in$680" *)
-  wire [31:0] \array.chain_in$680 ;
-  (* hdlname = "array chain_in$692" *)
-  wire [31:0] \array.chain_in$692 ;
-  (* hdlname = "array chain_in$704" *)
-  wire [31:0] \array.chain_in$704 ;
-  (* hdlname = "array chain_in$716" *)
-  wire [31:0] \array.chain_in$716 ;
-  (* hdlname = "array chain_in$724" *)
-  wire [31:0] \array.chain_in$724 ;
-  (* hdlname = "array chain_in$736" *)
-  wire [31:0] \array.chain_in$736 ;
-  (* hdlname = "array chain_in$748" *)
-  wire [31:0] \array.chain_in$748 ;
-  (* hdlname = "array chain_in$760" *)
-  wire [31:0] \array.chain_in$760 ;
-  (* hdlname = "array chain_in$772" *)
-  wire [31:0] \array.chain_in$772 ;
-  (* hdlname = "array chain_in$784" *)
-  wire [31:0] \array.chain_in$784 ;
-  (* hdlname = "array chain_in$796" *)
-  wire [31:0] \array.chain_in$796 ;
-  (* hdlname = "array chain_in$808" *)
-  wire [31:0] \array.chain_in$808 ;
-  (* hdlname = "array chain_in$816" *)
-  wire [31:0] \array.chain_in$816 ;
-  (* hdlname = "array chain_in$828" *)
-  wire [31:0] \array.chain_in$828 ;
-  (* hdlname = "array chain_in$840" *)
-  wire [31:0] \array.chain_in$840 ;
-  (* hdlname = "array chain_in$852" *)
-  wire [31:0] \array.chain_in$852 ;
-  (* hdlname = "array chain_in$864" *)
-  wire [31:0] \array.chain_in$864 ;
-  (* hdlname = "array chain_in$876" *)
-  wire [31:0] \array.chain_in$876 ;
-  (* hdlname = "array chain_in$888" *)
-  wire [31:0] \array.chain_in$888 ;
-  (* hdlname = "array chain_in$900" *)
-  wire [31:0] \array.chain_in$900 ;
+  (* hdlname = "array chain_in$191" *)
+  wire [31:0] \array.chain_in$191 ;
+  (* hdlname = "array chain_in$201" *)
+  wire [31:0] \array.chain_in$201 ;
+  (* hdlname = "array chain_in$211" *)
+  wire [31:0] \array.chain_in$211 ;
+  (* hdlname = "array chain_in$221" *)
+  wire [31:0] \array.chain_in$221 ;
+  (* hdlname = "array chain_in$231" *)
+  wire [31:0] \array.chain_in$231 ;
+  (* hdlname = "array chain_in$241" *)
+  wire [31:0] \array.chain_in$241 ;
+  (* hdlname = "array chain_in$251" *)
+  wire [31:0] \array.chain_in$251 ;
+  (* hdlname = "array chain_in$261" *)
+  wire [31:0] \array.chain_in$261 ;
+  (* hdlname = "array chain_in$270" *)
+  wire [31:0] \array.chain_in$270 ;
+  (* hdlname = "array chain_in$282" *)
+  wire [31:0] \array.chain_in$282 ;
+  (* hdlname = "array chain_in$294" *)
+  wire [31:0] \array.chain_in$294 ;
+  (* hdlname = "array chain_in$306" *)
+  wire [31:0] \array.chain_in$306 ;
+  (* hdlname = "array chain_in$318" *)
+  wire [31:0] \array.chain_in$318 ;
+  (* hdlname = "array chain_in$330" *)
+  wire [31:0] \array.chain_in$330 ;
+  (* hdlname = "array chain_in$342" *)
+  wire [31:0] \array.chain_in$342 ;
+  (* hdlname = "array chain_in$353" *)
+  wire [31:0] \array.chain_in$353 ;
+  (* hdlname = "array chain_in$362" *)
+  wire [31:0] \array.chain_in$362 ;
+  (* hdlname = "array chain_in$374" *)
+  wire [31:0] \array.chain_in$374 ;
+  (* hdlname = "array chain_in$386" *)
+  wire [31:0] \array.chain_in$386 ;
+  (* hdlname = "array chain_in$398" *)
+  wire [31:0] \array.chain_in$398 ;
+  (* hdlname = "array chain_in$410" *)
+  wire [31:0] \array.chain_in$410 ;
+  (* hdlname = "array chain_in$422" *)
+  wire [31:0] \array.chain_in$422 ;
+  (* hdlname = "array chain_in$434" *)
+  wire [31:0] \array.chain_in$434 ;
+  (* hdlname = "array chain_in$445" *)
+  wire [31:0] \array.chain_in$445 ;
+  (* hdlname = "array chain_in$454" *)
+  wire [31:0] \array.chain_in$454 ;
+  (* hdlname = "array chain_in$466" *)
+  wire [31:0] \array.chain_in$466 ;
+  (* hdlname = "array chain_in$478" *)
+  wire [31:0] \array.chain_in$478 ;
+  (* hdlname = "array chain_in$490" *)
+  wire [31:0] \array.chain_in$490 ;
+  (* hdlname = "array chain_in$502" *)
+  wire [31:0] \array.chain_in$502 ;
+  (* hdlname = "array chain_in$514" *)
+  wire [31:0] \array.chain_in$514 ;
+  (* hdlname = "array chain_in$526" *)
+  wire [31:0] \array.chain_in$526 ;
+  (* hdlname = "array chain_in$537" *)
+  wire [31:0] \array.chain_in$537 ;
+  (* hdlname = "array chain_in$546" *)
+  wire [31:0] \array.chain_in$546 ;
+  (* hdlname = "array chain_in$558" *)
+  wire [31:0] \array.chain_in$558 ;
+  (* hdlname = "array chain_in$570" *)
+  wire [31:0] \array.chain_in$570 ;
+  (* hdlname = "array chain_in$582" *)
+  wire [31:0] \array.chain_in$582 ;
+  (* hdlname = "array chain_in$594" *)
+  wire [31:0] \array.chain_in$594 ;
+  (* hdlname = "array chain_in$606" *)
+  wire [31:0] \array.chain_in$606 ;
+  (* hdlname = "array chain_in$618" *)
+  wire [31:0] \array.chain_in$618 ;
+  (* hdlname = "array chain_in$629" *)
+  wire [31:0] \array.chain_in$629 ;
+  (* hdlname = "array chain_in$638" *)
+  wire [31:0] \array.chain_in$638 ;
+  (* hdlname = "array chain_in$650" *)
+  wire [31:0] \array.chain_in$650 ;
+  (* hdlname = "array chain_in$662" *)
+  wire [31:0] \array.chain_in$662 ;
+  (* hdlname = "array chain_in$674" *)
+  wire [31:0] \array.chain_in$674 ;
+  (* hdlname = "array chain_in$686" *)
+  wire [31:0] \array.chain_in$686 ;
+  (* hdlname = "array chain_in$698" *)
+  wire [31:0] \array.chain_in$698 ;
+  (* hdlname = "array chain_in$710" *)
+  wire [31:0] \array.chain_in$710 ;
+  (* hdlname = "array chain_in$721" *)
+  wire [31:0] \array.chain_in$721 ;
+  (* hdlname = "array chain_in$730" *)
+  wire [31:0] \array.chain_in$730 ;
+  (* hdlname = "array chain_in$742" *)
+  wire [31:0] \array.chain_in$742 ;
+  (* hdlname = "array chain_in$754" *)
+  wire [31:0] \array.chain_in$754 ;
+  (* hdlname = "array chain_in$766" *)
+  wire [31:0] \array.chain_in$766 ;
+  (* hdlname = "array chain_in$778" *)
+  wire [31:0] \array.chain_in$778 ;
+  (* hdlname = "array chain_in$790" *)
+  wire [31:0] \array.chain_in$790 ;
+  (* hdlname = "array chain_in$802" *)
+  wire [31:0] \array.chain_in$802 ;
+  (* hdlname = "array chain_in$813" *)
+  wire [31:0] \array.chain_in$813 ;
+  (* hdlname = "array chain_in$822" *)
+  wire [31:0] \array.chain_in$822 ;
+  (* hdlname = "array chain_in$834" *)
+  wire [31:0] \array.chain_in$834 ;
+  (* hdlname = "array chain_in$846" *)
+  wire [31:0] \array.chain_in$846 ;
+  (* hdlname = "array chain_in$858" *)
+  wire [31:0] \array.chain_in$858 ;
+  (* hdlname = "array chain_in$870" *)
+  wire [31:0] \array.chain_in$870 ;
+  (* hdlname = "array chain_in$882" *)
+  wire [31:0] \array.chain_in$882 ;
+  (* hdlname = "array chain_in$894" *)
+  wire [31:0] \array.chain_in$894 ;
   (* hdlname = "array chain_out" *)
   wire [31:0] \array.chain_out ;
   (* hdlname = "array chain_out$156" *)
@@ -2243,118 +2239,118 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [31:0] \array.chain_out$178 ;
   (* hdlname = "array chain_out$181" *)
   wire [31:0] \array.chain_out$181 ;
-  (* hdlname = "array chain_out$265" *)
-  wire [31:0] \array.chain_out$265 ;
-  (* hdlname = "array chain_out$277" *)
-  wire [31:0] \array.chain_out$277 ;
-  (* hdlname = "array chain_out$289" *)
-  wire [31:0] \array.chain_out$289 ;
-  (* hdlname = "array chain_out$301" *)
-  wire [31:0] \array.chain_out$301 ;
-  (* hdlname = "array chain_out$313" *)
-  wire [31:0] \array.chain_out$313 ;
-  (* hdlname = "array chain_out$325" *)
-  wire [31:0] \array.chain_out$325 ;
-  (* hdlname = "array chain_out$337" *)
-  wire [31:0] \array.chain_out$337 ;
-  (* hdlname = "array chain_out$349" *)
-  wire [31:0] \array.chain_out$349 ;
-  (* hdlname = "array chain_out$357" *)
-  wire [31:0] \array.chain_out$357 ;
-  (* hdlname = "array chain_out$369" *)
-  wire [31:0] \array.chain_out$369 ;
-  (* hdlname = "array chain_out$381" *)
-  wire [31:0] \array.chain_out$381 ;
-  (* hdlname = "array chain_out$393" *)
-  wire [31:0] \array.chain_out$393 ;
-  (* hdlname = "array chain_out$405" *)
-  wire [31:0] \array.chain_out$405 ;
-  (* hdlname = "array chain_out$417" *)
-  wire [31:0] \array.chain_out$417 ;
-  (* hdlname = "array chain_out$429" *)
-  wire [31:0] \array.chain_out$429 ;
-  (* hdlname = "array chain_out$441" *)
-  wire [31:0] \array.chain_out$441 ;
-  (* hdlname = "array chain_out$449" *)
-  wire [31:0] \array.chain_out$449 ;
-  (* hdlname = "array chain_out$461" *)
-  wire [31:0] \array.chain_out$461 ;
-  (* hdlname = "array chain_out$473" *)
-  wire [31:0] \array.chain_out$473 ;
-  (* hdlname = "array chain_out$485" *)
-  wire [31:0] \array.chain_out$485 ;
-  (* hdlname = "array chain_out$497" *)
-  wire [31:0] \array.chain_out$497 ;
-  (* hdlname = "array chain_out$509" *)
-  wire [31:0] \array.chain_out$509 ;
-  (* hdlname = "array chain_out$521" *)
-  wire [31:0] \array.chain_out$521 ;
-  (* hdlname = "array chain_out$533" *)
-  wire [31:0] \array.chain_out$533 ;
-  (* hdlname = "array chain_out$541" *)
-  wire [31:0] \array.chain_out$541 ;
-  (* hdlname = "array chain_out$553" *)
-  wire [31:0] \array.chain_out$553 ;
-  (* hdlname = "array chain_out$565" *)
-  wire [31:0] \array.chain_out$565 ;
-  (* hdlname = "array chain_out$577" *)
-  wire [31:0] \array.chain_out$577 ;
-  (* hdlname = "array chain_out$589" *)
-  wire [31:0] \array.chain_out$589 ;
-  (* hdlname = "array chain_out$601" *)
-  wire [31:0] \array.chain_out$601 ;
-  (* hdlname = "array chain_out$613" *)
-  wire [31:0] \array.chain_out$613 ;
-  (* hdlname = "array chain_out$625" *)
-  wire [31:0] \array.chain_out$625 ;
-  (* hdlname = "array chain_out$633" *)
-  wire [31:0] \array.chain_out$633 ;
-  (* hdlname = "array chain_out$645" *)
-  wire [31:0] \array.chain_out$645 ;
-  (* hdlname = "array chain_out$657" *)
-  wire [31:0] \array.chain_out$657 ;
-  (* hdlname = "array chain_out$669" *)
-  wire [31:0] \array.chain_out$669 ;
-  (* hdlname = "array chain_out$681" *)
-  wire [31:0] \array.chain_out$681 ;
-  (* hdlname = "array chain_out$693" *)
-  wire [31:0] \array.chain_out$693 ;
-  (* hdlname = "array chain_out$705" *)
-  wire [31:0] \array.chain_out$705 ;
-  (* hdlname = "array chain_out$717" *)
-  wire [31:0] \array.chain_out$717 ;
-  (* hdlname = "array chain_out$725" *)
-  wire [31:0] \array.chain_out$725 ;
-  (* hdlname = "array chain_out$737" *)
-  wire [31:0] \array.chain_out$737 ;
-  (* hdlname = "array chain_out$749" *)
-  wire [31:0] \array.chain_out$749 ;
-  (* hdlname = "array chain_out$761" *)
-  wire [31:0] \array.chain_out$761 ;
-  (* hdlname = "array chain_out$773" *)
-  wire [31:0] \array.chain_out$773 ;
-  (* hdlname = "array chain_out$785" *)
-  wire [31:0] \array.chain_out$785 ;
-  (* hdlname = "array chain_out$797" *)
-  wire [31:0] \array.chain_out$797 ;
-  (* hdlname = "array chain_out$809" *)
-  wire [31:0] \array.chain_out$809 ;
-  (* hdlname = "array chain_out$817" *)
-  wire [31:0] \array.chain_out$817 ;
-  (* hdlname = "array chain_out$829" *)
-  wire [31:0] \array.chain_out$829 ;
-  (* hdlname = "array chain_out$841" *)
-  wire [31:0] \array.chain_out$841 ;
-  (* hdlname = "array chain_out$853" *)
-  wire [31:0] \array.chain_out$853 ;
-  (* hdlname = "array chain_out$865" *)
-  wire [31:0] \array.chain_out$865 ;
-  (* hdlname = "array chain_out$877" *)
-  wire [31:0] \array.chain_out$877 ;
-  (* hdlname = "array chain_out$889" *)
-  wire [31:0] \array.chain_out$889 ;
-  (* hdlname = "array chain_out$901" *)
-  wire [31:0] \array.chain_out$901 ;
+  (* hdlname = "array chain_out$262" *)
+  wire [31:0] \array.chain_out$262 ;
+  (* hdlname = "array chain_out$271" *)
+  wire [31:0] \array.chain_out$271 ;
+  (* hdlname = "array chain_out$283" *)
+  wire [31:0] \array.chain_out$283 ;
+  (* hdlname = "array chain_out$295" *)
+  wire [31:0] \array.chain_out$295 ;
+  (* hdlname = "array chain_out$307" *)
+  wire [31:0] \array.chain_out$307 ;
+  (* hdlname = "array chain_out$319" *)
+  wire [31:0] \array.chain_out$319 ;
+  (* hdlname = "array chain_out$331" *)
+  wire [31:0] \array.chain_out$331 ;
+  (* hdlname = "array chain_out$343" *)
+  wire [31:0] \array.chain_out$343 ;
+  (* hdlname = "array chain_out$354" *)
+  wire [31:0] \array.chain_out$354 ;
+  (* hdlname = "array chain_out$363" *)
+  wire [31:0] \array.chain_out$363 ;
+  (* hdlname = "array chain_out$375" *)
+  wire [31:0] \array.chain_out$375 ;
+  (* hdlname = "array chain_out$387" *)
+  wire [31:0] \array.chain_out$387 ;
+  (* hdlname = "array chain_out$399" *)
+  wire [31:0] \array.chain_out$399 ;
+  (* hdlname = "array chain_out$411" *)
+  wire [31:0] \array.chain_out$411 ;
+  (* hdlname = "array chain_out$423" *)
+  wire [31:0] \array.chain_out$423 ;
+  (* hdlname = "array chain_out$435" *)
+  wire [31:0] \array.chain_out$435 ;
+  (* hdlname = "array chain_out$446" *)
+  wire [31:0] \array.chain_out$446 ;
+  (* hdlname = "array chain_out$455" *)
+  wire [31:0] \array.chain_out$455 ;
+  (* hdlname = "array chain_out$467" *)
+  wire [31:0] \array.chain_out$467 ;
+  (* hdlname = "array chain_out$479" *)
+  wire [31:0] \array.chain_out$479 ;
+  (* hdlname = "array chain_out$491" *)
+  wire [31:0] \array.chain_out$491 ;
+  (* hdlname = "array chain_out$503" *)
+  wire [31:0] \array.chain_out$503 ;
+  (* hdlname = "array chain_out$515" *)
+  wire [31:0] \array.chain_out$515 ;
+  (* hdlname = "array chain_out$527" *)
+  wire [31:0] \array.chain_out$527 ;
+  (* hdlname = "array chain_out$538" *)
+  wire [31:0] \array.chain_out$538 ;
+  (* hdlname = "array chain_out$547" *)
+  wire [31:0] \array.chain_out$547 ;
+  (* hdlname = "array chain_out$559" *)
+  wire [31:0] \array.chain_out$559 ;
+  (* hdlname = "array chain_out$571" *)
+  wire [31:0] \array.chain_out$571 ;
+  (* hdlname = "array chain_out$583" *)
+  wire [31:0] \array.chain_out$583 ;
+  (* hdlname = "array chain_out$595" *)
+  wire [31:0] \array.chain_out$595 ;
+  (* hdlname = "array chain_out$607" *)
+  wire [31:0] \array.chain_out$607 ;
+  (* hdlname = "array chain_out$619" *)
+  wire [31:0] \array.chain_out$619 ;
+  (* hdlname = "array chain_out$630" *)
+  wire [31:0] \array.chain_out$630 ;
+  (* hdlname = "array chain_out$639" *)
+  wire [31:0] \array.chain_out$639 ;
+  (* hdlname = "array chain_out$651" *)
+  wire [31:0] \array.chain_out$651 ;
+  (* hdlname = "array chain_out$663" *)
+  wire [31:0] \array.chain_out$663 ;
+  (* hdlname = "array chain_out$675" *)
+  wire [31:0] \array.chain_out$675 ;
+  (* hdlname = "array chain_out$687" *)
+  wire [31:0] \array.chain_out$687 ;
+  (* hdlname = "array chain_out$699" *)
+  wire [31:0] \array.chain_out$699 ;
+  (* hdlname = "array chain_out$711" *)
+  wire [31:0] \array.chain_out$711 ;
+  (* hdlname = "array chain_out$722" *)
+  wire [31:0] \array.chain_out$722 ;
+  (* hdlname = "array chain_out$731" *)
+  wire [31:0] \array.chain_out$731 ;
+  (* hdlname = "array chain_out$743" *)
+  wire [31:0] \array.chain_out$743 ;
+  (* hdlname = "array chain_out$755" *)
+  wire [31:0] \array.chain_out$755 ;
+  (* hdlname = "array chain_out$767" *)
+  wire [31:0] \array.chain_out$767 ;
+  (* hdlname = "array chain_out$779" *)
+  wire [31:0] \array.chain_out$779 ;
+  (* hdlname = "array chain_out$791" *)
+  wire [31:0] \array.chain_out$791 ;
+  (* hdlname = "array chain_out$803" *)
+  wire [31:0] \array.chain_out$803 ;
+  (* hdlname = "array chain_out$814" *)
+  wire [31:0] \array.chain_out$814 ;
+  (* hdlname = "array chain_out$823" *)
+  wire [31:0] \array.chain_out$823 ;
+  (* hdlname = "array chain_out$835" *)
+  wire [31:0] \array.chain_out$835 ;
+  (* hdlname = "array chain_out$847" *)
+  wire [31:0] \array.chain_out$847 ;
+  (* hdlname = "array chain_out$859" *)
+  wire [31:0] \array.chain_out$859 ;
+  (* hdlname = "array chain_out$871" *)
+  wire [31:0] \array.chain_out$871 ;
+  (* hdlname = "array chain_out$883" *)
+  wire [31:0] \array.chain_out$883 ;
+  (* hdlname = "array chain_out$895" *)
+  wire [31:0] \array.chain_out$895 ;
   (* hdlname = "array chain_out$903" *)
   wire [31:0] \array.chain_out$903 ;
   (* hdlname = "array clk" *)
@@ -2419,500 +2415,500 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \array.first ;
   (* hdlname = "array first_in" *)
   wire \array.first_in ;
-  (* hdlname = "array first_in$192" *)
-  wire \array.first_in$192 ;
-  (* hdlname = "array first_in$202" *)
-  wire \array.first_in$202 ;
-  (* hdlname = "array first_in$212" *)
-  wire \array.first_in$212 ;
-  (* hdlname = "array first_in$222" *)
-  wire \array.first_in$222 ;
-  (* hdlname = "array first_in$232" *)
-  wire \array.first_in$232 ;
-  (* hdlname = "array first_in$242" *)
-  wire \array.first_in$242 ;
-  (* hdlname = "array first_in$252" *)
-  wire \array.first_in$252 ;
-  (* hdlname = "array first_in$260" *)
+  (* hdlname = "array first_in$194" *)
+  wire \array.first_in$194 ;
+  (* hdlname = "array first_in$204" *)
+  wire \array.first_in$204 ;
+  (* hdlname = "array first_in$214" *)
+  wire \array.first_in$214 ;
+  (* hdlname = "array first_in$224" *)
+  wire \array.first_in$224 ;
+  (* hdlname = "array first_in$234" *)
+  wire \array.first_in$234 ;
+  (* hdlname = "array first_in$244" *)
+  wire \array.first_in$244 ;
+  (* hdlname = "array first_in$254" *)
+  wire \array.first_in$254 ;
+  (* hdlname = "array first_in$264" *)
   (* init = 1'h0 *)
-  wire \array.first_in$260 ;
-  (* hdlname = "array first_in$270" *)
-  wire \array.first_in$270 ;
-  (* hdlname = "array first_in$282" *)
-  wire \array.first_in$282 ;
-  (* hdlname = "array first_in$294" *)
-  wire \array.first_in$294 ;
-  (* hdlname = "array first_in$306" *)
-  wire \array.first_in$306 ;
-  (* hdlname = "array first_in$318" *)
-  wire \array.first_in$318 ;
-  (* hdlname = "array first_in$330" *)
-  wire \array.first_in$330 ;
-  (* hdlname = "array first_in$342" *)
-  wire \array.first_in$342 ;
-  (* hdlname = "array first_in$352" *)
+  wire \array.first_in$264 ;
+  (* hdlname = "array first_in$274" *)
+  wire \array.first_in$274 ;
+  (* hdlname = "array first_in$286" *)
+  wire \array.first_in$286 ;
+  (* hdlname = "array first_in$298" *)
+  wire \array.first_in$298 ;
+  (* hdlname = "array first_in$310" *)
+  wire \array.first_in$310 ;
+  (* hdlname = "array first_in$322" *)
+  wire \array.first_in$322 ;
+  (* hdlname = "array first_in$334" *)
+  wire \array.first_in$334 ;
+  (* hdlname = "array first_in$346" *)
+  wire \array.first_in$346 ;
+  (* hdlname = "array first_in$356" *)
   (* init = 1'h0 *)
-  wire \array.first_in$352 ;
-  (* hdlname = "array first_in$362" *)
-  wire \array.first_in$362 ;
-  (* hdlname = "array first_in$374" *)
-  wire \array.first_in$374 ;
-  (* hdlname = "array first_in$386" *)
-  wire \array.first_in$386 ;
-  (* hdlname = "array first_in$398" *)
-  wire \array.first_in$398 ;
-  (* hdlname = "array first_in$410" *)
-  wire \array.first_in$410 ;
-  (* hdlname = "array first_in$422" *)
-  wire \array.first_in$422 ;
-  (* hdlname = "array first_in$434" *)
-  wire \array.first_in$434 ;
-  (* hdlname = "array first_in$444" *)
+  wire \array.first_in$356 ;
+  (* hdlname = "array first_in$366" *)
+  wire \array.first_in$366 ;
+  (* hdlname = "array first_in$378" *)
+  wire \array.first_in$378 ;
+  (* hdlname = "array first_in$390" *)
+  wire \array.first_in$390 ;
+  (* hdlname = "array first_in$402" *)
+  wire \array.first_in$402 ;
+  (* hdlname = "array first_in$414" *)
+  wire \array.first_in$414 ;
+  (* hdlname = "array first_in$426" *)
+  wire \array.first_in$426 ;
+  (* hdlname = "array first_in$438" *)
+  wire \array.first_in$438 ;
+  (* hdlname = "array first_in$448" *)
   (* init = 1'h0 *)
-  wire \array.first_in$444 ;
-  (* hdlname = "array first_in$454" *)
-  wire \array.first_in$454 ;
-  (* hdlname = "array first_in$466" *)
-  wire \array.first_in$466 ;
-  (* hdlname = "array first_in$478" *)
-  wire \array.first_in$478 ;
-  (* hdlname = "array first_in$490" *)
-  wire \array.first_in$490 ;
-  (* hdlname = "array first_in$502" *)
-  wire \array.first_in$502 ;
-  (* hdlname = "array first_in$514" *)
-  wire \array.first_in$514 ;
-  (* hdlname = "array first_in$526" *)
-  wire \array.first_in$526 ;
-  (* hdlname = "array first_in$536" *)
+  wire \array.first_in$448 ;
+  (* hdlname = "array first_in$458" *)
+  wire \array.first_in$458 ;
+  (* hdlname = "array first_in$470" *)
+  wire \array.first_in$470 ;
+  (* hdlname = "array first_in$482" *)
+  wire \array.first_in$482 ;
+  (* hdlname = "array first_in$494" *)
+  wire \array.first_in$494 ;
+  (* hdlname = "array first_in$506" *)
+  wire \array.first_in$506 ;
+  (* hdlname = "array first_in$518" *)
+  wire \array.first_in$518 ;
+  (* hdlname = "array first_in$530" *)
+  wire \array.first_in$530 ;
+  (* hdlname = "array first_in$540" *)
   (* init = 1'h0 *)
-  wire \array.first_in$536 ;
-  (* hdlname = "array first_in$546" *)
-  wire \array.first_in$546 ;
-  (* hdlname = "array first_in$558" *)
-  wire \array.first_in$558 ;
-  (* hdlname = "array first_in$570" *)
-  wire \array.first_in$570 ;
-  (* hdlname = "array first_in$582" *)
-  wire \array.first_in$582 ;
-  (* hdlname = "array first_in$594" *)
-  wire \array.first_in$594 ;
-  (* hdlname = "array first_in$606" *)
-  wire \array.first_in$606 ;
-  (* hdlname = "array first_in$618" *)
-  wire \array.first_in$618 ;
-  (* hdlname = "array first_in$628" *)
+  wire \array.first_in$540 ;
+  (* hdlname = "array first_in$550" *)
+  wire \array.first_in$550 ;
+  (* hdlname = "array first_in$562" *)
+  wire \array.first_in$562 ;
+  (* hdlname = "array first_in$574" *)
+  wire \array.first_in$574 ;
+  (* hdlname = "array first_in$586" *)
+  wire \array.first_in$586 ;
+  (* hdlname = "array first_in$598" *)
+  wire \array.first_in$598 ;
+  (* hdlname = "array first_in$610" *)
+  wire \array.first_in$610 ;
+  (* hdlname = "array first_in$622" *)
+  wire \array.first_in$622 ;
+  (* hdlname = "array first_in$632" *)
   (* init = 1'h0 *)
-  wire \array.first_in$628 ;
-  (* hdlname = "array first_in$638" *)
-  wire \array.first_in$638 ;
-  (* hdlname = "array first_in$650" *)
-  wire \array.first_in$650 ;
-  (* hdlname = "array first_in$662" *)
-  wire \array.first_in$662 ;
-  (* hdlname = "array first_in$674" *)
-  wire \array.first_in$674 ;
-  (* hdlname = "array first_in$686" *)
-  wire \array.first_in$686 ;
-  (* hdlname = "array first_in$698" *)
-  wire \array.first_in$698 ;
-  (* hdlname = "array first_in$710" *)
-  wire \array.first_in$710 ;
-  (* hdlname = "array first_in$720" *)
+  wire \array.first_in$632 ;
+  (* hdlname = "array first_in$642" *)
+  wire \array.first_in$642 ;
+  (* hdlname = "array first_in$654" *)
+  wire \array.first_in$654 ;
+  (* hdlname = "array first_in$666" *)
+  wire \array.first_in$666 ;
+  (* hdlname = "array first_in$678" *)
+  wire \array.first_in$678 ;
+  (* hdlname = "array first_in$690" *)
+  wire \array.first_in$690 ;
+  (* hdlname = "array first_in$702" *)
+  wire \array.first_in$702 ;
+  (* hdlname = "array first_in$714" *)
+  wire \array.first_in$714 ;
+  (* hdlname = "array first_in$724" *)
   (* init = 1'h0 *)
-  wire \array.first_in$720 ;
-  (* hdlname = "array first_in$730" *)
-  wire \array.first_in$730 ;
-  (* hdlname = "array first_in$742" *)
-  wire \array.first_in$742 ;
-  (* hdlname = "array first_in$754" *)
-  wire \array.first_in$754 ;
-  (* hdlname = "array first_in$766" *)
-  wire \array.first_in$766 ;
-  (* hdlname = "array first_in$778" *)
-  wire \array.first_in$778 ;
-  (* hdlname = "array first_in$790" *)
-  wire \array.first_in$790 ;
-  (* hdlname = "array first_in$802" *)
-  wire \array.first_in$802 ;
-  (* hdlname = "array first_in$812" *)
+  wire \array.first_in$724 ;
+  (* hdlname = "array first_in$734" *)
+  wire \array.first_in$734 ;
+  (* hdlname = "array first_in$746" *)
+  wire \array.first_in$746 ;
+  (* hdlname = "array first_in$758" *)
+  wire \array.first_in$758 ;
+  (* hdlname = "array first_in$770" *)
+  wire \array.first_in$770 ;
+  (* hdlname = "array first_in$782" *)
+  wire \array.first_in$782 ;
+  (* hdlname = "array first_in$794" *)
+  wire \array.first_in$794 ;
+  (* hdlname = "array first_in$806" *)
+  wire \array.first_in$806 ;
+  (* hdlname = "array first_in$816" *)
   (* init = 1'h0 *)
-  wire \array.first_in$812 ;
-  (* hdlname = "array first_in$822" *)
-  wire \array.first_in$822 ;
-  (* hdlname = "array first_in$834" *)
-  wire \array.first_in$834 ;
-  (* hdlname = "array first_in$846" *)
-  wire \array.first_in$846 ;
-  (* hdlname = "array first_in$858" *)
-  wire \array.first_in$858 ;
-  (* hdlname = "array first_in$870" *)
-  wire \array.first_in$870 ;
-  (* hdlname = "array first_in$882" *)
-  wire \array.first_in$882 ;
-  (* hdlname = "array first_in$894" *)
-  wire \array.first_in$894 ;
+  wire \array.first_in$816 ;
+  (* hdlname = "array first_in$826" *)
+  wire \array.first_in$826 ;
+  (* hdlname = "array first_in$838" *)
+  wire \array.first_in$838 ;
+  (* hdlname = "array first_in$850" *)
+  wire \array.first_in$850 ;
+  (* hdlname = "array first_in$862" *)
+  wire \array.first_in$862 ;
+  (* hdlname = "array first_in$874" *)
+  wire \array.first_in$874 ;
+  (* hdlname = "array first_in$886" *)
+  wire \array.first_in$886 ;
+  (* hdlname = "array first_in$898" *)
+  wire \array.first_in$898 ;
   (* hdlname = "array first_out" *)
   wire \array.first_out ;
-  (* hdlname = "array first_out$203" *)
-  wire \array.first_out$203 ;
-  (* hdlname = "array first_out$213" *)
-  wire \array.first_out$213 ;
-  (* hdlname = "array first_out$223" *)
-  wire \array.first_out$223 ;
-  (* hdlname = "array first_out$233" *)
-  wire \array.first_out$233 ;
-  (* hdlname = "array first_out$243" *)
-  wire \array.first_out$243 ;
-  (* hdlname = "array first_out$253" *)
-  wire \array.first_out$253 ;
-  (* hdlname = "array first_out$271" *)
-  wire \array.first_out$271 ;
-  (* hdlname = "array first_out$283" *)
-  wire \array.first_out$283 ;
-  (* hdlname = "array first_out$295" *)
-  wire \array.first_out$295 ;
-  (* hdlname = "array first_out$307" *)
-  wire \array.first_out$307 ;
-  (* hdlname = "array first_out$319" *)
-  wire \array.first_out$319 ;
-  (* hdlname = "array first_out$331" *)
-  wire \array.first_out$331 ;
-  (* hdlname = "array first_out$343" *)
-  wire \array.first_out$343 ;
-  (* hdlname = "array first_out$363" *)
-  wire \array.first_out$363 ;
-  (* hdlname = "array first_out$375" *)
-  wire \array.first_out$375 ;
-  (* hdlname = "array first_out$387" *)
-  wire \array.first_out$387 ;
-  (* hdlname = "array first_out$399" *)
-  wire \array.first_out$399 ;
-  (* hdlname = "array first_out$411" *)
-  wire \array.first_out$411 ;
-  (* hdlname = "array first_out$423" *)
-  wire \array.first_out$423 ;
-  (* hdlname = "array first_out$435" *)
-  wire \array.first_out$435 ;
-  (* hdlname = "array first_out$455" *)
-  wire \array.first_out$455 ;
-  (* hdlname = "array first_out$467" *)
-  wire \array.first_out$467 ;
-  (* hdlname = "array first_out$479" *)
-  wire \array.first_out$479 ;
-  (* hdlname = "array first_out$491" *)
-  wire \array.first_out$491 ;
-  (* hdlname = "array first_out$503" *)
-  wire \array.first_out$503 ;
-  (* hdlname = "array first_out$515" *)
-  wire \array.first_out$515 ;
-  (* hdlname = "array first_out$527" *)
-  wire \array.first_out$527 ;
-  (* hdlname = "array first_out$547" *)
-  wire \array.first_out$547 ;
-  (* hdlname = "array first_out$559" *)
-  wire \array.first_out$559 ;
-  (* hdlname = "array first_out$571" *)
-  wire \array.first_out$571 ;
-  (* hdlname = "array first_out$583" *)
-  wire \array.first_out$583 ;
-  (* hdlname = "array first_out$595" *)
-  wire \array.first_out$595 ;
-  (* hdlname = "array first_out$607" *)
-  wire \array.first_out$607 ;
-  (* hdlname = "array first_out$619" *)
-  wire \array.first_out$619 ;
-  (* hdlname = "array first_out$639" *)
-  wire \array.first_out$639 ;
-  (* hdlname = "array first_out$651" *)
-  wire \array.first_out$651 ;
-  (* hdlname = "array first_out$663" *)
-  wire \array.first_out$663 ;
-  (* hdlname = "array first_out$675" *)
-  wire \array.first_out$675 ;
-  (* hdlname = "array first_out$687" *)
-  wire \array.first_out$687 ;
-  (* hdlname = "array first_out$699" *)
-  wire \array.first_out$699 ;
-  (* hdlname = "array first_out$711" *)
-  wire \array.first_out$711 ;
-  (* hdlname = "array first_out$731" *)
-  wire \array.first_out$731 ;
-  (* hdlname = "array first_out$743" *)
-  wire \array.first_out$743 ;
-  (* hdlname = "array first_out$755" *)
-  wire \array.first_out$755 ;
-  (* hdlname = "array first_out$767" *)
-  wire \array.first_out$767 ;
-  (* hdlname = "array first_out$779" *)
-  wire \array.first_out$779 ;
-  (* hdlname = "array first_out$791" *)
-  wire \array.first_out$791 ;
-  (* hdlname = "array first_out$803" *)
-  wire \array.first_out$803 ;
-  (* hdlname = "array first_out$823" *)
-  wire \array.first_out$823 ;
-  (* hdlname = "array first_out$835" *)
-  wire \array.first_out$835 ;
-  (* hdlname = "array first_out$847" *)
-  wire \array.first_out$847 ;
-  (* hdlname = "array first_out$859" *)
-  wire \array.first_out$859 ;
-  (* hdlname = "array first_out$871" *)
-  wire \array.first_out$871 ;
-  (* hdlname = "array first_out$883" *)
-  wire \array.first_out$883 ;
-  (* hdlname = "array first_out$895" *)
-  wire \array.first_out$895 ;
+  (* hdlname = "array first_out$205" *)
+  wire \array.first_out$205 ;
+  (* hdlname = "array first_out$215" *)
+  wire \array.first_out$215 ;
+  (* hdlname = "array first_out$225" *)
+  wire \array.first_out$225 ;
+  (* hdlname = "array first_out$235" *)
+  wire \array.first_out$235 ;
+  (* hdlname = "array first_out$245" *)
+  wire \array.first_out$245 ;
+  (* hdlname = "array first_out$255" *)
+  wire \array.first_out$255 ;
+  (* hdlname = "array first_out$275" *)
+  wire \array.first_out$275 ;
+  (* hdlname = "array first_out$287" *)
+  wire \array.first_out$287 ;
+  (* hdlname = "array first_out$299" *)
+  wire \array.first_out$299 ;
+  (* hdlname = "array first_out$311" *)
+  wire \array.first_out$311 ;
+  (* hdlname = "array first_out$323" *)
+  wire \array.first_out$323 ;
+  (* hdlname = "array first_out$335" *)
+  wire \array.first_out$335 ;
+  (* hdlname = "array first_out$347" *)
+  wire \array.first_out$347 ;
+  (* hdlname = "array first_out$367" *)
+  wire \array.first_out$367 ;
+  (* hdlname = "array first_out$379" *)
+  wire \array.first_out$379 ;
+  (* hdlname = "array first_out$391" *)
+  wire \array.first_out$391 ;
+  (* hdlname = "array first_out$403" *)
+  wire \array.first_out$403 ;
+  (* hdlname = "array first_out$415" *)
+  wire \array.first_out$415 ;
+  (* hdlname = "array first_out$427" *)
+  wire \array.first_out$427 ;
+  (* hdlname = "array first_out$439" *)
+  wire \array.first_out$439 ;
+  (* hdlname = "array first_out$459" *)
+  wire \array.first_out$459 ;
+  (* hdlname = "array first_out$471" *)
+  wire \array.first_out$471 ;
+  (* hdlname = "array first_out$483" *)
+  wire \array.first_out$483 ;
+  (* hdlname = "array first_out$495" *)
+  wire \array.first_out$495 ;
+  (* hdlname = "array first_out$507" *)
+  wire \array.first_out$507 ;
+  (* hdlname = "array first_out$519" *)
+  wire \array.first_out$519 ;
+  (* hdlname = "array first_out$531" *)
+  wire \array.first_out$531 ;
+  (* hdlname = "array first_out$551" *)
+  wire \array.first_out$551 ;
+  (* hdlname = "array first_out$563" *)
+  wire \array.first_out$563 ;
+  (* hdlname = "array first_out$575" *)
+  wire \array.first_out$575 ;
+  (* hdlname = "array first_out$587" *)
+  wire \array.first_out$587 ;
+  (* hdlname = "array first_out$599" *)
+  wire \array.first_out$599 ;
+  (* hdlname = "array first_out$611" *)
+  wire \array.first_out$611 ;
+  (* hdlname = "array first_out$623" *)
+  wire \array.first_out$623 ;
+  (* hdlname = "array first_out$643" *)
+  wire \array.first_out$643 ;
+  (* hdlname = "array first_out$655" *)
+  wire \array.first_out$655 ;
+  (* hdlname = "array first_out$667" *)
+  wire \array.first_out$667 ;
+  (* hdlname = "array first_out$679" *)
+  wire \array.first_out$679 ;
+  (* hdlname = "array first_out$691" *)
+  wire \array.first_out$691 ;
+  (* hdlname = "array first_out$703" *)
+  wire \array.first_out$703 ;
+  (* hdlname = "array first_out$715" *)
+  wire \array.first_out$715 ;
+  (* hdlname = "array first_out$735" *)
+  wire \array.first_out$735 ;
+  (* hdlname = "array first_out$747" *)
+  wire \array.first_out$747 ;
+  (* hdlname = "array first_out$759" *)
+  wire \array.first_out$759 ;
+  (* hdlname = "array first_out$771" *)
+  wire \array.first_out$771 ;
+  (* hdlname = "array first_out$783" *)
+  wire \array.first_out$783 ;
+  (* hdlname = "array first_out$795" *)
+  wire \array.first_out$795 ;
+  (* hdlname = "array first_out$807" *)
+  wire \array.first_out$807 ;
+  (* hdlname = "array first_out$827" *)
+  wire \array.first_out$827 ;
+  (* hdlname = "array first_out$839" *)
+  wire \array.first_out$839 ;
+  (* hdlname = "array first_out$851" *)
+  wire \array.first_out$851 ;
+  (* hdlname = "array first_out$863" *)
+  wire \array.first_out$863 ;
+  (* hdlname = "array first_out$875" *)
+  wire \array.first_out$875 ;
+  (* hdlname = "array first_out$887" *)
+  wire \array.first_out$887 ;
+  (* hdlname = "array first_out$899" *)
+  wire \array.first_out$899 ;
   (* hdlname = "array last" *)
   wire \array.last ;
   (* hdlname = "array last_in" *)
   wire \array.last_in ;
-  (* hdlname = "array last_in$194" *)
-  wire \array.last_in$194 ;
-  (* hdlname = "array last_in$204" *)
-  wire \array.last_in$204 ;
-  (* hdlname = "array last_in$214" *)
-  wire \array.last_in$214 ;
-  (* hdlname = "array last_in$224" *)
-  wire \array.last_in$224 ;
-  (* hdlname = "array last_in$234" *)
-  wire \array.last_in$234 ;
-  (* hdlname = "array last_in$244" *)
-  wire \array.last_in$244 ;
-  (* hdlname = "array last_in$254" *)
-  wire \array.last_in$254 ;
-  (* hdlname = "array last_in$261" *)
+  (* hdlname = "array last_in$196" *)
+  wire \array.last_in$196 ;
+  (* hdlname = "array last_in$206" *)
+  wire \array.last_in$206 ;
+  (* hdlname = "array last_in$216" *)
+  wire \array.last_in$216 ;
+  (* hdlname = "array last_in$226" *)
+  wire \array.last_in$226 ;
+  (* hdlname = "array last_in$236" *)
+  wire \array.last_in$236 ;
+  (* hdlname = "array last_in$246" *)
+  wire \array.last_in$246 ;
+  (* hdlname = "array last_in$256" *)
+  wire \array.last_in$256 ;
+  (* hdlname = "array last_in$265" *)
   (* init = 1'h0 *)
-  wire \array.last_in$261 ;
-  (* hdlname = "array last_in$272" *)
-  wire \array.last_in$272 ;
-  (* hdlname = "array last_in$284" *)
-  wire \array.last_in$284 ;
-  (* hdlname = "array last_in$296" *)
-  wire \array.last_in$296 ;
-  (* hdlname = "array last_in$308" *)
-  wire \array.last_in$308 ;
-  (* hdlname = "array last_in$320" *)
-  wire \array.last_in$320 ;
-  (* hdlname = "array last_in$332" *)
-  wire \array.last_in$332 ;
-  (* hdlname = "array last_in$344" *)
-  wire \array.last_in$344 ;
-  (* hdlname = "array last_in$353" *)
+  wire \array.last_in$265 ;
+  (* hdlname = "array last_in$276" *)
+  wire \array.last_in$276 ;
+  (* hdlname = "array last_in$288" *)
+  wire \array.last_in$288 ;
+  (* hdlname = "array last_in$300" *)
+  wire \array.last_in$300 ;
+  (* hdlname = "array last_in$312" *)
+  wire \array.last_in$312 ;
+  (* hdlname = "array last_in$324" *)
+  wire \array.last_in$324 ;
+  (* hdlname = "array last_in$336" *)
+  wire \array.last_in$336 ;
+  (* hdlname = "array last_in$348" *)
+  wire \array.last_in$348 ;
+  (* hdlname = "array last_in$357" *)
   (* init = 1'h0 *)
-  wire \array.last_in$353 ;
-  (* hdlname = "array last_in$364" *)
-  wire \array.last_in$364 ;
-  (* hdlname = "array last_in$376" *)
-  wire \array.last_in$376 ;
-  (* hdlname = "array last_in$388" *)
-  wire \array.last_in$388 ;
-  (* hdlname = "array last_in$400" *)
-  wire \array.last_in$400 ;
-  (* hdlname = "array last_in$412" *)
-  wire \array.last_in$412 ;
-  (* hdlname = "array last_in$424" *)
-  wire \array.last_in$424 ;
-  (* hdlname = "array last_in$436" *)
-  wire \array.last_in$436 ;
-  (* hdlname = "array last_in$445" *)
+  wire \array.last_in$357 ;
+  (* hdlname = "array last_in$368" *)
+  wire \array.last_in$368 ;
+  (* hdlname = "array last_in$380" *)
+  wire \array.last_in$380 ;
+  (* hdlname = "array last_in$392" *)
+  wire \array.last_in$392 ;
+  (* hdlname = "array last_in$404" *)
+  wire \array.last_in$404 ;
+  (* hdlname = "array last_in$416" *)
+  wire \array.last_in$416 ;
+  (* hdlname = "array last_in$428" *)
+  wire \array.last_in$428 ;
+  (* hdlname = "array last_in$440" *)
+  wire \array.last_in$440 ;
+  (* hdlname = "array last_in$449" *)
   (* init = 1'h0 *)
-  wire \array.last_in$445 ;
-  (* hdlname = "array last_in$456" *)
-  wire \array.last_in$456 ;
-  (* hdlname = "array last_in$468" *)
-  wire \array.last_in$468 ;
-  (* hdlname = "array last_in$480" *)
-  wire \array.last_in$480 ;
-  (* hdlname = "array last_in$492" *)
-  wire \array.last_in$492 ;
-  (* hdlname = "array last_in$504" *)
-  wire \array.last_in$504 ;
-  (* hdlname = "array last_in$516" *)
-  wire \array.last_in$516 ;
-  (* hdlname = "array last_in$528" *)
-  wire \array.last_in$528 ;
-  (* hdlname = "array last_in$537" *)
+  wire \array.last_in$449 ;
+  (* hdlname = "array last_in$460" *)
+  wire \array.last_in$460 ;
+  (* hdlname = "array last_in$472" *)
+  wire \array.last_in$472 ;
+  (* hdlname = "array last_in$484" *)
+  wire \array.last_in$484 ;
+  (* hdlname = "array last_in$496" *)
+  wire \array.last_in$496 ;
+  (* hdlname = "array last_in$508" *)
+  wire \array.last_in$508 ;
+  (* hdlname = "array last_in$520" *)
+  wire \array.last_in$520 ;
+  (* hdlname = "array last_in$532" *)
+  wire \array.last_in$532 ;
+  (* hdlname = "array last_in$541" *)
   (* init = 1'h0 *)
-  wire \array.last_in$537 ;
-  (* hdlname = "array last_in$548" *)
-  wire \array.last_in$548 ;
-  (* hdlname = "array last_in$560" *)
-  wire \array.last_in$560 ;
-  (* hdlname = "array last_in$572" *)
-  wire \array.last_in$572 ;
-  (* hdlname = "array last_in$584" *)
-  wire \array.last_in$584 ;
-  (* hdlname = "array last_in$596" *)
-  wire \array.last_in$596 ;
-  (* hdlname = "array last_in$608" *)
-  wire \array.last_in$608 ;
-  (* hdlname = "array last_in$620" *)
-  wire \array.last_in$620 ;
-  (* hdlname = "array last_in$629" *)
+  wire \array.last_in$541 ;
+  (* hdlname = "array last_in$552" *)
+  wire \array.last_in$552 ;
+  (* hdlname = "array last_in$564" *)
+  wire \array.last_in$564 ;
+  (* hdlname = "array last_in$576" *)
+  wire \array.last_in$576 ;
+  (* hdlname = "array last_in$588" *)
+  wire \array.last_in$588 ;
+  (* hdlname = "array last_in$600" *)
+  wire \array.last_in$600 ;
+  (* hdlname = "array last_in$612" *)
+  wire \array.last_in$612 ;
+  (* hdlname = "array last_in$624" *)
+  wire \array.last_in$624 ;
+  (* hdlname = "array last_in$633" *)
   (* init = 1'h0 *)
-  wire \array.last_in$629 ;
-  (* hdlname = "array last_in$640" *)
-  wire \array.last_in$640 ;
-  (* hdlname = "array last_in$652" *)
-  wire \array.last_in$652 ;
-  (* hdlname = "array last_in$664" *)
-  wire \array.last_in$664 ;
-  (* hdlname = "array last_in$676" *)
-  wire \array.last_in$676 ;
-  (* hdlname = "array last_in$688" *)
-  wire \array.last_in$688 ;
-  (* hdlname = "array last_in$700" *)
-  wire \array.last_in$700 ;
-  (* hdlname = "array last_in$712" *)
-  wire \array.last_in$712 ;
-  (* hdlname = "array last_in$721" *)
+  wire \array.last_in$633 ;
+  (* hdlname = "array last_in$644" *)
+  wire \array.last_in$644 ;
+  (* hdlname = "array last_in$656" *)
+  wire \array.last_in$656 ;
+  (* hdlname = "array last_in$668" *)
+  wire \array.last_in$668 ;
+  (* hdlname = "array last_in$680" *)
+  wire \array.last_in$680 ;
+  (* hdlname = "array last_in$692" *)
+  wire \array.last_in$692 ;
+  (* hdlname = "array last_in$704" *)
+  wire \array.last_in$704 ;
+  (* hdlname = "array last_in$716" *)
+  wire \array.last_in$716 ;
+  (* hdlname = "array last_in$725" *)
   (* init = 1'h0 *)
-  wire \array.last_in$721 ;
-  (* hdlname = "array last_in$732" *)
-  wire \array.last_in$732 ;
-  (* hdlname = "array last_in$744" *)
-  wire \array.last_in$744 ;
-  (* hdlname = "array last_in$756" *)
-  wire \array.last_in$756 ;
-  (* hdlname = "array last_in$768" *)
-  wire \array.last_in$768 ;
-  (* hdlname = "array last_in$780" *)
-  wire \array.last_in$780 ;
-  (* hdlname = "array last_in$792" *)
-  wire \array.last_in$792 ;
-  (* hdlname = "array last_in$804" *)
-  wire \array.last_in$804 ;
-  (* hdlname = "array last_in$813" *)
+  wire \array.last_in$725 ;
+  (* hdlname = "array last_in$736" *)
+  wire \array.last_in$736 ;
+  (* hdlname = "array last_in$748" *)
+  wire \array.last_in$748 ;
+  (* hdlname = "array last_in$760" *)
+  wire \array.last_in$760 ;
+  (* hdlname = "array last_in$772" *)
+  wire \array.last_in$772 ;
+  (* hdlname = "array last_in$784" *)
+  wire \array.last_in$784 ;
+  (* hdlname = "array last_in$796" *)
+  wire \array.last_in$796 ;
+  (* hdlname = "array last_in$808" *)
+  wire \array.last_in$808 ;
+  (* hdlname = "array last_in$817" *)
   (* init = 1'h0 *)
-  wire \array.last_in$813 ;
-  (* hdlname = "array last_in$824" *)
-  wire \array.last_in$824 ;
-  (* hdlname = "array last_in$836" *)
-  wire \array.last_in$836 ;
-  (* hdlname = "array last_in$848" *)
-  wire \array.last_in$848 ;
-  (* hdlname = "array last_in$860" *)
-  wire \array.last_in$860 ;
-  (* hdlname = "array last_in$872" *)
-  wire \array.last_in$872 ;
-  (* hdlname = "array last_in$884" *)
-  wire \array.last_in$884 ;
-  (* hdlname = "array last_in$896" *)
-  wire \array.last_in$896 ;
+  wire \array.last_in$817 ;
+  (* hdlname = "array last_in$828" *)
+  wire \array.last_in$828 ;
+  (* hdlname = "array last_in$840" *)
+  wire \array.last_in$840 ;
+  (* hdlname = "array last_in$852" *)
+  wire \array.last_in$852 ;
+  (* hdlname = "array last_in$864" *)
+  wire \array.last_in$864 ;
+  (* hdlname = "array last_in$876" *)
+  wire \array.last_in$876 ;
+  (* hdlname = "array last_in$888" *)
+  wire \array.last_in$888 ;
+  (* hdlname = "array last_in$900" *)
+  wire \array.last_in$900 ;
   (* hdlname = "array last_out" *)
   wire \array.last_out ;
-  (* hdlname = "array last_out$205" *)
-  wire \array.last_out$205 ;
-  (* hdlname = "array last_out$215" *)
-  wire \array.last_out$215 ;
-  (* hdlname = "array last_out$225" *)
-  wire \array.last_out$225 ;
-  (* hdlname = "array last_out$235" *)
-  wire \array.last_out$235 ;
-  (* hdlname = "array last_out$245" *)
-  wire \array.last_out$245 ;
-  (* hdlname = "array last_out$255" *)
-  wire \array.last_out$255 ;
-  (* hdlname = "array last_out$273" *)
-  wire \array.last_out$273 ;
-  (* hdlname = "array last_out$285" *)
-  wire \array.last_out$285 ;
-  (* hdlname = "array last_out$297" *)
-  wire \array.last_out$297 ;
-  (* hdlname = "array last_out$309" *)
-  wire \array.last_out$309 ;
-  (* hdlname = "array last_out$321" *)
-  wire \array.last_out$321 ;
-  (* hdlname = "array last_out$333" *)
-  wire \array.last_out$333 ;
-  (* hdlname = "array last_out$345" *)
-  wire \array.last_out$345 ;
-  (* hdlname = "array last_out$365" *)
-  wire \array.last_out$365 ;
-  (* hdlname = "array last_out$377" *)
-  wire \array.last_out$377 ;
-  (* hdlname = "array last_out$389" *)
-  wire \array.last_out$389 ;
-  (* hdlname = "array last_out$401" *)
-  wire \array.last_out$401 ;
-  (* hdlname = "array last_out$413" *)
-  wire \array.last_out$413 ;
-  (* hdlname = "array last_out$425" *)
-  wire \array.last_out$425 ;
-  (* hdlname = "array last_out$437" *)
-  wire \array.last_out$437 ;
-  (* hdlname = "array last_out$457" *)
-  wire \array.last_out$457 ;
-  (* hdlname = "array last_out$469" *)
-  wire \array.last_out$469 ;
-  (* hdlname = "array last_out$481" *)
-  wire \array.last_out$481 ;
-  (* hdlname = "array last_out$493" *)
-  wire \array.last_out$493 ;
-  (* hdlname = "array last_out$505" *)
-  wire \array.last_out$505 ;
-  (* hdlname = "array last_out$517" *)
-  wire \array.last_out$517 ;
-  (* hdlname = "array last_out$529" *)
-  wire \array.last_out$529 ;
-  (* hdlname = "array last_out$549" *)
-  wire \array.last_out$549 ;
-  (* hdlname = "array last_out$561" *)
-  wire \array.last_out$561 ;
-  (* hdlname = "array last_out$573" *)
-  wire \array.last_out$573 ;
-  (* hdlname = "array last_out$585" *)
-  wire \array.last_out$585 ;
-  (* hdlname = "array last_out$597" *)
-  wire \array.last_out$597 ;
-  (* hdlname = "array last_out$609" *)
-  wire \array.last_out$609 ;
-  (* hdlname = "array last_out$621" *)
-  wire \array.last_out$621 ;
-  (* hdlname = "array last_out$641" *)
-  wire \array.last_out$641 ;
-  (* hdlname = "array last_out$653" *)
-  wire \array.last_out$653 ;
-  (* hdlname = "array last_out$665" *)
-  wire \array.last_out$665 ;
-  (* hdlname = "array last_out$677" *)
-  wire \array.last_out$677 ;
-  (* hdlname = "array last_out$689" *)
-  wire \array.last_out$689 ;
-  (* hdlname = "array last_out$701" *)
-  wire \array.last_out$701 ;
-  (* hdlname = "array last_out$713" *)
-  wire \array.last_out$713 ;
-  (* hdlname = "array last_out$733" *)
-  wire \array.last_out$733 ;
-  (* hdlname = "array last_out$745" *)
-  wire \array.last_out$745 ;
-  (* hdlname = "array last_out$757" *)
-  wire \array.last_out$757 ;
-  (* hdlname = "array last_out$769" *)
-  wire \array.last_out$769 ;
-  (* hdlname = "array last_out$781" *)
-  wire \array.last_out$781 ;
-  (* hdlname = "array last_out$793" *)
-  wire \array.last_out$793 ;
-  (* hdlname = "array last_out$805" *)
-  wire \array.last_out$805 ;
-  (* hdlname = "array last_out$825" *)
-  wire \array.last_out$825 ;
-  (* hdlname = "array last_out$837" *)
-  wire \array.last_out$837 ;
-  (* hdlname = "array last_out$849" *)
-  wire \array.last_out$849 ;
-  (* hdlname = "array last_out$861" *)
-  wire \array.last_out$861 ;
-  (* hdlname = "array last_out$873" *)
-  wire \array.last_out$873 ;
-  (* hdlname = "array last_out$885" *)
-  wire \array.last_out$885 ;
-  (* hdlname = "array last_out$897" *)
-  wire \array.last_out$897 ;
+  (* hdlname = "array last_out$207" *)
+  wire \array.last_out$207 ;
+  (* hdlname = "array last_out$217" *)
+  wire \array.last_out$217 ;
+  (* hdlname = "array last_out$227" *)
+  wire \array.last_out$227 ;
+  (* hdlname = "array last_out$237" *)
+  wire \array.last_out$237 ;
+  (* hdlname = "array last_out$247" *)
+  wire \array.last_out$247 ;
+  (* hdlname = "array last_out$257" *)
+  wire \array.last_out$257 ;
+  (* hdlname = "array last_out$277" *)
+  wire \array.last_out$277 ;
+  (* hdlname = "array last_out$289" *)
+  wire \array.last_out$289 ;
+  (* hdlname = "array last_out$301" *)
+  wire \array.last_out$301 ;
+  (* hdlname = "array last_out$313" *)
+  wire \array.last_out$313 ;
+  (* hdlname = "array last_out$325" *)
+  wire \array.last_out$325 ;
+  (* hdlname = "array last_out$337" *)
+  wire \array.last_out$337 ;
+  (* hdlname = "array last_out$349" *)
+  wire \array.last_out$349 ;
+  (* hdlname = "array last_out$369" *)
+  wire \array.last_out$369 ;
+  (* hdlname = "array last_out$381" *)
+  wire \array.last_out$381 ;
+  (* hdlname = "array last_out$393" *)
+  wire \array.last_out$393 ;
+  (* hdlname = "array last_out$405" *)
+  wire \array.last_out$405 ;
+  (* hdlname = "array last_out$417" *)
+  wire \array.last_out$417 ;
+  (* hdlname = "array last_out$429" *)
+  wire \array.last_out$429 ;
+  (* hdlname = "array last_out$441" *)
+  wire \array.last_out$441 ;
+  (* hdlname = "array last_out$461" *)
+  wire \array.last_out$461 ;
+  (* hdlname = "array last_out$473" *)
+  wire \array.last_out$473 ;
+  (* hdlname = "array last_out$485" *)
+  wire \array.last_out$485 ;
+  (* hdlname = "array last_out$497" *)
+  wire \array.last_out$497 ;
+  (* hdlname = "array last_out$509" *)
+  wire \array.last_out$509 ;
+  (* hdlname = "array last_out$521" *)
+  wire \array.last_out$521 ;
+  (* hdlname = "array last_out$533" *)
+  wire \array.last_out$533 ;
+  (* hdlname = "array last_out$553" *)
+  wire \array.last_out$553 ;
+  (* hdlname = "array last_out$565" *)
+  wire \array.last_out$565 ;
+  (* hdlname = "array last_out$577" *)
+  wire \array.last_out$577 ;
+  (* hdlname = "array last_out$589" *)
+  wire \array.last_out$589 ;
+  (* hdlname = "array last_out$601" *)
+  wire \array.last_out$601 ;
+  (* hdlname = "array last_out$613" *)
+  wire \array.last_out$613 ;
+  (* hdlname = "array last_out$625" *)
+  wire \array.last_out$625 ;
+  (* hdlname = "array last_out$645" *)
+  wire \array.last_out$645 ;
+  (* hdlname = "array last_out$657" *)
+  wire \array.last_out$657 ;
+  (* hdlname = "array last_out$669" *)
+  wire \array.last_out$669 ;
+  (* hdlname = "array last_out$681" *)
+  wire \array.last_out$681 ;
+  (* hdlname = "array last_out$693" *)
+  wire \array.last_out$693 ;
+  (* hdlname = "array last_out$705" *)
+  wire \array.last_out$705 ;
+  (* hdlname = "array last_out$717" *)
+  wire \array.last_out$717 ;
+  (* hdlname = "array last_out$737" *)
+  wire \array.last_out$737 ;
+  (* hdlname = "array last_out$749" *)
+  wire \array.last_out$749 ;
+  (* hdlname = "array last_out$761" *)
+  wire \array.last_out$761 ;
+  (* hdlname = "array last_out$773" *)
+  wire \array.last_out$773 ;
+  (* hdlname = "array last_out$785" *)
+  wire \array.last_out$785 ;
+  (* hdlname = "array last_out$797" *)
+  wire \array.last_out$797 ;
+  (* hdlname = "array last_out$809" *)
+  wire \array.last_out$809 ;
+  (* hdlname = "array last_out$829" *)
+  wire \array.last_out$829 ;
+  (* hdlname = "array last_out$841" *)
+  wire \array.last_out$841 ;
+  (* hdlname = "array last_out$853" *)
+  wire \array.last_out$853 ;
+  (* hdlname = "array last_out$865" *)
+  wire \array.last_out$865 ;
+  (* hdlname = "array last_out$877" *)
+  wire \array.last_out$877 ;
+  (* hdlname = "array last_out$889" *)
+  wire \array.last_out$889 ;
+  (* hdlname = "array last_out$901" *)
+  wire \array.last_out$901 ;
   (* hdlname = "array pe_0_0 a_in" *)
   wire [8:0] \array.pe_0_0.a_in ;
   (* hdlname = "array pe_0_0 a_out" *)
@@ -2933,8 +2929,8 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \array.pe_0_0.last_in ;
   (* hdlname = "array pe_0_0 last_out" *)
   reg \array.pe_0_0.last_out  = 1'h0;
-  (* hdlname = "array pe_0_0 port$1301$0" *)
-  wire [2:0] \array.pe_0_0.port$1301$0 ;
+  (* hdlname = "array pe_0_0 port$1298$0" *)
+  wire [2:0] \array.pe_0_0.port$1298$0 ;
   (* hdlname = "array pe_0_0 rst" *)
   wire \array.pe_0_0.rst ;
   (* hdlname = "array pe_0_0 slot" *)
@@ -5091,8 +5087,8 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [7:0] \array.pe_7_7.w_in ;
   (* hdlname = "array pe_7_7 w_out" *)
   reg [7:0] \array.pe_7_7.w_out  = 8'h00;
-  (* hdlname = "array port$1301$0" *)
-  wire [2:0] \array.port$1301$0 ;
+  (* hdlname = "array port$1298$0" *)
+  wire [2:0] \array.port$1298$0 ;
   (* hdlname = "array result" *)
   wire [255:0] \array.result ;
   (* hdlname = "array result[0]" *)
@@ -5397,251 +5393,251 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \array.valid ;
   (* hdlname = "array valid_in" *)
   wire \array.valid_in ;
-  (* hdlname = "array valid_in$190" *)
-  wire \array.valid_in$190 ;
-  (* hdlname = "array valid_in$200" *)
-  wire \array.valid_in$200 ;
-  (* hdlname = "array valid_in$210" *)
-  wire \array.valid_in$210 ;
-  (* hdlname = "array valid_in$220" *)
-  wire \array.valid_in$220 ;
-  (* hdlname = "array valid_in$230" *)
-  wire \array.valid_in$230 ;
-  (* hdlname = "array valid_in$240" *)
-  wire \array.valid_in$240 ;
-  (* hdlname = "array valid_in$250" *)
-  wire \array.valid_in$250 ;
-  (* hdlname = "array valid_in$259" *)
+  (* hdlname = "array valid_in$192" *)
+  wire \array.valid_in$192 ;
+  (* hdlname = "array valid_in$202" *)
+  wire \array.valid_in$202 ;
+  (* hdlname = "array valid_in$212" *)
+  wire \array.valid_in$212 ;
+  (* hdlname = "array valid_in$222" *)
+  wire \array.valid_in$222 ;
+  (* hdlname = "array valid_in$232" *)
+  wire \array.valid_in$232 ;
+  (* hdlname = "array valid_in$242" *)
+  wire \array.valid_in$242 ;
+  (* hdlname = "array valid_in$252" *)
+  wire \array.valid_in$252 ;
+  (* hdlname = "array valid_in$263" *)
   (* init = 1'h0 *)
-  wire \array.valid_in$259 ;
-  (* hdlname = "array valid_in$268" *)
-  wire \array.valid_in$268 ;
-  (* hdlname = "array valid_in$280" *)
-  wire \array.valid_in$280 ;
-  (* hdlname = "array valid_in$292" *)
-  wire \array.valid_in$292 ;
-  (* hdlname = "array valid_in$304" *)
-  wire \array.valid_in$304 ;
-  (* hdlname = "array valid_in$316" *)
-  wire \array.valid_in$316 ;
-  (* hdlname = "array valid_in$328" *)
-  wire \array.valid_in$328 ;
-  (* hdlname = "array valid_in$340" *)
-  wire \array.valid_in$340 ;
-  (* hdlname = "array valid_in$351" *)
+  wire \array.valid_in$263 ;
+  (* hdlname = "array valid_in$272" *)
+  wire \array.valid_in$272 ;
+  (* hdlname = "array valid_in$284" *)
+  wire \array.valid_in$284 ;
+  (* hdlname = "array valid_in$296" *)
+  wire \array.valid_in$296 ;
+  (* hdlname = "array valid_in$308" *)
+  wire \array.valid_in$308 ;
+  (* hdlname = "array valid_in$320" *)
+  wire \array.valid_in$320 ;
+  (* hdlname = "array valid_in$332" *)
+  wire \array.valid_in$332 ;
+  (* hdlname = "array valid_in$344" *)
+  wire \array.valid_in$344 ;
+  (* hdlname = "array valid_in$355" *)
   (* init = 1'h0 *)
-  wire \array.valid_in$351 ;
-  (* hdlname = "array valid_in$360" *)
-  wire \array.valid_in$360 ;
-  (* hdlname = "array valid_in$372" *)
-  wire \array.valid_in$372 ;
-  (* hdlname = "array valid_in$384" *)
-  wire \array.valid_in$384 ;
-  (* hdlname = "array valid_in$396" *)
-  wire \array.valid_in$396 ;
-  (* hdlname = "array valid_in$408" *)
-  wire \array.valid_in$408 ;
-  (* hdlname = "array valid_in$420" *)
-  wire \array.valid_in$420 ;
-  (* hdlname = "array valid_in$432" *)
-  wire \array.valid_in$432 ;
-  (* hdlname = "array valid_in$443" *)
+  wire \array.valid_in$355 ;
+  (* hdlname = "array valid_in$364" *)
+  wire \array.valid_in$364 ;
+  (* hdlname = "array valid_in$376" *)
+  wire \array.valid_in$376 ;
+  (* hdlname = "array valid_in$388" *)
+  wire \array.valid_in$388 ;
+  (* hdlname = "array valid_in$400" *)
+  wire \array.valid_in$400 ;
+  (* hdlname = "array valid_in$412" *)
+  wire \array.valid_in$412 ;
+  (* hdlname = "array valid_in$424" *)
+  wire \array.valid_in$424 ;
+  (* hdlname = "array valid_in$436" *)
+  wire \array.valid_in$436 ;
+  (* hdlname = "array valid_in$447" *)
   (* init = 1'h0 *)
-  wire \array.valid_in$443 ;
-  (* hdlname = "array valid_in$452" *)
-  wire \array.valid_in$452 ;
-  (* hdlname = "array valid_in$464" *)
-  wire \array.valid_in$464 ;
-  (* hdlname = "array valid_in$476" *)
-  wire \array.valid_in$476 ;
-  (* hdlname = "array valid_in$488" *)
-  wire \array.valid_in$488 ;
-  (* hdlname = "array valid_in$500" *)
-  wire \array.valid_in$500 ;
-  (* hdlname = "array valid_in$512" *)
-  wire \array.valid_in$512 ;
-  (* hdlname = "array valid_in$524" *)
-  wire \array.valid_in$524 ;
-  (* hdlname = "array valid_in$535" *)
+  wire \array.valid_in$447 ;
+  (* hdlname = "array valid_in$456" *)
+  wire \array.valid_in$456 ;
+  (* hdlname = "array valid_in$468" *)
+  wire \array.valid_in$468 ;
+  (* hdlname = "array valid_in$480" *)
+  wire \array.valid_in$480 ;
+  (* hdlname = "array valid_in$492" *)
+  wire \array.valid_in$492 ;
+  (* hdlname = "array valid_in$504" *)
+  wire \array.valid_in$504 ;
+  (* hdlname = "array valid_in$516" *)
+  wire \array.valid_in$516 ;
+  (* hdlname = "array valid_in$528" *)
+  wire \array.valid_in$528 ;
+  (* hdlname = "array valid_in$539" *)
   (* init = 1'h0 *)
-  wire \array.valid_in$535 ;
-  (* hdlname = "array valid_in$544" *)
-  wire \array.valid_in$544 ;
-  (* hdlname = "array valid_in$556" *)
-  wire \array.valid_in$556 ;
-  (* hdlname = "array valid_in$568" *)
-  wire \array.valid_in$568 ;
-  (* hdlname = "array valid_in$580" *)
-  wire \array.valid_in$580 ;
-  (* hdlname = "array valid_in$592" *)
-  wire \array.valid_in$592 ;
-  (* hdlname = "array valid_in$604" *)
-  wire \array.valid_in$604 ;
-  (* hdlname = "array valid_in$616" *)
-  wire \array.valid_in$616 ;
-  (* hdlname = "array valid_in$627" *)
+  wire \array.valid_in$539 ;
+  (* hdlname = "array valid_in$548" *)
+  wire \array.valid_in$548 ;
+  (* hdlname = "array valid_in$560" *)
+  wire \array.valid_in$560 ;
+  (* hdlname = "array valid_in$572" *)
+  wire \array.valid_in$572 ;
+  (* hdlname = "array valid_in$584" *)
+  wire \array.valid_in$584 ;
+  (* hdlname = "array valid_in$596" *)
+  wire \array.valid_in$596 ;
+  (* hdlname = "array valid_in$608" *)
+  wire \array.valid_in$608 ;
+  (* hdlname = "array valid_in$620" *)
+  wire \array.valid_in$620 ;
+  (* hdlname = "array valid_in$631" *)
   (* init = 1'h0 *)
-  wire \array.valid_in$627 ;
-  (* hdlname = "array valid_in$636" *)
-  wire \array.valid_in$636 ;
-  (* hdlname = "array valid_in$648" *)
-  wire \array.valid_in$648 ;
-  (* hdlname = "array valid_in$660" *)
-  wire \array.valid_in$660 ;
-  (* hdlname = "array valid_in$672" *)
-  wire \array.valid_in$672 ;
-  (* hdlname = "array valid_in$684" *)
-  wire \array.valid_in$684 ;
-  (* hdlname = "array valid_in$696" *)
-  wire \array.valid_in$696 ;
-  (* hdlname = "array valid_in$708" *)
-  wire \array.valid_in$708 ;
-  (* hdlname = "array valid_in$719" *)
+  wire \array.valid_in$631 ;
+  (* hdlname = "array valid_in$640" *)
+  wire \array.valid_in$640 ;
+  (* hdlname = "array valid_in$652" *)
+  wire \array.valid_in$652 ;
+  (* hdlname = "array valid_in$664" *)
+  wire \array.valid_in$664 ;
+  (* hdlname = "array valid_in$676" *)
+  wire \array.valid_in$676 ;
+  (* hdlname = "array valid_in$688" *)
+  wire \array.valid_in$688 ;
+  (* hdlname = "array valid_in$700" *)
+  wire \array.valid_in$700 ;
+  (* hdlname = "array valid_in$712" *)
+  wire \array.valid_in$712 ;
+  (* hdlname = "array valid_in$723" *)
   (* init = 1'h0 *)
-  wire \array.valid_in$719 ;
-  (* hdlname = "array valid_in$728" *)
-  wire \array.valid_in$728 ;
-  (* hdlname = "array valid_in$740" *)
-  wire \array.valid_in$740 ;
-  (* hdlname = "array valid_in$752" *)
-  wire \array.valid_in$752 ;
-  (* hdlname = "array valid_in$764" *)
-  wire \array.valid_in$764 ;
-  (* hdlname = "array valid_in$776" *)
-  wire \array.valid_in$776 ;
-  (* hdlname = "array valid_in$788" *)
-  wire \array.valid_in$788 ;
-  (* hdlname = "array valid_in$800" *)
-  wire \array.valid_in$800 ;
-  (* hdlname = "array valid_in$811" *)
+  wire \array.valid_in$723 ;
+  (* hdlname = "array valid_in$732" *)
+  wire \array.valid_in$732 ;
+  (* hdlname = "array valid_in$744" *)
+  wire \array.valid_in$744 ;
+  (* hdlname = "array valid_in$756" *)
+  wire \array.valid_in$756 ;
+  (* hdlname = "array valid_in$768" *)
+  wire \array.valid_in$768 ;
+  (* hdlname = "array valid_in$780" *)
+  wire \array.valid_in$780 ;
+  (* hdlname = "array valid_in$792" *)
+  wire \array.valid_in$792 ;
+  (* hdlname = "array valid_in$804" *)
+  wire \array.valid_in$804 ;
+  (* hdlname = "array valid_in$815" *)
   (* init = 1'h0 *)
-  wire \array.valid_in$811 ;
-  (* hdlname = "array valid_in$820" *)
-  wire \array.valid_in$820 ;
-  (* hdlname = "array valid_in$832" *)
-  wire \array.valid_in$832 ;
-  (* hdlname = "array valid_in$844" *)
-  wire \array.valid_in$844 ;
-  (* hdlname = "array valid_in$856" *)
-  wire \array.valid_in$856 ;
-  (* hdlname = "array valid_in$868" *)
-  wire \array.valid_in$868 ;
-  (* hdlname = "array valid_in$880" *)
-  wire \array.valid_in$880 ;
-  (* hdlname = "array valid_in$892" *)
-  wire \array.valid_in$892 ;
+  wire \array.valid_in$815 ;
+  (* hdlname = "array valid_in$824" *)
+  wire \array.valid_in$824 ;
+  (* hdlname = "array valid_in$836" *)
+  wire \array.valid_in$836 ;
+  (* hdlname = "array valid_in$848" *)
+  wire \array.valid_in$848 ;
+  (* hdlname = "array valid_in$860" *)
+  wire \array.valid_in$860 ;
+  (* hdlname = "array valid_in$872" *)
+  wire \array.valid_in$872 ;
+  (* hdlname = "array valid_in$884" *)
+  wire \array.valid_in$884 ;
+  (* hdlname = "array valid_in$896" *)
+  wire \array.valid_in$896 ;
   (* hdlname = "array valid_out" *)
   wire \array.valid_out ;
-  (* hdlname = "array valid_out$201" *)
-  wire \array.valid_out$201 ;
-  (* hdlname = "array valid_out$211" *)
-  wire \array.valid_out$211 ;
-  (* hdlname = "array valid_out$221" *)
-  wire \array.valid_out$221 ;
-  (* hdlname = "array valid_out$231" *)
-  wire \array.valid_out$231 ;
-  (* hdlname = "array valid_out$241" *)
-  wire \array.valid_out$241 ;
-  (* hdlname = "array valid_out$251" *)
-  wire \array.valid_out$251 ;
-  (* hdlname = "array valid_out$269" *)
-  wire \array.valid_out$269 ;
-  (* hdlname = "array valid_out$281" *)
-  wire \array.valid_out$281 ;
-  (* hdlname = "array valid_out$293" *)
-  wire \array.valid_out$293 ;
-  (* hdlname = "array valid_out$305" *)
-  wire \array.valid_out$305 ;
-  (* hdlname = "array valid_out$317" *)
-  wire \array.valid_out$317 ;
-  (* hdlname = "array valid_out$329" *)
-  wire \array.valid_out$329 ;
-  (* hdlname = "array valid_out$341" *)
-  wire \array.valid_out$341 ;
-  (* hdlname = "array valid_out$361" *)
-  wire \array.valid_out$361 ;
-  (* hdlname = "array valid_out$373" *)
-  wire \array.valid_out$373 ;
-  (* hdlname = "array valid_out$385" *)
-  wire \array.valid_out$385 ;
-  (* hdlname = "array valid_out$397" *)
-  wire \array.valid_out$397 ;
-  (* hdlname = "array valid_out$409" *)
-  wire \array.valid_out$409 ;
-  (* hdlname = "array valid_out$421" *)
-  wire \array.valid_out$421 ;
-  (* hdlname = "array valid_out$433" *)
-  wire \array.valid_out$433 ;
-  (* hdlname = "array valid_out$453" *)
-  wire \array.valid_out$453 ;
-  (* hdlname = "array valid_out$465" *)
-  wire \array.valid_out$465 ;
-  (* hdlname = "array valid_out$477" *)
-  wire \array.valid_out$477 ;
-  (* hdlname = "array valid_out$489" *)
-  wire \array.valid_out$489 ;
-  (* hdlname = "array valid_out$501" *)
-  wire \array.valid_out$501 ;
-  (* hdlname = "array valid_out$513" *)
-  wire \array.valid_out$513 ;
-  (* hdlname = "array valid_out$525" *)
-  wire \array.valid_out$525 ;
-  (* hdlname = "array valid_out$545" *)
-  wire \array.valid_out$545 ;
-  (* hdlname = "array valid_out$557" *)
-  wire \array.valid_out$557 ;
-  (* hdlname = "array valid_out$569" *)
-  wire \array.valid_out$569 ;
-  (* hdlname = "array valid_out$581" *)
-  wire \array.valid_out$581 ;
-  (* hdlname = "array valid_out$593" *)
-  wire \array.valid_out$593 ;
-  (* hdlname = "array valid_out$605" *)
-  wire \array.valid_out$605 ;
-  (* hdlname = "array valid_out$617" *)
-  wire \array.valid_out$617 ;
-  (* hdlname = "array valid_out$637" *)
-  wire \array.valid_out$637 ;
-  (* hdlname = "array valid_out$649" *)
-  wire \array.valid_out$649 ;
-  (* hdlname = "array valid_out$661" *)
-  wire \array.valid_out$661 ;
-  (* hdlname = "array valid_out$673" *)
-  wire \array.valid_out$673 ;
-  (* hdlname = "array valid_out$685" *)
-  wire \array.valid_out$685 ;
-  (* hdlname = "array valid_out$697" *)
-  wire \array.valid_out$697 ;
-  (* hdlname = "array valid_out$709" *)
-  wire \array.valid_out$709 ;
-  (* hdlname = "array valid_out$729" *)
-  wire \array.valid_out$729 ;
-  (* hdlname = "array valid_out$741" *)
-  wire \array.valid_out$741 ;
-  (* hdlname = "array valid_out$753" *)
-  wire \array.valid_out$753 ;
-  (* hdlname = "array valid_out$765" *)
-  wire \array.valid_out$765 ;
-  (* hdlname = "array valid_out$777" *)
-  wire \array.valid_out$777 ;
-  (* hdlname = "array valid_out$789" *)
-  wire \array.valid_out$789 ;
-  (* hdlname = "array valid_out$801" *)
-  wire \array.valid_out$801 ;
-  (* hdlname = "array valid_out$821" *)
-  wire \array.valid_out$821 ;
-  (* hdlname = "array valid_out$833" *)
-  wire \array.valid_out$833 ;
-  (* hdlname = "array valid_out$845" *)
-  wire \array.valid_out$845 ;
-  (* hdlname = "array valid_out$857" *)
-  wire \array.valid_out$857 ;
-  (* hdlname = "array valid_out$869" *)
-  wire \array.valid_out$869 ;
-  (* hdlname = "array valid_out$881" *)
-  wire \array.valid_out$881 ;
-  (* hdlname = "array valid_out$893" *)
-  wire \array.valid_out$893 ;
+  (* hdlname = "array valid_out$203" *)
+  wire \array.valid_out$203 ;
+  (* hdlname = "array valid_out$213" *)
+  wire \array.valid_out$213 ;
+  (* hdlname = "array valid_out$223" *)
+  wire \array.valid_out$223 ;
+  (* hdlname = "array valid_out$233" *)
+  wire \array.valid_out$233 ;
+  (* hdlname = "array valid_out$243" *)
+  wire \array.valid_out$243 ;
+  (* hdlname = "array valid_out$253" *)
+  wire \array.valid_out$253 ;
+  (* hdlname = "array valid_out$273" *)
+  wire \array.valid_out$273 ;
+  (* hdlname = "array valid_out$285" *)
+  wire \array.valid_out$285 ;
+  (* hdlname = "array valid_out$297" *)
+  wire \array.valid_out$297 ;
+  (* hdlname = "array valid_out$309" *)
+  wire \array.valid_out$309 ;
+  (* hdlname = "array valid_out$321" *)
+  wire \array.valid_out$321 ;
+  (* hdlname = "array valid_out$333" *)
+  wire \array.valid_out$333 ;
+  (* hdlname = "array valid_out$345" *)
+  wire \array.valid_out$345 ;
+  (* hdlname = "array valid_out$365" *)
+  wire \array.valid_out$365 ;
+  (* hdlname = "array valid_out$377" *)
+  wire \array.valid_out$377 ;
+  (* hdlname = "array valid_out$389" *)
+  wire \array.valid_out$389 ;
+  (* hdlname = "array valid_out$401" *)
+  wire \array.valid_out$401 ;
+  (* hdlname = "array valid_out$413" *)
+  wire \array.valid_out$413 ;
+  (* hdlname = "array valid_out$425" *)
+  wire \array.valid_out$425 ;
+  (* hdlname = "array valid_out$437" *)
+  wire \array.valid_out$437 ;
+  (* hdlname = "array valid_out$457" *)
+  wire \array.valid_out$457 ;
+  (* hdlname = "array valid_out$469" *)
+  wire \array.valid_out$469 ;
+  (* hdlname = "array valid_out$481" *)
+  wire \array.valid_out$481 ;
+  (* hdlname = "array valid_out$493" *)
+  wire \array.valid_out$493 ;
+  (* hdlname = "array valid_out$505" *)
+  wire \array.valid_out$505 ;
+  (* hdlname = "array valid_out$517" *)
+  wire \array.valid_out$517 ;
+  (* hdlname = "array valid_out$529" *)
+  wire \array.valid_out$529 ;
+  (* hdlname = "array valid_out$549" *)
+  wire \array.valid_out$549 ;
+  (* hdlname = "array valid_out$561" *)
+  wire \array.valid_out$561 ;
+  (* hdlname = "array valid_out$573" *)
+  wire \array.valid_out$573 ;
+  (* hdlname = "array valid_out$585" *)
+  wire \array.valid_out$585 ;
+  (* hdlname = "array valid_out$597" *)
+  wire \array.valid_out$597 ;
+  (* hdlname = "array valid_out$609" *)
+  wire \array.valid_out$609 ;
+  (* hdlname = "array valid_out$621" *)
+  wire \array.valid_out$621 ;
+  (* hdlname = "array valid_out$641" *)
+  wire \array.valid_out$641 ;
+  (* hdlname = "array valid_out$653" *)
+  wire \array.valid_out$653 ;
+  (* hdlname = "array valid_out$665" *)
+  wire \array.valid_out$665 ;
+  (* hdlname = "array valid_out$677" *)
+  wire \array.valid_out$677 ;
+  (* hdlname = "array valid_out$689" *)
+  wire \array.valid_out$689 ;
+  (* hdlname = "array valid_out$701" *)
+  wire \array.valid_out$701 ;
+  (* hdlname = "array valid_out$713" *)
+  wire \array.valid_out$713 ;
+  (* hdlname = "array valid_out$733" *)
+  wire \array.valid_out$733 ;
+  (* hdlname = "array valid_out$745" *)
+  wire \array.valid_out$745 ;
+  (* hdlname = "array valid_out$757" *)
+  wire \array.valid_out$757 ;
+  (* hdlname = "array valid_out$769" *)
+  wire \array.valid_out$769 ;
+  (* hdlname = "array valid_out$781" *)
+  wire \array.valid_out$781 ;
+  (* hdlname = "array valid_out$793" *)
+  wire \array.valid_out$793 ;
+  (* hdlname = "array valid_out$805" *)
+  wire \array.valid_out$805 ;
+  (* hdlname = "array valid_out$825" *)
+  wire \array.valid_out$825 ;
+  (* hdlname = "array valid_out$837" *)
+  wire \array.valid_out$837 ;
+  (* hdlname = "array valid_out$849" *)
+  wire \array.valid_out$849 ;
+  (* hdlname = "array valid_out$861" *)
+  wire \array.valid_out$861 ;
+  (* hdlname = "array valid_out$873" *)
+  wire \array.valid_out$873 ;
+  (* hdlname = "array valid_out$885" *)
+  wire \array.valid_out$885 ;
+  (* hdlname = "array valid_out$897" *)
+  wire \array.valid_out$897 ;
   (* hdlname = "array w" *)
   wire [63:0] \array.w ;
   (* hdlname = "array w[0]" *)
@@ -5662,251 +5658,251 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [7:0] \array.w[7] ;
   (* hdlname = "array w_in" *)
   wire [7:0] \array.w_in ;
-  (* hdlname = "array w_in$196" *)
+  (* hdlname = "array w_in$190" *)
   (* init = 8'h00 *)
-  wire [7:0] \array.w_in$196 ;
-  (* hdlname = "array w_in$206" *)
+  wire [7:0] \array.w_in$190 ;
+  (* hdlname = "array w_in$200" *)
   (* init = 8'h00 *)
-  wire [7:0] \array.w_in$206 ;
-  (* hdlname = "array w_in$216" *)
+  wire [7:0] \array.w_in$200 ;
+  (* hdlname = "array w_in$210" *)
   (* init = 8'h00 *)
-  wire [7:0] \array.w_in$216 ;
-  (* hdlname = "array w_in$226" *)
+  wire [7:0] \array.w_in$210 ;
+  (* hdlname = "array w_in$220" *)
   (* init = 8'h00 *)
-  wire [7:0] \array.w_in$226 ;
-  (* hdlname = "array w_in$236" *)
+  wire [7:0] \array.w_in$220 ;
+  (* hdlname = "array w_in$230" *)
   (* init = 8'h00 *)
-  wire [7:0] \array.w_in$236 ;
-  (* hdlname = "array w_in$246" *)
+  wire [7:0] \array.w_in$230 ;
+  (* hdlname = "array w_in$240" *)
   (* init = 8'h00 *)
-  wire [7:0] \array.w_in$246 ;
-  (* hdlname = "array w_in$256" *)
+  wire [7:0] \array.w_in$240 ;
+  (* hdlname = "array w_in$250" *)
   (* init = 8'h00 *)
-  wire [7:0] \array.w_in$256 ;
-  (* hdlname = "array w_in$262" *)
-  wire [7:0] \array.w_in$262 ;
-  (* hdlname = "array w_in$274" *)
-  wire [7:0] \array.w_in$274 ;
-  (* hdlname = "array w_in$286" *)
-  wire [7:0] \array.w_in$286 ;
-  (* hdlname = "array w_in$298" *)
-  wire [7:0] \array.w_in$298 ;
-  (* hdlname = "array w_in$310" *)
-  wire [7:0] \array.w_in$310 ;
-  (* hdlname = "array w_in$322" *)
-  wire [7:0] \array.w_in$322 ;
-  (* hdlname = "array w_in$334" *)
-  wire [7:0] \array.w_in$334 ;
-  (* hdlname = "array w_in$346" *)
-  wire [7:0] \array.w_in$346 ;
-  (* hdlname = "array w_in$354" *)
-  wire [7:0] \array.w_in$354 ;
-  (* hdlname = "array w_in$366" *)
-  wire [7:0] \array.w_in$366 ;
-  (* hdlname = "array w_in$378" *)
-  wire [7:0] \array.w_in$378 ;
-  (* hdlname = "array w_in$390" *)
-  wire [7:0] \array.w_in$390 ;
-  (* hdlname = "array w_in$402" *)
-  wire [7:0] \array.w_in$402 ;
-  (* hdlname = "array w_in$414" *)
-  wire [7:0] \array.w_in$414 ;
-  (* hdlname = "array w_in$426" *)
-  wire [7:0] \array.w_in$426 ;
-  (* hdlname = "array w_in$438" *)
-  wire [7:0] \array.w_in$438 ;
-  (* hdlname = "array w_in$446" *)
-  wire [7:0] \array.w_in$446 ;
-  (* hdlname = "array w_in$458" *)
-  wire [7:0] \array.w_in$458 ;
-  (* hdlname = "array w_in$470" *)
-  wire [7:0] \array.w_in$470 ;
-  (* hdlname = "array w_in$482" *)
-  wire [7:0] \array.w_in$482 ;
-  (* hdlname = "array w_in$494" *)
-  wire [7:0] \array.w_in$494 ;
-  (* hdlname = "array w_in$506" *)
-  wire [7:0] \array.w_in$506 ;
-  (* hdlname = "array w_in$518" *)
-  wire [7:0] \array.w_in$518 ;
-  (* hdlname = "array w_in$530" *)
-  wire [7:0] \array.w_in$530 ;
-  (* hdlname = "array w_in$538" *)
-  wire [7:0] \array.w_in$538 ;
-  (* hdlname = "array w_in$550" *)
-  wire [7:0] \array.w_in$550 ;
-  (* hdlname = "array w_in$562" *)
-  wire [7:0] \array.w_in$562 ;
-  (* hdlname = "array w_in$574" *)
-  wire [7:0] \array.w_in$574 ;
-  (* hdlname = "array w_in$586" *)
-  wire [7:0] \array.w_in$586 ;
-  (* hdlname = "array w_in$598" *)
-  wire [7:0] \array.w_in$598 ;
-  (* hdlname = "array w_in$610" *)
-  wire [7:0] \array.w_in$610 ;
-  (* hdlname = "array w_in$622" *)
-  wire [7:0] \array.w_in$622 ;
-  (* hdlname = "array w_in$630" *)
-  wire [7:0] \array.w_in$630 ;
-  (* hdlname = "array w_in$642" *)
-  wire [7:0] \array.w_in$642 ;
-  (* hdlname = "array w_in$654" *)
-  wire [7:0] \array.w_in$654 ;
-  (* hdlname = "array w_in$666" *)
-  wire [7:0] \array.w_in$666 ;
-  (* hdlname = "array w_in$678" *)
-  wire [7:0] \array.w_in$678 ;
-  (* hdlname = "array w_in$690" *)
-  wire [7:0] \array.w_in$690 ;
-  (* hdlname = "array w_in$702" *)
-  wire [7:0] \array.w_in$702 ;
-  (* hdlname = "array w_in$714" *)
-  wire [7:0] \array.w_in$714 ;
-  (* hdlname = "array w_in$722" *)
-  wire [7:0] \array.w_in$722 ;
-  (* hdlname = "array w_in$734" *)
-  wire [7:0] \array.w_in$734 ;
-  (* hdlname = "array w_in$746" *)
-  wire [7:0] \array.w_in$746 ;
-  (* hdlname = "array w_in$758" *)
-  wire [7:0] \array.w_in$758 ;
-  (* hdlname = "array w_in$770" *)
-  wire [7:0] \array.w_in$770 ;
-  (* hdlname = "array w_in$782" *)
-  wire [7:0] \array.w_in$782 ;
-  (* hdlname = "array w_in$794" *)
-  wire [7:0] \array.w_in$794 ;
-  (* hdlname = "array w_in$806" *)
-  wire [7:0] \array.w_in$806 ;
-  (* hdlname = "array w_in$814" *)
-  wire [7:0] \array.w_in$814 ;
-  (* hdlname = "array w_in$826" *)
-  wire [7:0] \array.w_in$826 ;
-  (* hdlname = "array w_in$838" *)
-  wire [7:0] \array.w_in$838 ;
-  (* hdlname = "array w_in$850" *)
-  wire [7:0] \array.w_in$850 ;
-  (* hdlname = "array w_in$862" *)
-  wire [7:0] \array.w_in$862 ;
-  (* hdlname = "array w_in$874" *)
-  wire [7:0] \array.w_in$874 ;
-  (* hdlname = "array w_in$886" *)
-  wire [7:0] \array.w_in$886 ;
-  (* hdlname = "array w_in$898" *)
-  wire [7:0] \array.w_in$898 ;
+  wire [7:0] \array.w_in$250 ;
+  (* hdlname = "array w_in$259" *)
+  wire [7:0] \array.w_in$259 ;
+  (* hdlname = "array w_in$268" *)
+  wire [7:0] \array.w_in$268 ;
+  (* hdlname = "array w_in$280" *)
+  wire [7:0] \array.w_in$280 ;
+  (* hdlname = "array w_in$292" *)
+  wire [7:0] \array.w_in$292 ;
+  (* hdlname = "array w_in$304" *)
+  wire [7:0] \array.w_in$304 ;
+  (* hdlname = "array w_in$316" *)
+  wire [7:0] \array.w_in$316 ;
+  (* hdlname = "array w_in$328" *)
+  wire [7:0] \array.w_in$328 ;
+  (* hdlname = "array w_in$340" *)
+  wire [7:0] \array.w_in$340 ;
+  (* hdlname = "array w_in$351" *)
+  wire [7:0] \array.w_in$351 ;
+  (* hdlname = "array w_in$360" *)
+  wire [7:0] \array.w_in$360 ;
+  (* hdlname = "array w_in$372" *)
+  wire [7:0] \array.w_in$372 ;
+  (* hdlname = "array w_in$384" *)
+  wire [7:0] \array.w_in$384 ;
+  (* hdlname = "array w_in$396" *)
+  wire [7:0] \array.w_in$396 ;
+  (* hdlname = "array w_in$408" *)
+  wire [7:0] \array.w_in$408 ;
+  (* hdlname = "array w_in$420" *)
+  wire [7:0] \array.w_in$420 ;
+  (* hdlname = "array w_in$432" *)
+  wire [7:0] \array.w_in$432 ;
+  (* hdlname = "array w_in$443" *)
+  wire [7:0] \array.w_in$443 ;
+  (* hdlname = "array w_in$452" *)
+  wire [7:0] \array.w_in$452 ;
+  (* hdlname = "array w_in$464" *)
+  wire [7:0] \array.w_in$464 ;
+  (* hdlname = "array w_in$476" *)
+  wire [7:0] \array.w_in$476 ;
+  (* hdlname = "array w_in$488" *)
+  wire [7:0] \array.w_in$488 ;
+  (* hdlname = "array w_in$500" *)
+  wire [7:0] \array.w_in$500 ;
+  (* hdlname = "array w_in$512" *)
+  wire [7:0] \array.w_in$512 ;
+  (* hdlname = "array w_in$524" *)
+  wire [7:0] \array.w_in$524 ;
+  (* hdlname = "array w_in$535" *)
+  wire [7:0] \array.w_in$535 ;
+  (* hdlname = "array w_in$544" *)
+  wire [7:0] \array.w_in$544 ;
+  (* hdlname = "array w_in$556" *)
+  wire [7:0] \array.w_in$556 ;
+  (* hdlname = "array w_in$568" *)
+  wire [7:0] \array.w_in$568 ;
+  (* hdlname = "array w_in$580" *)
+  wire [7:0] \array.w_in$580 ;
+  (* hdlname = "array w_in$592" *)
+  wire [7:0] \array.w_in$592 ;
+  (* hdlname = "array w_in$604" *)
+  wire [7:0] \array.w_in$604 ;
+  (* hdlname = "array w_in$616" *)
+  wire [7:0] \array.w_in$616 ;
+  (* hdlname = "array w_in$627" *)
+  wire [7:0] \array.w_in$627 ;
+  (* hdlname = "array w_in$636" *)
+  wire [7:0] \array.w_in$636 ;
+  (* hdlname = "array w_in$648" *)
+  wire [7:0] \array.w_in$648 ;
+  (* hdlname = "array w_in$660" *)
+  wire [7:0] \array.w_in$660 ;
+  (* hdlname = "array w_in$672" *)
+  wire [7:0] \array.w_in$672 ;
+  (* hdlname = "array w_in$684" *)
+  wire [7:0] \array.w_in$684 ;
+  (* hdlname = "array w_in$696" *)
+  wire [7:0] \array.w_in$696 ;
+  (* hdlname = "array w_in$708" *)
+  wire [7:0] \array.w_in$708 ;
+  (* hdlname = "array w_in$719" *)
+  wire [7:0] \array.w_in$719 ;
+  (* hdlname = "array w_in$728" *)
+  wire [7:0] \array.w_in$728 ;
+  (* hdlname = "array w_in$740" *)
+  wire [7:0] \array.w_in$740 ;
+  (* hdlname = "array w_in$752" *)
+  wire [7:0] \array.w_in$752 ;
+  (* hdlname = "array w_in$764" *)
+  wire [7:0] \array.w_in$764 ;
+  (* hdlname = "array w_in$776" *)
+  wire [7:0] \array.w_in$776 ;
+  (* hdlname = "array w_in$788" *)
+  wire [7:0] \array.w_in$788 ;
+  (* hdlname = "array w_in$800" *)
+  wire [7:0] \array.w_in$800 ;
+  (* hdlname = "array w_in$811" *)
+  wire [7:0] \array.w_in$811 ;
+  (* hdlname = "array w_in$820" *)
+  wire [7:0] \array.w_in$820 ;
+  (* hdlname = "array w_in$832" *)
+  wire [7:0] \array.w_in$832 ;
+  (* hdlname = "array w_in$844" *)
+  wire [7:0] \array.w_in$844 ;
+  (* hdlname = "array w_in$856" *)
+  wire [7:0] \array.w_in$856 ;
+  (* hdlname = "array w_in$868" *)
+  wire [7:0] \array.w_in$868 ;
+  (* hdlname = "array w_in$880" *)
+  wire [7:0] \array.w_in$880 ;
+  (* hdlname = "array w_in$892" *)
+  wire [7:0] \array.w_in$892 ;
   (* hdlname = "array w_out" *)
   wire [7:0] \array.w_out ;
-  (* hdlname = "array w_out$275" *)
-  wire [7:0] \array.w_out$275 ;
-  (* hdlname = "array w_out$287" *)
-  wire [7:0] \array.w_out$287 ;
-  (* hdlname = "array w_out$299" *)
-  wire [7:0] \array.w_out$299 ;
-  (* hdlname = "array w_out$311" *)
-  wire [7:0] \array.w_out$311 ;
-  (* hdlname = "array w_out$323" *)
-  wire [7:0] \array.w_out$323 ;
-  (* hdlname = "array w_out$335" *)
-  wire [7:0] \array.w_out$335 ;
-  (* hdlname = "array w_out$347" *)
-  wire [7:0] \array.w_out$347 ;
-  (* hdlname = "array w_out$355" *)
-  wire [7:0] \array.w_out$355 ;
-  (* hdlname = "array w_out$367" *)
-  wire [7:0] \array.w_out$367 ;
-  (* hdlname = "array w_out$379" *)
-  wire [7:0] \array.w_out$379 ;
-  (* hdlname = "array w_out$391" *)
-  wire [7:0] \array.w_out$391 ;
-  (* hdlname = "array w_out$403" *)
-  wire [7:0] \array.w_out$403 ;
-  (* hdlname = "array w_out$415" *)
-  wire [7:0] \array.w_out$415 ;
-  (* hdlname = "array w_out$427" *)
-  wire [7:0] \array.w_out$427 ;
-  (* hdlname = "array w_out$439" *)
-  wire [7:0] \array.w_out$439 ;
-  (* hdlname = "array w_out$447" *)
-  wire [7:0] \array.w_out$447 ;
-  (* hdlname = "array w_out$459" *)
-  wire [7:0] \array.w_out$459 ;
-  (* hdlname = "array w_out$471" *)
-  wire [7:0] \array.w_out$471 ;
-  (* hdlname = "array w_out$483" *)
-  wire [7:0] \array.w_out$483 ;
-  (* hdlname = "array w_out$495" *)
-  wire [7:0] \array.w_out$495 ;
-  (* hdlname = "array w_out$507" *)
-  wire [7:0] \array.w_out$507 ;
-  (* hdlname = "array w_out$519" *)
-  wire [7:0] \array.w_out$519 ;
-  (* hdlname = "array w_out$531" *)
-  wire [7:0] \array.w_out$531 ;
-  (* hdlname = "array w_out$539" *)
-  wire [7:0] \array.w_out$539 ;
-  (* hdlname = "array w_out$551" *)
-  wire [7:0] \array.w_out$551 ;
-  (* hdlname = "array w_out$563" *)
-  wire [7:0] \array.w_out$563 ;
-  (* hdlname = "array w_out$575" *)
-  wire [7:0] \array.w_out$575 ;
-  (* hdlname = "array w_out$587" *)
-  wire [7:0] \array.w_out$587 ;
-  (* hdlname = "array w_out$599" *)
-  wire [7:0] \array.w_out$599 ;
-  (* hdlname = "array w_out$611" *)
-  wire [7:0] \array.w_out$611 ;
-  (* hdlname = "array w_out$623" *)
-  wire [7:0] \array.w_out$623 ;
-  (* hdlname = "array w_out$631" *)
-  wire [7:0] \array.w_out$631 ;
-  (* hdlname = "array w_out$643" *)
-  wire [7:0] \array.w_out$643 ;
-  (* hdlname = "array w_out$655" *)
-  wire [7:0] \array.w_out$655 ;
-  (* hdlname = "array w_out$667" *)
-  wire [7:0] \array.w_out$667 ;
-  (* hdlname = "array w_out$679" *)
-  wire [7:0] \array.w_out$679 ;
-  (* hdlname = "array w_out$691" *)
-  wire [7:0] \array.w_out$691 ;
-  (* hdlname = "array w_out$703" *)
-  wire [7:0] \array.w_out$703 ;
-  (* hdlname = "array w_out$715" *)
-  wire [7:0] \array.w_out$715 ;
-  (* hdlname = "array w_out$723" *)
-  wire [7:0] \array.w_out$723 ;
-  (* hdlname = "array w_out$735" *)
-  wire [7:0] \array.w_out$735 ;
-  (* hdlname = "array w_out$747" *)
-  wire [7:0] \array.w_out$747 ;
-  (* hdlname = "array w_out$759" *)
-  wire [7:0] \array.w_out$759 ;
-  (* hdlname = "array w_out$771" *)
-  wire [7:0] \array.w_out$771 ;
-  (* hdlname = "array w_out$783" *)
-  wire [7:0] \array.w_out$783 ;
-  (* hdlname = "array w_out$795" *)
-  wire [7:0] \array.w_out$795 ;
-  (* hdlname = "array w_out$807" *)
-  wire [7:0] \array.w_out$807 ;
-  (* hdlname = "array w_out$815" *)
-  wire [7:0] \array.w_out$815 ;
-  (* hdlname = "array w_out$827" *)
-  wire [7:0] \array.w_out$827 ;
-  (* hdlname = "array w_out$839" *)
-  wire [7:0] \array.w_out$839 ;
-  (* hdlname = "array w_out$851" *)
-  wire [7:0] \array.w_out$851 ;
-  (* hdlname = "array w_out$863" *)
-  wire [7:0] \array.w_out$863 ;
-  (* hdlname = "array w_out$875" *)
-  wire [7:0] \array.w_out$875 ;
-  (* hdlname = "array w_out$887" *)
-  wire [7:0] \array.w_out$887 ;
-  (* hdlname = "array w_out$899" *)
-  wire [7:0] \array.w_out$899 ;
+  (* hdlname = "array w_out$269" *)
+  wire [7:0] \array.w_out$269 ;
+  (* hdlname = "array w_out$281" *)
+  wire [7:0] \array.w_out$281 ;
+  (* hdlname = "array w_out$293" *)
+  wire [7:0] \array.w_out$293 ;
+  (* hdlname = "array w_out$305" *)
+  wire [7:0] \array.w_out$305 ;
+  (* hdlname = "array w_out$317" *)
+  wire [7:0] \array.w_out$317 ;
+  (* hdlname = "array w_out$329" *)
+  wire [7:0] \array.w_out$329 ;
+  (* hdlname = "array w_out$341" *)
+  wire [7:0] \array.w_out$341 ;
+  (* hdlname = "array w_out$352" *)
+  wire [7:0] \array.w_out$352 ;
+  (* hdlname = "array w_out$361" *)
+  wire [7:0] \array.w_out$361 ;
+  (* hdlname = "array w_out$373" *)
+  wire [7:0] \array.w_out$373 ;
+  (* hdlname = "array w_out$385" *)
+  wire [7:0] \array.w_out$385 ;
+  (* hdlname = "array w_out$397" *)
+  wire [7:0] \array.w_out$397 ;
+  (* hdlname = "array w_out$409" *)
+  wire [7:0] \array.w_out$409 ;
+  (* hdlname = "array w_out$421" *)
+  wire [7:0] \array.w_out$421 ;
+  (* hdlname = "array w_out$433" *)
+  wire [7:0] \array.w_out$433 ;
+  (* hdlname = "array w_out$444" *)
+  wire [7:0] \array.w_out$444 ;
+  (* hdlname = "array w_out$453" *)
+  wire [7:0] \array.w_out$453 ;
+  (* hdlname = "array w_out$465" *)
+  wire [7:0] \array.w_out$465 ;
+  (* hdlname = "array w_out$477" *)
+  wire [7:0] \array.w_out$477 ;
+  (* hdlname = "array w_out$489" *)
+  wire [7:0] \array.w_out$489 ;
+  (* hdlname = "array w_out$501" *)
+  wire [7:0] \array.w_out$501 ;
+  (* hdlname = "array w_out$513" *)
+  wire [7:0] \array.w_out$513 ;
+  (* hdlname = "array w_out$525" *)
+  wire [7:0] \array.w_out$525 ;
+  (* hdlname = "array w_out$536" *)
+  wire [7:0] \array.w_out$536 ;
+  (* hdlname = "array w_out$545" *)
+  wire [7:0] \array.w_out$545 ;
+  (* hdlname = "array w_out$557" *)
+  wire [7:0] \array.w_out$557 ;
+  (* hdlname = "array w_out$569" *)
+  wire [7:0] \array.w_out$569 ;
+  (* hdlname = "array w_out$581" *)
+  wire [7:0] \array.w_out$581 ;
+  (* hdlname = "array w_out$593" *)
+  wire [7:0] \array.w_out$593 ;
+  (* hdlname = "array w_out$605" *)
+  wire [7:0] \array.w_out$605 ;
+  (* hdlname = "array w_out$617" *)
+  wire [7:0] \array.w_out$617 ;
+  (* hdlname = "array w_out$628" *)
+  wire [7:0] \array.w_out$628 ;
+  (* hdlname = "array w_out$637" *)
+  wire [7:0] \array.w_out$637 ;
+  (* hdlname = "array w_out$649" *)
+  wire [7:0] \array.w_out$649 ;
+  (* hdlname = "array w_out$661" *)
+  wire [7:0] \array.w_out$661 ;
+  (* hdlname = "array w_out$673" *)
+  wire [7:0] \array.w_out$673 ;
+  (* hdlname = "array w_out$685" *)
+  wire [7:0] \array.w_out$685 ;
+  (* hdlname = "array w_out$697" *)
+  wire [7:0] \array.w_out$697 ;
+  (* hdlname = "array w_out$709" *)
+  wire [7:0] \array.w_out$709 ;
+  (* hdlname = "array w_out$720" *)
+  wire [7:0] \array.w_out$720 ;
+  (* hdlname = "array w_out$729" *)
+  wire [7:0] \array.w_out$729 ;
+  (* hdlname = "array w_out$741" *)
+  wire [7:0] \array.w_out$741 ;
+  (* hdlname = "array w_out$753" *)
+  wire [7:0] \array.w_out$753 ;
+  (* hdlname = "array w_out$765" *)
+  wire [7:0] \array.w_out$765 ;
+  (* hdlname = "array w_out$777" *)
+  wire [7:0] \array.w_out$777 ;
+  (* hdlname = "array w_out$789" *)
+  wire [7:0] \array.w_out$789 ;
+  (* hdlname = "array w_out$801" *)
+  wire [7:0] \array.w_out$801 ;
+  (* hdlname = "array w_out$812" *)
+  wire [7:0] \array.w_out$812 ;
+  (* hdlname = "array w_out$821" *)
+  wire [7:0] \array.w_out$821 ;
+  (* hdlname = "array w_out$833" *)
+  wire [7:0] \array.w_out$833 ;
+  (* hdlname = "array w_out$845" *)
+  wire [7:0] \array.w_out$845 ;
+  (* hdlname = "array w_out$857" *)
+  wire [7:0] \array.w_out$857 ;
+  (* hdlname = "array w_out$869" *)
+  wire [7:0] \array.w_out$869 ;
+  (* hdlname = "array w_out$881" *)
+  wire [7:0] \array.w_out$881 ;
+  (* hdlname = "array w_out$893" *)
+  wire [7:0] \array.w_out$893 ;
   output busy;
   reg busy = 1'h0;
   input clk;
@@ -6381,8 +6377,8 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [31:0] \requant.params[7].m0 ;
   (* hdlname = "requant params[7].shift" *)
   wire [5:0] \requant.params[7].shift ;
-  (* hdlname = "requant port$1249$39" *)
-  wire [23:0] \requant.port$1249$39 ;
+  (* hdlname = "requant port$1246$39" *)
+  wire [23:0] \requant.port$1246$39 ;
   (* hdlname = "requant rst" *)
   wire \requant.rst ;
   (* hdlname = "requant valid" *)
@@ -6404,15 +6400,15 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [7:0] reserve;
   reg [7:0] reserved = 8'h00;
   wire [63:0] result;
-  wire [255:0] \result$217 ;
-  wire [31:0] \result$217[0] ;
-  wire [31:0] \result$217[1] ;
-  wire [31:0] \result$217[2] ;
-  wire [31:0] \result$217[3] ;
-  wire [31:0] \result$217[4] ;
-  wire [31:0] \result$217[5] ;
-  wire [31:0] \result$217[6] ;
-  wire [31:0] \result$217[7] ;
+  wire [255:0] \result$219 ;
+  wire [31:0] \result$219[0] ;
+  wire [31:0] \result$219[1] ;
+  wire [31:0] \result$219[2] ;
+  wire [31:0] \result$219[3] ;
+  wire [31:0] \result$219[4] ;
+  wire [31:0] \result$219[5] ;
+  wire [31:0] \result$219[6] ;
+  wire [31:0] \result$219[7] ;
   wire [7:0] \result[0] ;
   wire [7:0] \result[1] ;
   wire [7:0] \result[2] ;
@@ -6513,8 +6509,8 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [3:0] \token_d9.rows ;
   wire \token_d9.valid ;
   wire valid;
-  reg \valid$163 ;
-  reg \valid$176  = 1'h0;
+  reg \valid$165 ;
+  reg \valid$178  = 1'h0;
   wire [63:0] w;
   wire [7:0] \w[0] ;
   wire [7:0] \w[1] ;
@@ -6546,6 +6542,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   reg [5:0] wl_kt = 6'h00;
   reg [8:0] wl_n = 9'h000;
   reg [5:0] wl_tiles = 6'h00;
+  wire word_last;
   wire [5:0] wp__addr;
   wire [4:0] \wp__addr$100 ;
   wire [4:0] \wp__addr$103 ;
@@ -6769,7 +6766,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _1_ <= act_mem1[{ seq_block[0], os_kt[4:0] }];
   end
-  assign \$signature__data$142  = _1_;
+  assign \$signature__data$144  = _1_;
   reg [63:0] act_mem2 [63:0];
   initial begin
     act_mem2[0] = 64'h0000000000000000;
@@ -6845,7 +6842,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _2_ <= act_mem2[{ seq_block[0], os_kt[4:0] }];
   end
-  assign \$signature__data$143  = _2_;
+  assign \$signature__data$145  = _2_;
   reg [63:0] act_mem3 [63:0];
   initial begin
     act_mem3[0] = 64'h0000000000000000;
@@ -6921,7 +6918,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _3_ <= act_mem3[{ seq_block[0], os_kt[4:0] }];
   end
-  assign \$signature__data$144  = _3_;
+  assign \$signature__data$146  = _3_;
   reg [63:0] act_mem4 [63:0];
   initial begin
     act_mem4[0] = 64'h0000000000000000;
@@ -6997,7 +6994,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _4_ <= act_mem4[{ seq_block[0], os_kt[4:0] }];
   end
-  assign \$signature__data$145  = _4_;
+  assign \$signature__data$147  = _4_;
   reg [63:0] act_mem5 [63:0];
   initial begin
     act_mem5[0] = 64'h0000000000000000;
@@ -7073,7 +7070,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _5_ <= act_mem5[{ seq_block[0], os_kt[4:0] }];
   end
-  assign \$signature__data$146  = _5_;
+  assign \$signature__data$148  = _5_;
   reg [63:0] act_mem6 [63:0];
   initial begin
     act_mem6[0] = 64'h0000000000000000;
@@ -7149,7 +7146,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _6_ <= act_mem6[{ seq_block[0], os_kt[4:0] }];
   end
-  assign \$signature__data$147  = _6_;
+  assign \$signature__data$149  = _6_;
   reg [63:0] act_mem7 [63:0];
   initial begin
     act_mem7[0] = 64'h0000000000000000;
@@ -7225,7 +7222,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _7_ <= act_mem7[{ seq_block[0], os_kt[4:0] }];
   end
-  assign \$signature__data$148  = _7_;
+  assign \$signature__data$150  = _7_;
   (* hdlname = "out_fifo storage" *)
   reg [63:0] \out_fifo.storage  [126:0];
   initial begin
@@ -7411,7 +7408,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _9_ <= pl_mem0[out_nt];
   end
-  assign \$signature__data$184  = _9_;
+  assign \$signature__data$186  = _9_;
   reg [69:0] pl_mem1 [31:0];
   initial begin
     pl_mem1[0] = 70'h000000000000000000;
@@ -7455,7 +7452,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _10_ <= pl_mem1[out_nt];
   end
-  assign \$signature__data$185  = _10_;
+  assign \$signature__data$187  = _10_;
   reg [69:0] pl_mem2 [31:0];
   initial begin
     pl_mem2[0] = 70'h000000000000000000;
@@ -7499,7 +7496,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _11_ <= pl_mem2[out_nt];
   end
-  assign \$signature__data$186  = _11_;
+  assign \$signature__data$188  = _11_;
   reg [69:0] pl_mem3 [31:0];
   initial begin
     pl_mem3[0] = 70'h000000000000000000;
@@ -7543,7 +7540,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _12_ <= pl_mem3[out_nt];
   end
-  assign \$signature__data$187  = _12_;
+  assign \$signature__data$189  = _12_;
   reg [69:0] pl_mem4 [31:0];
   initial begin
     pl_mem4[0] = 70'h000000000000000000;
@@ -7587,7 +7584,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _13_ <= pl_mem4[out_nt];
   end
-  assign \$signature__data$188  = _13_;
+  assign \$signature__data$190  = _13_;
   reg [69:0] pl_mem5 [31:0];
   initial begin
     pl_mem5[0] = 70'h000000000000000000;
@@ -7631,7 +7628,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _14_ <= pl_mem5[out_nt];
   end
-  assign \$signature__data$189  = _14_;
+  assign \$signature__data$191  = _14_;
   reg [69:0] pl_mem6 [31:0];
   initial begin
     pl_mem6[0] = 70'h000000000000000000;
@@ -7675,7 +7672,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _15_ <= pl_mem6[out_nt];
   end
-  assign \$signature__data$190  = _15_;
+  assign \$signature__data$192  = _15_;
   reg [69:0] pl_mem7 [31:0];
   initial begin
     pl_mem7[0] = 70'h000000000000000000;
@@ -7719,7 +7716,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _16_ <= pl_mem7[out_nt];
   end
-  assign \$signature__data$191  = _16_;
+  assign \$signature__data$193  = _16_;
   reg [63:0] wl_mem0 [1023:0];
   initial begin
     wl_mem0[0] = 64'h0000000000000000;
@@ -8755,7 +8752,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _17_ <= wl_mem0[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$150  = _17_;
+  assign \$signature__data$152  = _17_;
   reg [63:0] wl_mem1 [1023:0];
   initial begin
     wl_mem1[0] = 64'h0000000000000000;
@@ -9791,7 +9788,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _18_ <= wl_mem1[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$151  = _18_;
+  assign \$signature__data$153  = _18_;
   reg [63:0] wl_mem2 [1023:0];
   initial begin
     wl_mem2[0] = 64'h0000000000000000;
@@ -10827,7 +10824,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _19_ <= wl_mem2[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$152  = _19_;
+  assign \$signature__data$154  = _19_;
   reg [63:0] wl_mem3 [1023:0];
   initial begin
     wl_mem3[0] = 64'h0000000000000000;
@@ -11863,7 +11860,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _20_ <= wl_mem3[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$153  = _20_;
+  assign \$signature__data$155  = _20_;
   reg [63:0] wl_mem4 [1023:0];
   initial begin
     wl_mem4[0] = 64'h0000000000000000;
@@ -12899,7 +12896,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _21_ <= wl_mem4[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$154  = _21_;
+  assign \$signature__data$156  = _21_;
   reg [63:0] wl_mem5 [1023:0];
   initial begin
     wl_mem5[0] = 64'h0000000000000000;
@@ -13935,7 +13932,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _22_ <= wl_mem5[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$155  = _22_;
+  assign \$signature__data$157  = _22_;
   reg [63:0] wl_mem6 [1023:0];
   initial begin
     wl_mem6[0] = 64'h0000000000000000;
@@ -14971,7 +14968,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _23_ <= wl_mem6[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$156  = _23_;
+  assign \$signature__data$158  = _23_;
   reg [63:0] wl_mem7 [1023:0];
   initial begin
     wl_mem7[0] = 64'h0000000000000000;
@@ -16007,7 +16004,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _24_ <= wl_mem7[{ os_nt[4:0], os_kt[4:0] }];
   end
-  assign \$signature__data$157  = _24_;
+  assign \$signature__data$159  = _24_;
   assign cmd__ready = ~ busy;
   assign \$1  = ~ busy;
   assign \$2  = cmd__valid & \$1 ;
@@ -16193,304 +16190,298 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$152  = $signed(\$151 ) < $signed(5'h08);
   assign \$153  = cmd[12:0] - os_mbase;
   assign \$154  = \$152  ? \$153  : 14'h0008;
-  assign \$155  = ~ os_done;
-  assign \$156  = busy & \$155 ;
-  assign \$157  = ~ os_in_tile;
-  assign \$158  = \$156  & \$157 ;
-  assign \$159  = ld_blocks > seq_block;
-  assign \$160  = \$158  & \$159 ;
-  assign \$161  = wl_tiles > os_nt;
-  assign \$162  = wl_n == cmd[30:22];
-  assign \$163  = \$161  | \$162 ;
-  assign \$164  = \$160  & \$163 ;
-  assign \$165  = pl_tiles > os_nt;
-  assign \$166  = pl_n == cmd[30:22];
-  assign \$167  = \$165  | \$166 ;
-  assign \$168  = \$164  & \$167 ;
-  assign \$169  = reserved + \$154 [3:0];
-  assign \$170  = \$169  <= 7'h7f;
-  assign \$171  = \$168  & \$170 ;
-  assign \$172  = since + cmd[21:13];
-  assign \$173  = \$172  >= 4'h9;
-  assign \$174  = \$171  & \$173 ;
-  assign go = os_in_tile | \$174 ;
-  assign \$175  = ~ os_done;
-  assign \$176  = busy & \$175 ;
-  assign \$177  = ~ os_in_tile;
-  assign \$178  = \$176  & \$177 ;
-  assign \$179  = ld_blocks > seq_block;
-  assign \$180  = \$178  & \$179 ;
-  assign \$181  = wl_tiles > os_nt;
-  assign \$182  = wl_n == cmd[30:22];
-  assign \$183  = \$181  | \$182 ;
-  assign \$184  = \$180  & \$183 ;
-  assign \$185  = pl_tiles > os_nt;
-  assign \$186  = pl_n == cmd[30:22];
-  assign \$187  = \$185  | \$186 ;
-  assign \$188  = \$184  & \$187 ;
-  assign \$189  = reserved + \$154 [3:0];
-  assign \$190  = \$189  <= 7'h7f;
-  assign \$191  = \$188  & \$190 ;
-  assign \$192  = since + cmd[21:13];
-  assign \$193  = \$192  >= 4'h9;
-  assign \$194  = \$191  & \$193 ;
-  assign \$195  = \$194  ? \$154 [3:0] : 4'h0;
-  assign \$197  = $signed(\$196 ) - $signed(cmd[38:31]);
-  assign \$199  = $signed(\$198 ) - $signed(cmd[38:31]);
-  assign \$201  = $signed(\$200 ) - $signed(cmd[38:31]);
-  assign \$203  = $signed(\$202 ) - $signed(cmd[38:31]);
-  assign \$205  = $signed(\$204 ) - $signed(cmd[38:31]);
-  assign \$207  = $signed(\$206 ) - $signed(cmd[38:31]);
-  assign \$209  = $signed(\$208 ) - $signed(cmd[38:31]);
-  assign \$211  = $signed(\$210 ) - $signed(cmd[38:31]);
-  assign \$220  = token_d16[4:1] > 1'h0;
-  assign \$221  = row < rows;
-  assign \$222  = out_nt_d5 * 4'h8;
-  assign \$223  = \$222  + 1'h0;
-  assign \$224  = \$223  < cmd[30:22];
-  assign \$225  = \$224  ? out[7:0] : 8'h00;
-  assign \$226  = out_nt_d5 * 4'h8;
-  assign \$227  = \$226  + 1'h1;
-  assign \$228  = \$227  < cmd[30:22];
-  assign \$229  = \$228  ? out[15:8] : 8'h00;
-  assign \$230  = out_nt_d5 * 4'h8;
-  assign \$231  = \$230  + 2'h2;
-  assign \$232  = \$231  < cmd[30:22];
-  assign \$233  = \$232  ? out[23:16] : 8'h00;
-  assign \$234  = out_nt_d5 * 4'h8;
-  assign \$235  = \$234  + 2'h3;
-  assign \$236  = \$235  < cmd[30:22];
-  assign \$237  = \$236  ? out[31:24] : 8'h00;
-  assign \$238  = out_nt_d5 * 4'h8;
-  assign \$239  = \$238  + 3'h4;
-  assign \$240  = \$239  < cmd[30:22];
-  assign \$241  = \$240  ? out[39:32] : 8'h00;
-  assign \$242  = out_nt_d5 * 4'h8;
-  assign \$243  = \$242  + 3'h5;
-  assign \$244  = \$243  < cmd[30:22];
-  assign \$245  = \$244  ? out[47:40] : 8'h00;
-  assign \$246  = out_nt_d5 * 4'h8;
-  assign \$247  = \$246  + 3'h6;
-  assign \$248  = \$247  < cmd[30:22];
-  assign \$249  = \$248  ? out[55:48] : 8'h00;
-  assign \$250  = out_nt_d5 * 4'h8;
-  assign \$251  = \$250  + 3'h7;
-  assign \$252  = \$251  < cmd[30:22];
-  assign \$253  = \$252  ? out[63:56] : 8'h00;
-  assign \$254  = ~ busy;
-  assign \$255  = cmd__valid & \$254 ;
-  assign \$256  = | cmd__payload[12:0];
-  assign \$257  = ~ \$256 ;
-  assign \$258  = | cmd__payload[21:13];
-  assign \$259  = ~ \$258 ;
-  assign \$260  = \$257  | \$259 ;
-  assign \$261  = | cmd__payload[30:22];
-  assign \$262  = ~ \$261 ;
-  assign \$263  = \$260  | \$262 ;
-  assign \$264  = cmd__payload[12:0] > 13'h1000;
-  assign \$265  = \$263  | \$264 ;
-  assign \$266  = cmd__payload[21:13] > 9'h100;
-  assign \$267  = \$265  | \$266 ;
-  assign \$268  = cmd__payload[30:22] > 9'h100;
-  assign \$269  = \$267  | \$268 ;
-  assign \$270  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
-  assign \$271  = \$269  | \$270 ;
-  assign \$272  = | cmd__payload[12:0];
-  assign \$273  = ~ \$272 ;
-  assign \$274  = | cmd__payload[21:13];
-  assign \$275  = ~ \$274 ;
-  assign \$276  = \$273  | \$275 ;
-  assign \$277  = | cmd__payload[30:22];
-  assign \$278  = ~ \$277 ;
-  assign \$279  = \$276  | \$278 ;
-  assign \$280  = cmd__payload[12:0] > 13'h1000;
-  assign \$281  = \$279  | \$280 ;
-  assign \$282  = cmd__payload[21:13] > 9'h100;
-  assign \$283  = \$281  | \$282 ;
-  assign \$284  = cmd__payload[30:22] > 9'h100;
-  assign \$285  = \$283  | \$284 ;
-  assign \$286  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
-  assign \$287  = \$285  | \$286 ;
-  assign \$288  = ~ \$287 ;
-  assign \$289  = ld_row < cmd[12:0];
-  assign \$290  = busy & \$289 ;
-  assign \$291  = seq_block + 2'h2;
-  assign \$292  = ld_blocks < \$291 ;
-  assign \$293  = \$290  & \$292 ;
-  assign \$294  = act__valid & \$293 ;
-  assign \$295  = ld_kt + 1'h1;
-  assign \$296  = ld_koff + 4'h8;
-  assign \$297  = ld_row + 1'h1;
-  assign \$298  = ld_mloc == 3'h7;
-  assign \$299  = ld_row + 1'h1;
-  assign \$300  = \$299  == cmd[12:0];
-  assign \$301  = \$298  | \$300 ;
-  assign \$302  = ld_blocks + 1'h1;
-  assign \$303  = ld_mloc + 1'h1;
-  assign \$304  = wl_n < cmd[30:22];
-  assign \$305  = busy & \$304 ;
-  assign \$306  = wgt__valid & \$305 ;
-  assign \$307  = wl_kt + 1'h1;
-  assign \$308  = wl_koff + 4'h8;
-  assign \$309  = wl_n + 1'h1;
-  assign \$310  = wl_col == 3'h7;
-  assign \$311  = wl_tiles + 1'h1;
-  assign \$312  = wl_col + 1'h1;
-  assign \$313  = pl_n < cmd[30:22];
-  assign \$314  = busy & \$313 ;
-  assign \$315  = par__valid & \$314 ;
-  assign \$316  = pl_n + 1'h1;
-  assign \$317  = pl_col == 3'h7;
-  assign \$318  = pl_tiles + 1'h1;
-  assign \$319  = pl_col + 1'h1;
-  assign \$320  = reserved + \$195 ;
-  assign \$321  = res__valid & res__ready;
-  assign \$322  = \$320  - \$321 ;
-  assign \$323  = cmd[21:13] - 1'h1;
-  assign \$324  = os_step == \$323 ;
-  assign \$325  = os_n0 + 4'h8;
-  assign \$326  = \$325  >= cmd[30:22];
-  assign \$327  = seq_block + 1'h1;
+  assign \$155  = os_step + 1'h1;
+  assign word_last = \$155  == cmd[21:13];
+  assign \$156  = ~ os_done;
+  assign \$157  = busy & \$156 ;
+  assign \$158  = ~ os_in_tile;
+  assign \$159  = \$157  & \$158 ;
+  assign \$160  = ld_blocks > seq_block;
+  assign \$161  = \$159  & \$160 ;
+  assign \$162  = wl_tiles > os_nt;
+  assign \$163  = wl_n == cmd[30:22];
+  assign \$164  = \$162  | \$163 ;
+  assign \$165  = \$161  & \$164 ;
+  assign \$166  = pl_tiles > os_nt;
+  assign \$167  = pl_n == cmd[30:22];
+  assign \$168  = \$166  | \$167 ;
+  assign \$169  = \$165  & \$168 ;
+  assign \$170  = reserved + \$154 [3:0];
+  assign \$171  = \$170  <= 7'h7f;
+  assign \$172  = \$169  & \$171 ;
+  assign \$173  = since + cmd[21:13];
+  assign \$174  = \$173  >= 4'h9;
+  assign \$175  = \$172  & \$174 ;
+  assign go = os_in_tile | \$175 ;
+  assign \$176  = ~ os_done;
+  assign \$177  = busy & \$176 ;
+  assign \$178  = ~ os_in_tile;
+  assign \$179  = \$177  & \$178 ;
+  assign \$180  = ld_blocks > seq_block;
+  assign \$181  = \$179  & \$180 ;
+  assign \$182  = wl_tiles > os_nt;
+  assign \$183  = wl_n == cmd[30:22];
+  assign \$184  = \$182  | \$183 ;
+  assign \$185  = \$181  & \$184 ;
+  assign \$186  = pl_tiles > os_nt;
+  assign \$187  = pl_n == cmd[30:22];
+  assign \$188  = \$186  | \$187 ;
+  assign \$189  = \$185  & \$188 ;
+  assign \$190  = reserved + \$154 [3:0];
+  assign \$191  = \$190  <= 7'h7f;
+  assign \$192  = \$189  & \$191 ;
+  assign \$193  = since + cmd[21:13];
+  assign \$194  = \$193  >= 4'h9;
+  assign \$195  = \$192  & \$194 ;
+  assign \$196  = \$195  ? \$154 [3:0] : 4'h0;
+  assign \$198  = $signed(\$197 ) - $signed(cmd[38:31]);
+  assign \$200  = $signed(\$199 ) - $signed(cmd[38:31]);
+  assign \$202  = $signed(\$201 ) - $signed(cmd[38:31]);
+  assign \$204  = $signed(\$203 ) - $signed(cmd[38:31]);
+  assign \$206  = $signed(\$205 ) - $signed(cmd[38:31]);
+  assign \$208  = $signed(\$207 ) - $signed(cmd[38:31]);
+  assign \$210  = $signed(\$209 ) - $signed(cmd[38:31]);
+  assign \$212  = $signed(\$211 ) - $signed(cmd[38:31]);
+  assign \$221  = token_d16[4:1] > 1'h0;
+  assign \$222  = row < rows;
+  assign \$223  = out_nt_d5 * 4'h8;
+  assign \$224  = \$223  + 1'h0;
+  assign \$225  = \$224  < cmd[30:22];
+  assign \$226  = \$225  ? out[7:0] : 8'h00;
+  assign \$227  = out_nt_d5 * 4'h8;
+  assign \$228  = \$227  + 1'h1;
+  assign \$229  = \$228  < cmd[30:22];
+  assign \$230  = \$229  ? out[15:8] : 8'h00;
+  assign \$231  = out_nt_d5 * 4'h8;
+  assign \$232  = \$231  + 2'h2;
+  assign \$233  = \$232  < cmd[30:22];
+  assign \$234  = \$233  ? out[23:16] : 8'h00;
+  assign \$235  = out_nt_d5 * 4'h8;
+  assign \$236  = \$235  + 2'h3;
+  assign \$237  = \$236  < cmd[30:22];
+  assign \$238  = \$237  ? out[31:24] : 8'h00;
+  assign \$239  = out_nt_d5 * 4'h8;
+  assign \$240  = \$239  + 3'h4;
+  assign \$241  = \$240  < cmd[30:22];
+  assign \$242  = \$241  ? out[39:32] : 8'h00;
+  assign \$243  = out_nt_d5 * 4'h8;
+  assign \$244  = \$243  + 3'h5;
+  assign \$245  = \$244  < cmd[30:22];
+  assign \$246  = \$245  ? out[47:40] : 8'h00;
+  assign \$247  = out_nt_d5 * 4'h8;
+  assign \$248  = \$247  + 3'h6;
+  assign \$249  = \$248  < cmd[30:22];
+  assign \$250  = \$249  ? out[55:48] : 8'h00;
+  assign \$251  = out_nt_d5 * 4'h8;
+  assign \$252  = \$251  + 3'h7;
+  assign \$253  = \$252  < cmd[30:22];
+  assign \$254  = \$253  ? out[63:56] : 8'h00;
+  assign \$255  = ~ busy;
+  assign \$256  = cmd__valid & \$255 ;
+  assign \$257  = | cmd__payload[12:0];
+  assign \$258  = ~ \$257 ;
+  assign \$259  = | cmd__payload[21:13];
+  assign \$260  = ~ \$259 ;
+  assign \$261  = \$258  | \$260 ;
+  assign \$262  = | cmd__payload[30:22];
+  assign \$263  = ~ \$262 ;
+  assign \$264  = \$261  | \$263 ;
+  assign \$265  = cmd__payload[12:0] > 13'h1000;
+  assign \$266  = \$264  | \$265 ;
+  assign \$267  = cmd__payload[21:13] > 9'h100;
+  assign \$268  = \$266  | \$267 ;
+  assign \$269  = cmd__payload[30:22] > 9'h100;
+  assign \$270  = \$268  | \$269 ;
+  assign \$271  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
+  assign \$272  = \$270  | \$271 ;
+  assign \$273  = | cmd__payload[12:0];
+  assign \$274  = ~ \$273 ;
+  assign \$275  = | cmd__payload[21:13];
+  assign \$276  = ~ \$275 ;
+  assign \$277  = \$274  | \$276 ;
+  assign \$278  = | cmd__payload[30:22];
+  assign \$279  = ~ \$278 ;
+  assign \$280  = \$277  | \$279 ;
+  assign \$281  = cmd__payload[12:0] > 13'h1000;
+  assign \$282  = \$280  | \$281 ;
+  assign \$283  = cmd__payload[21:13] > 9'h100;
+  assign \$284  = \$282  | \$283 ;
+  assign \$285  = cmd__payload[30:22] > 9'h100;
+  assign \$286  = \$284  | \$285 ;
+  assign \$287  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
+  assign \$288  = \$286  | \$287 ;
+  assign \$289  = ~ \$288 ;
+  assign \$290  = ld_row < cmd[12:0];
+  assign \$291  = busy & \$290 ;
+  assign \$292  = seq_block + 2'h2;
+  assign \$293  = ld_blocks < \$292 ;
+  assign \$294  = \$291  & \$293 ;
+  assign \$295  = act__valid & \$294 ;
+  assign \$296  = ld_kt + 1'h1;
+  assign \$297  = ld_koff + 4'h8;
+  assign \$298  = ld_row + 1'h1;
+  assign \$299  = ld_mloc == 3'h7;
+  assign \$300  = ld_row + 1'h1;
+  assign \$301  = \$300  == cmd[12:0];
+  assign \$302  = \$299  | \$301 ;
+  assign \$303  = ld_blocks + 1'h1;
+  assign \$304  = ld_mloc + 1'h1;
+  assign \$305  = wl_n < cmd[30:22];
+  assign \$306  = busy & \$305 ;
+  assign \$307  = wgt__valid & \$306 ;
+  assign \$308  = wl_kt + 1'h1;
+  assign \$309  = wl_koff + 4'h8;
+  assign \$310  = wl_n + 1'h1;
+  assign \$311  = wl_col == 3'h7;
+  assign \$312  = wl_tiles + 1'h1;
+  assign \$313  = wl_col + 1'h1;
+  assign \$314  = pl_n < cmd[30:22];
+  assign \$315  = busy & \$314 ;
+  assign \$316  = par__valid & \$315 ;
+  assign \$317  = pl_n + 1'h1;
+  assign \$318  = pl_col == 3'h7;
+  assign \$319  = pl_tiles + 1'h1;
+  assign \$320  = pl_col + 1'h1;
+  assign \$321  = reserved + \$196 ;
+  assign \$322  = res__valid & res__ready;
+  assign \$323  = \$321  - \$322 ;
+  assign \$324  = os_n0 + 4'h8;
+  assign \$325  = \$324  >= cmd[30:22];
+  assign \$326  = seq_block + 1'h1;
+  assign \$327  = os_mbase + 4'h8;
   assign \$328  = os_mbase + 4'h8;
-  assign \$329  = os_mbase + 4'h8;
-  assign \$330  = \$329  >= cmd[12:0];
-  assign \$331  = os_nt + 1'h1;
-  assign \$332  = os_n0 + 4'h8;
-  assign \$333  = os_step + 1'h1;
-  assign \$334  = os_elem == 3'h7;
-  assign \$335  = os_kt + 1'h1;
-  assign \$336  = os_elem + 1'h1;
-  assign \$337  = cmd[21:13] - 1'h1;
-  assign \$338  = os_step == \$337 ;
-  assign \$339  = go & \$338 ;
-  assign \$340  = since < 4'h8;
-  assign \$341  = since + 1'h1;
-  assign \$342  = ~ os_in_tile;
-  assign \$343  = cmd[21:13] - 1'h1;
-  assign \$344  = os_step == \$343 ;
-  assign \$345  = cmd[21:13] - 1'h1;
-  assign \$346  = os_step == \$345 ;
-  assign \$347  = go & \$346 ;
-  assign \$348  = row < 4'h8;
-  assign \$349  = row + 1'h1;
-  assign \$350  = busy & os_done;
-  assign \$351  = | reserved;
-  assign \$352  = ~ \$351 ;
-  assign \$353  = \$350  & \$352 ;
+  assign \$329  = \$328  >= cmd[12:0];
+  assign \$330  = os_nt + 1'h1;
+  assign \$331  = os_n0 + 4'h8;
+  assign \$332  = os_step + 1'h1;
+  assign \$333  = os_elem == 3'h7;
+  assign \$334  = os_kt + 1'h1;
+  assign \$335  = os_elem + 1'h1;
+  assign \$337  = go & \$336 ;
+  assign \$338  = since < 4'h8;
+  assign \$339  = since + 1'h1;
+  assign \$340  = ~ os_in_tile;
+  assign \$343  = go & \$342 ;
+  assign \$344  = row < 4'h8;
+  assign \$345  = row + 1'h1;
+  assign \$346  = busy & os_done;
+  assign \$347  = | reserved;
+  assign \$348  = ~ \$347 ;
+  assign \$349  = \$346  & \$348 ;
   always @(posedge clk)
-    error <= \$354 ;
+    error <= \$350 ;
   always @(posedge clk)
-    cmd <= \$355 ;
+    cmd <= \$351 ;
   always @(posedge clk)
-    busy <= \$356 ;
+    busy <= \$352 ;
   always @(posedge clk)
-    ld_row <= \$357 ;
+    ld_row <= \$353 ;
   always @(posedge clk)
-    ld_mloc <= \$358 ;
+    ld_mloc <= \$354 ;
   always @(posedge clk)
-    ld_blocks <= \$359 ;
+    ld_blocks <= \$355 ;
   always @(posedge clk)
-    ld_kt <= \$360 ;
+    ld_kt <= \$356 ;
   always @(posedge clk)
-    ld_koff <= \$361 ;
+    ld_koff <= \$357 ;
   always @(posedge clk)
-    wl_n <= \$362 ;
+    wl_n <= \$358 ;
   always @(posedge clk)
-    wl_col <= \$363 ;
+    wl_col <= \$359 ;
   always @(posedge clk)
-    wl_tiles <= \$364 ;
+    wl_tiles <= \$360 ;
   always @(posedge clk)
-    wl_kt <= \$365 ;
+    wl_kt <= \$361 ;
   always @(posedge clk)
-    wl_koff <= \$366 ;
+    wl_koff <= \$362 ;
   always @(posedge clk)
-    pl_n <= \$367 ;
+    pl_n <= \$363 ;
   always @(posedge clk)
-    pl_col <= \$368 ;
+    pl_col <= \$364 ;
   always @(posedge clk)
-    pl_tiles <= \$369 ;
+    pl_tiles <= \$365 ;
   always @(posedge clk)
-    reserved <= \$370 ;
+    reserved <= \$366 ;
   always @(posedge clk)
-    seq_block <= \$371 ;
+    seq_block <= \$367 ;
   always @(posedge clk)
-    os_mbase <= \$372 ;
+    os_mbase <= \$368 ;
   always @(posedge clk)
-    os_nt <= \$373 ;
+    os_nt <= \$369 ;
   always @(posedge clk)
-    os_n0 <= \$374 ;
+    os_n0 <= \$370 ;
   always @(posedge clk)
-    os_step <= \$375 ;
+    os_step <= \$371 ;
   always @(posedge clk)
-    os_kt <= \$376 ;
+    os_kt <= \$372 ;
   always @(posedge clk)
-    os_elem <= \$377 ;
+    os_elem <= \$373 ;
   always @(posedge clk)
-    os_in_tile <= \$378 ;
+    os_in_tile <= \$374 ;
   always @(posedge clk)
-    os_done <= \$379 ;
+    os_done <= \$375 ;
   always @(posedge clk)
-    since <= \$380 ;
+    since <= \$376 ;
   always @(posedge clk)
-    flags <= \$381 ;
+    flags <= \$377 ;
   always @(posedge clk)
-    sel <= \$382 ;
+    sel <= \$378 ;
   always @(posedge clk)
-    token <= \$383 ;
+    token <= \$379 ;
   always @(posedge clk)
-    token_d1 <= \$384 ;
+    token_d1 <= \$380 ;
   always @(posedge clk)
-    token_d2 <= \$385 ;
+    token_d2 <= \$381 ;
   always @(posedge clk)
-    token_d3 <= \$386 ;
+    token_d3 <= \$382 ;
   always @(posedge clk)
-    token_d4 <= \$387 ;
+    token_d4 <= \$383 ;
   always @(posedge clk)
-    token_d5 <= \$388 ;
+    token_d5 <= \$384 ;
   always @(posedge clk)
-    token_d6 <= \$389 ;
+    token_d6 <= \$385 ;
   always @(posedge clk)
-    token_d7 <= \$390 ;
+    token_d7 <= \$386 ;
   always @(posedge clk)
-    token_d8 <= \$391 ;
+    token_d8 <= \$387 ;
   always @(posedge clk)
-    token_d9 <= \$392 ;
+    token_d9 <= \$388 ;
   always @(posedge clk)
-    token_d10 <= \$393 ;
+    token_d10 <= \$389 ;
   always @(posedge clk)
-    token_d11 <= \$394 ;
+    token_d11 <= \$390 ;
   always @(posedge clk)
-    token_d12 <= \$395 ;
+    token_d12 <= \$391 ;
   always @(posedge clk)
-    token_d13 <= \$396 ;
+    token_d13 <= \$392 ;
   always @(posedge clk)
-    token_d14 <= \$397 ;
+    token_d14 <= \$393 ;
   always @(posedge clk)
-    token_d15 <= \$398 ;
+    token_d15 <= \$394 ;
   always @(posedge clk)
-    token_d16 <= \$399 ;
+    token_d16 <= \$395 ;
   always @(posedge clk)
-    row <= \$400 ;
+    row <= \$396 ;
   always @(posedge clk)
-    rows <= \$401 ;
+    rows <= \$397 ;
   always @(posedge clk)
-    row_nt <= \$402 ;
+    row_nt <= \$398 ;
   always @(posedge clk)
-    \valid$176  <= \$403 ;
+    \valid$178  <= \$399 ;
   always @(posedge clk)
-    acc <= \$404 ;
+    \row_nt$218  <= \$400 ;
   always @(posedge clk)
-    \row_nt$218  <= \$405 ;
+    acc <= \$401 ;
   always @(posedge clk)
-    out_nt_d1 <= \$406 ;
+    out_nt_d1 <= \$402 ;
   always @(posedge clk)
-    out_nt_d2 <= \$407 ;
+    out_nt_d2 <= \$403 ;
   always @(posedge clk)
-    out_nt_d3 <= \$408 ;
+    out_nt_d3 <= \$404 ;
   always @(posedge clk)
-    out_nt_d4 <= \$409 ;
+    out_nt_d4 <= \$405 ;
   always @(posedge clk)
-    out_nt_d5 <= \$410 ;
+    out_nt_d5 <= \$406 ;
   always @(posedge \array.clk )
     \array.skew_w1_d1  <= \$flatten\array.$1 ;
   always @(posedge \array.clk )
@@ -16827,10 +16818,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     \array.deskew5_d2  <= \$flatten\array.$167 ;
   always @(posedge \array.clk )
     \array.deskew6_d1  <= \$flatten\array.$168 ;
-  assign \$flatten\array.\pe_0_0.$1  = \array.pe_0_0.port$1301$0 [1] ? 32'd0 : \array.pe_0_0.acc ;
+  assign \$flatten\array.\pe_0_0.$1  = \array.pe_0_0.port$1298$0 [1] ? 32'd0 : \array.pe_0_0.acc ;
   assign \$flatten\array.\pe_0_0.$2  = $signed(\array.pe_0_0.a_in ) * $signed(\array.pe_0_0.w_in );
   assign \$flatten\array.\pe_0_0.$3  = $signed(\$flatten\array.\pe_0_0.$1 ) + $signed(\$flatten\array.\pe_0_0.$2 );
-  assign \$flatten\array.\pe_0_0.$4  = \array.pe_0_0.port$1301$0 [0] & \array.pe_0_0.port$1301$0 [2];
+  assign \$flatten\array.\pe_0_0.$4  = \array.pe_0_0.port$1298$0 [0] & \array.pe_0_0.port$1298$0 [2];
   assign \$flatten\array.\pe_0_0.$5  = \$flatten\array.\pe_0_0.$4  ? \$flatten\array.\pe_0_0.$3 [31:0] : 32'd0;
   always @(posedge \array.pe_0_0.clk )
     \array.pe_0_0.acc  <= \$flatten\array.\pe_0_0.$6 ;
@@ -18232,10 +18223,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$19  = \$flatten\requant.$17  + \$flatten\requant.$18 ;
   assign \$flatten\requant.$20  = \$flatten\requant.$16  > \$flatten\requant.$19 ;
   assign \$flatten\requant.$21  = $signed(\$flatten\requant.$15 ) + $signed({ 1'h0, \$flatten\requant.$20  });
-  assign \$flatten\requant.$22  = $signed(\$flatten\requant.$203 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$23  = $signed(\$flatten\requant.$203 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$24  = \$flatten\requant.$23  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$203 [31:0];
-  assign \$flatten\requant.$25  = \$flatten\requant.$22  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$24 ;
+  assign \$flatten\requant.$22  = $signed(\$flatten\requant.$203 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$23  = $signed(\$flatten\requant.$203 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$24  = \$flatten\requant.$23  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$203 [31:0];
+  assign \$flatten\requant.$25  = \$flatten\requant.$22  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$24 ;
   assign \$flatten\requant.$26  = $signed(\requant.acc [63:32]) + $signed(\requant.params [101:70]);
   assign \$flatten\requant.$27  = $signed(\requant.params [139:134]) > $signed(1'h0);
   assign \$flatten\requant.$28  = \$flatten\requant.$27  ? \requant.params [139:134] : 6'h00;
@@ -18255,10 +18246,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$44  = \$flatten\requant.$42  + \$flatten\requant.$43 ;
   assign \$flatten\requant.$45  = \$flatten\requant.$41  > \$flatten\requant.$44 ;
   assign \$flatten\requant.$46  = $signed(\$flatten\requant.$40 ) + $signed({ 1'h0, \$flatten\requant.$45  });
-  assign \$flatten\requant.$47  = $signed(\$flatten\requant.$206 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$48  = $signed(\$flatten\requant.$206 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$49  = \$flatten\requant.$48  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$206 [31:0];
-  assign \$flatten\requant.$50  = \$flatten\requant.$47  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$49 ;
+  assign \$flatten\requant.$47  = $signed(\$flatten\requant.$206 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$48  = $signed(\$flatten\requant.$206 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$49  = \$flatten\requant.$48  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$206 [31:0];
+  assign \$flatten\requant.$50  = \$flatten\requant.$47  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$49 ;
   assign \$flatten\requant.$51  = $signed(\requant.acc [95:64]) + $signed(\requant.params [171:140]);
   assign \$flatten\requant.$52  = $signed(\requant.params [209:204]) > $signed(1'h0);
   assign \$flatten\requant.$53  = \$flatten\requant.$52  ? \requant.params [209:204] : 6'h00;
@@ -18278,10 +18269,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$69  = \$flatten\requant.$67  + \$flatten\requant.$68 ;
   assign \$flatten\requant.$70  = \$flatten\requant.$66  > \$flatten\requant.$69 ;
   assign \$flatten\requant.$71  = $signed(\$flatten\requant.$65 ) + $signed({ 1'h0, \$flatten\requant.$70  });
-  assign \$flatten\requant.$72  = $signed(\$flatten\requant.$209 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$73  = $signed(\$flatten\requant.$209 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$74  = \$flatten\requant.$73  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$209 [31:0];
-  assign \$flatten\requant.$75  = \$flatten\requant.$72  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$74 ;
+  assign \$flatten\requant.$72  = $signed(\$flatten\requant.$209 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$73  = $signed(\$flatten\requant.$209 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$74  = \$flatten\requant.$73  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$209 [31:0];
+  assign \$flatten\requant.$75  = \$flatten\requant.$72  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$74 ;
   assign \$flatten\requant.$76  = $signed(\requant.acc [127:96]) + $signed(\requant.params [241:210]);
   assign \$flatten\requant.$77  = $signed(\requant.params [279:274]) > $signed(1'h0);
   assign \$flatten\requant.$78  = \$flatten\requant.$77  ? \requant.params [279:274] : 6'h00;
@@ -18301,10 +18292,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$94  = \$flatten\requant.$92  + \$flatten\requant.$93 ;
   assign \$flatten\requant.$95  = \$flatten\requant.$91  > \$flatten\requant.$94 ;
   assign \$flatten\requant.$96  = $signed(\$flatten\requant.$90 ) + $signed({ 1'h0, \$flatten\requant.$95  });
-  assign \$flatten\requant.$97  = $signed(\$flatten\requant.$212 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$98  = $signed(\$flatten\requant.$212 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$99  = \$flatten\requant.$98  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$212 [31:0];
-  assign \$flatten\requant.$100  = \$flatten\requant.$97  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$99 ;
+  assign \$flatten\requant.$97  = $signed(\$flatten\requant.$212 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$98  = $signed(\$flatten\requant.$212 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$99  = \$flatten\requant.$98  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$212 [31:0];
+  assign \$flatten\requant.$100  = \$flatten\requant.$97  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$99 ;
   assign \$flatten\requant.$101  = $signed(\requant.acc [159:128]) + $signed(\requant.params [311:280]);
   assign \$flatten\requant.$102  = $signed(\requant.params [349:344]) > $signed(1'h0);
   assign \$flatten\requant.$103  = \$flatten\requant.$102  ? \requant.params [349:344] : 6'h00;
@@ -18324,10 +18315,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$119  = \$flatten\requant.$117  + \$flatten\requant.$118 ;
   assign \$flatten\requant.$120  = \$flatten\requant.$116  > \$flatten\requant.$119 ;
   assign \$flatten\requant.$121  = $signed(\$flatten\requant.$115 ) + $signed({ 1'h0, \$flatten\requant.$120  });
-  assign \$flatten\requant.$122  = $signed(\$flatten\requant.$215 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$123  = $signed(\$flatten\requant.$215 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$124  = \$flatten\requant.$123  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$215 [31:0];
-  assign \$flatten\requant.$125  = \$flatten\requant.$122  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$124 ;
+  assign \$flatten\requant.$122  = $signed(\$flatten\requant.$215 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$123  = $signed(\$flatten\requant.$215 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$124  = \$flatten\requant.$123  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$215 [31:0];
+  assign \$flatten\requant.$125  = \$flatten\requant.$122  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$124 ;
   assign \$flatten\requant.$126  = $signed(\requant.acc [191:160]) + $signed(\requant.params [381:350]);
   assign \$flatten\requant.$127  = $signed(\requant.params [419:414]) > $signed(1'h0);
   assign \$flatten\requant.$128  = \$flatten\requant.$127  ? \requant.params [419:414] : 6'h00;
@@ -18347,10 +18338,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$144  = \$flatten\requant.$142  + \$flatten\requant.$143 ;
   assign \$flatten\requant.$145  = \$flatten\requant.$141  > \$flatten\requant.$144 ;
   assign \$flatten\requant.$146  = $signed(\$flatten\requant.$140 ) + $signed({ 1'h0, \$flatten\requant.$145  });
-  assign \$flatten\requant.$147  = $signed(\$flatten\requant.$218 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$148  = $signed(\$flatten\requant.$218 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$149  = \$flatten\requant.$148  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$218 [31:0];
-  assign \$flatten\requant.$150  = \$flatten\requant.$147  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$149 ;
+  assign \$flatten\requant.$147  = $signed(\$flatten\requant.$218 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$148  = $signed(\$flatten\requant.$218 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$149  = \$flatten\requant.$148  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$218 [31:0];
+  assign \$flatten\requant.$150  = \$flatten\requant.$147  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$149 ;
   assign \$flatten\requant.$151  = $signed(\requant.acc [223:192]) + $signed(\requant.params [451:420]);
   assign \$flatten\requant.$152  = $signed(\requant.params [489:484]) > $signed(1'h0);
   assign \$flatten\requant.$153  = \$flatten\requant.$152  ? \requant.params [489:484] : 6'h00;
@@ -18370,10 +18361,10 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$169  = \$flatten\requant.$167  + \$flatten\requant.$168 ;
   assign \$flatten\requant.$170  = \$flatten\requant.$166  > \$flatten\requant.$169 ;
   assign \$flatten\requant.$171  = $signed(\$flatten\requant.$165 ) + $signed({ 1'h0, \$flatten\requant.$170  });
-  assign \$flatten\requant.$172  = $signed(\$flatten\requant.$221 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$173  = $signed(\$flatten\requant.$221 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$174  = \$flatten\requant.$173  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$221 [31:0];
-  assign \$flatten\requant.$175  = \$flatten\requant.$172  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$174 ;
+  assign \$flatten\requant.$172  = $signed(\$flatten\requant.$221 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$173  = $signed(\$flatten\requant.$221 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$174  = \$flatten\requant.$173  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$221 [31:0];
+  assign \$flatten\requant.$175  = \$flatten\requant.$172  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$174 ;
   assign \$flatten\requant.$176  = $signed(\requant.acc [255:224]) + $signed(\requant.params [521:490]);
   assign \$flatten\requant.$177  = $signed(\requant.params [559:554]) > $signed(1'h0);
   assign \$flatten\requant.$178  = \$flatten\requant.$177  ? \requant.params [559:554] : 6'h00;
@@ -18393,34 +18384,34 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$194  = \$flatten\requant.$192  + \$flatten\requant.$193 ;
   assign \$flatten\requant.$195  = \$flatten\requant.$191  > \$flatten\requant.$194 ;
   assign \$flatten\requant.$196  = $signed(\$flatten\requant.$190 ) + $signed({ 1'h0, \$flatten\requant.$195  });
-  assign \$flatten\requant.$197  = $signed(\$flatten\requant.$224 [31:0]) < $signed(\requant.port$1249$39 [15:8]);
-  assign \$flatten\requant.$198  = $signed(\$flatten\requant.$224 [31:0]) > $signed(\requant.port$1249$39 [23:16]);
-  assign \$flatten\requant.$199  = \$flatten\requant.$198  ? { \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23], \requant.port$1249$39 [23:16] } : \$flatten\requant.$224 [31:0];
-  assign \$flatten\requant.$200  = \$flatten\requant.$197  ? { \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15], \requant.port$1249$39 [15:8] } : \$flatten\requant.$199 ;
+  assign \$flatten\requant.$197  = $signed(\$flatten\requant.$224 [31:0]) < $signed(\requant.port$1246$39 [15:8]);
+  assign \$flatten\requant.$198  = $signed(\$flatten\requant.$224 [31:0]) > $signed(\requant.port$1246$39 [23:16]);
+  assign \$flatten\requant.$199  = \$flatten\requant.$198  ? { \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23], \requant.port$1246$39 [23:16] } : \$flatten\requant.$224 [31:0];
+  assign \$flatten\requant.$200  = \$flatten\requant.$197  ? { \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15], \requant.port$1246$39 [15:8] } : \$flatten\requant.$199 ;
   assign \$flatten\requant.$201  = 1'h1 << \requant.c0_right3 ;
   assign \$flatten\requant.$202  = \$flatten\requant.$201  - 1'h1;
-  assign \$flatten\requant.$203  = $signed(\requant.c0_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$203  = $signed(\requant.c0_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   assign \$flatten\requant.$204  = 1'h1 << \requant.c1_right3 ;
   assign \$flatten\requant.$205  = \$flatten\requant.$204  - 1'h1;
-  assign \$flatten\requant.$206  = $signed(\requant.c1_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$206  = $signed(\requant.c1_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   assign \$flatten\requant.$207  = 1'h1 << \requant.c2_right3 ;
   assign \$flatten\requant.$208  = \$flatten\requant.$207  - 1'h1;
-  assign \$flatten\requant.$209  = $signed(\requant.c2_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$209  = $signed(\requant.c2_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   assign \$flatten\requant.$210  = 1'h1 << \requant.c3_right3 ;
   assign \$flatten\requant.$211  = \$flatten\requant.$210  - 1'h1;
-  assign \$flatten\requant.$212  = $signed(\requant.c3_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$212  = $signed(\requant.c3_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   assign \$flatten\requant.$213  = 1'h1 << \requant.c4_right3 ;
   assign \$flatten\requant.$214  = \$flatten\requant.$213  - 1'h1;
-  assign \$flatten\requant.$215  = $signed(\requant.c4_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$215  = $signed(\requant.c4_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   assign \$flatten\requant.$216  = 1'h1 << \requant.c5_right3 ;
   assign \$flatten\requant.$217  = \$flatten\requant.$216  - 1'h1;
-  assign \$flatten\requant.$218  = $signed(\requant.c5_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$218  = $signed(\requant.c5_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   assign \$flatten\requant.$219  = 1'h1 << \requant.c6_right3 ;
   assign \$flatten\requant.$220  = \$flatten\requant.$219  - 1'h1;
-  assign \$flatten\requant.$221  = $signed(\requant.c6_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$221  = $signed(\requant.c6_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   assign \$flatten\requant.$222  = 1'h1 << \requant.c7_right3 ;
   assign \$flatten\requant.$223  = \$flatten\requant.$222  - 1'h1;
-  assign \$flatten\requant.$224  = $signed(\requant.c7_scaled ) + $signed(\requant.port$1249$39 [7:0]);
+  assign \$flatten\requant.$224  = $signed(\requant.c7_scaled ) + $signed(\requant.port$1246$39 [7:0]);
   always @(posedge \requant.clk )
     \requant.nxt  <= \$flatten\requant.$225 ;
   always @(posedge \requant.clk )
@@ -18596,21 +18587,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$196  = \$signature__data [7:0];
+          \$197  = \$signature__data [7:0];
       3'h1:
-          \$196  = \$signature__data [15:8];
+          \$197  = \$signature__data [15:8];
       3'h2:
-          \$196  = \$signature__data [23:16];
+          \$197  = \$signature__data [23:16];
       3'h3:
-          \$196  = \$signature__data [31:24];
+          \$197  = \$signature__data [31:24];
       3'h4:
-          \$196  = \$signature__data [39:32];
+          \$197  = \$signature__data [39:32];
       3'h5:
-          \$196  = \$signature__data [47:40];
+          \$197  = \$signature__data [47:40];
       3'h6:
-          \$196  = \$signature__data [55:48];
+          \$197  = \$signature__data [55:48];
       3'h7:
-          \$196  = \$signature__data [63:56];
+          \$197  = \$signature__data [63:56];
     endcase
   end
   always @* begin
@@ -18618,21 +18609,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$198  = \$signature__data$142 [7:0];
+          \$199  = \$signature__data$144 [7:0];
       3'h1:
-          \$198  = \$signature__data$142 [15:8];
+          \$199  = \$signature__data$144 [15:8];
       3'h2:
-          \$198  = \$signature__data$142 [23:16];
+          \$199  = \$signature__data$144 [23:16];
       3'h3:
-          \$198  = \$signature__data$142 [31:24];
+          \$199  = \$signature__data$144 [31:24];
       3'h4:
-          \$198  = \$signature__data$142 [39:32];
+          \$199  = \$signature__data$144 [39:32];
       3'h5:
-          \$198  = \$signature__data$142 [47:40];
+          \$199  = \$signature__data$144 [47:40];
       3'h6:
-          \$198  = \$signature__data$142 [55:48];
+          \$199  = \$signature__data$144 [55:48];
       3'h7:
-          \$198  = \$signature__data$142 [63:56];
+          \$199  = \$signature__data$144 [63:56];
     endcase
   end
   always @* begin
@@ -18640,21 +18631,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$200  = \$signature__data$143 [7:0];
+          \$201  = \$signature__data$145 [7:0];
       3'h1:
-          \$200  = \$signature__data$143 [15:8];
+          \$201  = \$signature__data$145 [15:8];
       3'h2:
-          \$200  = \$signature__data$143 [23:16];
+          \$201  = \$signature__data$145 [23:16];
       3'h3:
-          \$200  = \$signature__data$143 [31:24];
+          \$201  = \$signature__data$145 [31:24];
       3'h4:
-          \$200  = \$signature__data$143 [39:32];
+          \$201  = \$signature__data$145 [39:32];
       3'h5:
-          \$200  = \$signature__data$143 [47:40];
+          \$201  = \$signature__data$145 [47:40];
       3'h6:
-          \$200  = \$signature__data$143 [55:48];
+          \$201  = \$signature__data$145 [55:48];
       3'h7:
-          \$200  = \$signature__data$143 [63:56];
+          \$201  = \$signature__data$145 [63:56];
     endcase
   end
   always @* begin
@@ -18662,21 +18653,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$202  = \$signature__data$144 [7:0];
+          \$203  = \$signature__data$146 [7:0];
       3'h1:
-          \$202  = \$signature__data$144 [15:8];
+          \$203  = \$signature__data$146 [15:8];
       3'h2:
-          \$202  = \$signature__data$144 [23:16];
+          \$203  = \$signature__data$146 [23:16];
       3'h3:
-          \$202  = \$signature__data$144 [31:24];
+          \$203  = \$signature__data$146 [31:24];
       3'h4:
-          \$202  = \$signature__data$144 [39:32];
+          \$203  = \$signature__data$146 [39:32];
       3'h5:
-          \$202  = \$signature__data$144 [47:40];
+          \$203  = \$signature__data$146 [47:40];
       3'h6:
-          \$202  = \$signature__data$144 [55:48];
+          \$203  = \$signature__data$146 [55:48];
       3'h7:
-          \$202  = \$signature__data$144 [63:56];
+          \$203  = \$signature__data$146 [63:56];
     endcase
   end
   always @* begin
@@ -18684,21 +18675,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$204  = \$signature__data$145 [7:0];
+          \$205  = \$signature__data$147 [7:0];
       3'h1:
-          \$204  = \$signature__data$145 [15:8];
+          \$205  = \$signature__data$147 [15:8];
       3'h2:
-          \$204  = \$signature__data$145 [23:16];
+          \$205  = \$signature__data$147 [23:16];
       3'h3:
-          \$204  = \$signature__data$145 [31:24];
+          \$205  = \$signature__data$147 [31:24];
       3'h4:
-          \$204  = \$signature__data$145 [39:32];
+          \$205  = \$signature__data$147 [39:32];
       3'h5:
-          \$204  = \$signature__data$145 [47:40];
+          \$205  = \$signature__data$147 [47:40];
       3'h6:
-          \$204  = \$signature__data$145 [55:48];
+          \$205  = \$signature__data$147 [55:48];
       3'h7:
-          \$204  = \$signature__data$145 [63:56];
+          \$205  = \$signature__data$147 [63:56];
     endcase
   end
   always @* begin
@@ -18706,21 +18697,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$206  = \$signature__data$146 [7:0];
+          \$207  = \$signature__data$148 [7:0];
       3'h1:
-          \$206  = \$signature__data$146 [15:8];
+          \$207  = \$signature__data$148 [15:8];
       3'h2:
-          \$206  = \$signature__data$146 [23:16];
+          \$207  = \$signature__data$148 [23:16];
       3'h3:
-          \$206  = \$signature__data$146 [31:24];
+          \$207  = \$signature__data$148 [31:24];
       3'h4:
-          \$206  = \$signature__data$146 [39:32];
+          \$207  = \$signature__data$148 [39:32];
       3'h5:
-          \$206  = \$signature__data$146 [47:40];
+          \$207  = \$signature__data$148 [47:40];
       3'h6:
-          \$206  = \$signature__data$146 [55:48];
+          \$207  = \$signature__data$148 [55:48];
       3'h7:
-          \$206  = \$signature__data$146 [63:56];
+          \$207  = \$signature__data$148 [63:56];
     endcase
   end
   always @* begin
@@ -18728,21 +18719,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$208  = \$signature__data$147 [7:0];
+          \$209  = \$signature__data$149 [7:0];
       3'h1:
-          \$208  = \$signature__data$147 [15:8];
+          \$209  = \$signature__data$149 [15:8];
       3'h2:
-          \$208  = \$signature__data$147 [23:16];
+          \$209  = \$signature__data$149 [23:16];
       3'h3:
-          \$208  = \$signature__data$147 [31:24];
+          \$209  = \$signature__data$149 [31:24];
       3'h4:
-          \$208  = \$signature__data$147 [39:32];
+          \$209  = \$signature__data$149 [39:32];
       3'h5:
-          \$208  = \$signature__data$147 [47:40];
+          \$209  = \$signature__data$149 [47:40];
       3'h6:
-          \$208  = \$signature__data$147 [55:48];
+          \$209  = \$signature__data$149 [55:48];
       3'h7:
-          \$208  = \$signature__data$147 [63:56];
+          \$209  = \$signature__data$149 [63:56];
     endcase
   end
   always @* begin
@@ -18750,21 +18741,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$210  = \$signature__data$148 [7:0];
+          \$211  = \$signature__data$150 [7:0];
       3'h1:
-          \$210  = \$signature__data$148 [15:8];
+          \$211  = \$signature__data$150 [15:8];
       3'h2:
-          \$210  = \$signature__data$148 [23:16];
+          \$211  = \$signature__data$150 [23:16];
       3'h3:
-          \$210  = \$signature__data$148 [31:24];
+          \$211  = \$signature__data$150 [31:24];
       3'h4:
-          \$210  = \$signature__data$148 [39:32];
+          \$211  = \$signature__data$150 [39:32];
       3'h5:
-          \$210  = \$signature__data$148 [47:40];
+          \$211  = \$signature__data$150 [47:40];
       3'h6:
-          \$210  = \$signature__data$148 [55:48];
+          \$211  = \$signature__data$150 [55:48];
       3'h7:
-          \$210  = \$signature__data$148 [63:56];
+          \$211  = \$signature__data$150 [63:56];
     endcase
   end
   always @* begin
@@ -18772,21 +18763,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$212  = \$signature__data$150 [7:0];
+          \$213  = \$signature__data$152 [7:0];
       3'h1:
-          \$212  = \$signature__data$150 [15:8];
+          \$213  = \$signature__data$152 [15:8];
       3'h2:
-          \$212  = \$signature__data$150 [23:16];
+          \$213  = \$signature__data$152 [23:16];
       3'h3:
-          \$212  = \$signature__data$150 [31:24];
+          \$213  = \$signature__data$152 [31:24];
       3'h4:
-          \$212  = \$signature__data$150 [39:32];
+          \$213  = \$signature__data$152 [39:32];
       3'h5:
-          \$212  = \$signature__data$150 [47:40];
+          \$213  = \$signature__data$152 [47:40];
       3'h6:
-          \$212  = \$signature__data$150 [55:48];
+          \$213  = \$signature__data$152 [55:48];
       3'h7:
-          \$212  = \$signature__data$150 [63:56];
+          \$213  = \$signature__data$152 [63:56];
     endcase
   end
   always @* begin
@@ -18794,21 +18785,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$213  = \$signature__data$151 [7:0];
+          \$214  = \$signature__data$153 [7:0];
       3'h1:
-          \$213  = \$signature__data$151 [15:8];
+          \$214  = \$signature__data$153 [15:8];
       3'h2:
-          \$213  = \$signature__data$151 [23:16];
+          \$214  = \$signature__data$153 [23:16];
       3'h3:
-          \$213  = \$signature__data$151 [31:24];
+          \$214  = \$signature__data$153 [31:24];
       3'h4:
-          \$213  = \$signature__data$151 [39:32];
+          \$214  = \$signature__data$153 [39:32];
       3'h5:
-          \$213  = \$signature__data$151 [47:40];
+          \$214  = \$signature__data$153 [47:40];
       3'h6:
-          \$213  = \$signature__data$151 [55:48];
+          \$214  = \$signature__data$153 [55:48];
       3'h7:
-          \$213  = \$signature__data$151 [63:56];
+          \$214  = \$signature__data$153 [63:56];
     endcase
   end
   always @* begin
@@ -18816,21 +18807,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$214  = \$signature__data$152 [7:0];
+          \$215  = \$signature__data$154 [7:0];
       3'h1:
-          \$214  = \$signature__data$152 [15:8];
+          \$215  = \$signature__data$154 [15:8];
       3'h2:
-          \$214  = \$signature__data$152 [23:16];
+          \$215  = \$signature__data$154 [23:16];
       3'h3:
-          \$214  = \$signature__data$152 [31:24];
+          \$215  = \$signature__data$154 [31:24];
       3'h4:
-          \$214  = \$signature__data$152 [39:32];
+          \$215  = \$signature__data$154 [39:32];
       3'h5:
-          \$214  = \$signature__data$152 [47:40];
+          \$215  = \$signature__data$154 [47:40];
       3'h6:
-          \$214  = \$signature__data$152 [55:48];
+          \$215  = \$signature__data$154 [55:48];
       3'h7:
-          \$214  = \$signature__data$152 [63:56];
+          \$215  = \$signature__data$154 [63:56];
     endcase
   end
   always @* begin
@@ -18838,21 +18829,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$215  = \$signature__data$153 [7:0];
+          \$216  = \$signature__data$155 [7:0];
       3'h1:
-          \$215  = \$signature__data$153 [15:8];
+          \$216  = \$signature__data$155 [15:8];
       3'h2:
-          \$215  = \$signature__data$153 [23:16];
+          \$216  = \$signature__data$155 [23:16];
       3'h3:
-          \$215  = \$signature__data$153 [31:24];
+          \$216  = \$signature__data$155 [31:24];
       3'h4:
-          \$215  = \$signature__data$153 [39:32];
+          \$216  = \$signature__data$155 [39:32];
       3'h5:
-          \$215  = \$signature__data$153 [47:40];
+          \$216  = \$signature__data$155 [47:40];
       3'h6:
-          \$215  = \$signature__data$153 [55:48];
+          \$216  = \$signature__data$155 [55:48];
       3'h7:
-          \$215  = \$signature__data$153 [63:56];
+          \$216  = \$signature__data$155 [63:56];
     endcase
   end
   always @* begin
@@ -18860,21 +18851,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$216  = \$signature__data$154 [7:0];
+          \$217  = \$signature__data$156 [7:0];
       3'h1:
-          \$216  = \$signature__data$154 [15:8];
+          \$217  = \$signature__data$156 [15:8];
       3'h2:
-          \$216  = \$signature__data$154 [23:16];
+          \$217  = \$signature__data$156 [23:16];
       3'h3:
-          \$216  = \$signature__data$154 [31:24];
+          \$217  = \$signature__data$156 [31:24];
       3'h4:
-          \$216  = \$signature__data$154 [39:32];
+          \$217  = \$signature__data$156 [39:32];
       3'h5:
-          \$216  = \$signature__data$154 [47:40];
+          \$217  = \$signature__data$156 [47:40];
       3'h6:
-          \$216  = \$signature__data$154 [55:48];
+          \$217  = \$signature__data$156 [55:48];
       3'h7:
-          \$216  = \$signature__data$154 [63:56];
+          \$217  = \$signature__data$156 [63:56];
     endcase
   end
   always @* begin
@@ -18882,21 +18873,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$217  = \$signature__data$155 [7:0];
+          \$218  = \$signature__data$157 [7:0];
       3'h1:
-          \$217  = \$signature__data$155 [15:8];
+          \$218  = \$signature__data$157 [15:8];
       3'h2:
-          \$217  = \$signature__data$155 [23:16];
+          \$218  = \$signature__data$157 [23:16];
       3'h3:
-          \$217  = \$signature__data$155 [31:24];
+          \$218  = \$signature__data$157 [31:24];
       3'h4:
-          \$217  = \$signature__data$155 [39:32];
+          \$218  = \$signature__data$157 [39:32];
       3'h5:
-          \$217  = \$signature__data$155 [47:40];
+          \$218  = \$signature__data$157 [47:40];
       3'h6:
-          \$217  = \$signature__data$155 [55:48];
+          \$218  = \$signature__data$157 [55:48];
       3'h7:
-          \$217  = \$signature__data$155 [63:56];
+          \$218  = \$signature__data$157 [63:56];
     endcase
   end
   always @* begin
@@ -18904,21 +18895,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$218  = \$signature__data$156 [7:0];
+          \$219  = \$signature__data$158 [7:0];
       3'h1:
-          \$218  = \$signature__data$156 [15:8];
+          \$219  = \$signature__data$158 [15:8];
       3'h2:
-          \$218  = \$signature__data$156 [23:16];
+          \$219  = \$signature__data$158 [23:16];
       3'h3:
-          \$218  = \$signature__data$156 [31:24];
+          \$219  = \$signature__data$158 [31:24];
       3'h4:
-          \$218  = \$signature__data$156 [39:32];
+          \$219  = \$signature__data$158 [39:32];
       3'h5:
-          \$218  = \$signature__data$156 [47:40];
+          \$219  = \$signature__data$158 [47:40];
       3'h6:
-          \$218  = \$signature__data$156 [55:48];
+          \$219  = \$signature__data$158 [55:48];
       3'h7:
-          \$218  = \$signature__data$156 [63:56];
+          \$219  = \$signature__data$158 [63:56];
     endcase
   end
   always @* begin
@@ -18926,30 +18917,30 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     (* full_case = 32'd1 *)
     casez (sel)
       3'h0:
-          \$219  = \$signature__data$157 [7:0];
+          \$220  = \$signature__data$159 [7:0];
       3'h1:
-          \$219  = \$signature__data$157 [15:8];
+          \$220  = \$signature__data$159 [15:8];
       3'h2:
-          \$219  = \$signature__data$157 [23:16];
+          \$220  = \$signature__data$159 [23:16];
       3'h3:
-          \$219  = \$signature__data$157 [31:24];
+          \$220  = \$signature__data$159 [31:24];
       3'h4:
-          \$219  = \$signature__data$157 [39:32];
+          \$220  = \$signature__data$159 [39:32];
       3'h5:
-          \$219  = \$signature__data$157 [47:40];
+          \$220  = \$signature__data$159 [47:40];
       3'h6:
-          \$219  = \$signature__data$157 [55:48];
+          \$220  = \$signature__data$159 [55:48];
       3'h7:
-          \$219  = \$signature__data$157 [63:56];
+          \$220  = \$signature__data$159 [63:56];
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     (* full_case = 32'd1 *)
     if (token_d16[0]) begin
-      \valid$163  = \$220 ;
+      \valid$165  = \$221 ;
     end else begin
-      \valid$163  = \$221 ;
+      \valid$165  = \$222 ;
     end
   end
   always @* begin
@@ -18963,105 +18954,175 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$354  = error;
-    if (\$255 ) begin
-      \$354  = \$271 ;
+    \$350  = error;
+    if (\$256 ) begin
+      \$350  = \$272 ;
     end
     if (rst) begin
-      \$354  = 1'h0;
+      \$350  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$355  = cmd;
-    if (\$255 ) begin
-      if (\$288 ) begin
-        \$355  = cmd__payload;
+    \$351  = cmd;
+    if (\$256 ) begin
+      if (\$289 ) begin
+        \$351  = cmd__payload;
       end
     end
     if (rst) begin
-      \$355  = 63'h0000000000000000;
+      \$351  = 63'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$356  = busy;
-    if (\$255 ) begin
-      if (\$288 ) begin
-        \$356  = 1'h1;
+    \$352  = busy;
+    if (\$256 ) begin
+      if (\$289 ) begin
+        \$352  = 1'h1;
       end
     end
-    if (\$353 ) begin
-      \$356  = 1'h0;
+    if (\$349 ) begin
+      \$352  = 1'h0;
     end
     if (rst) begin
-      \$356  = 1'h0;
+      \$352  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$357  = ld_row;
+    \$353  = ld_row;
     if (start) begin
-      \$357  = 13'h0000;
+      \$353  = 13'h0000;
     end
-    if (\$294 ) begin
+    if (\$295 ) begin
       if (ld_klast) begin
-        \$357  = \$297 [12:0];
+        \$353  = \$298 [12:0];
       end
     end
     if (rst) begin
-      \$357  = 13'h0000;
+      \$353  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$358  = ld_mloc;
+    \$354  = ld_mloc;
     if (start) begin
-      \$358  = 4'h0;
+      \$354  = 4'h0;
     end
-    if (\$294 ) begin
+    if (\$295 ) begin
       if (ld_klast) begin
         (* full_case = 32'd1 *)
-        if (\$301 ) begin
-          \$358  = 4'h0;
+        if (\$302 ) begin
+          \$354  = 4'h0;
         end else begin
-          \$358  = \$303 [3:0];
+          \$354  = \$304 [3:0];
         end
       end
     end
     if (rst) begin
-      \$358  = 4'h0;
+      \$354  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$359  = ld_blocks;
+    \$355  = ld_blocks;
     if (start) begin
-      \$359  = 10'h000;
+      \$355  = 10'h000;
     end
-    if (\$294 ) begin
+    if (\$295 ) begin
       if (ld_klast) begin
-        if (\$301 ) begin
-          \$359  = \$302 [9:0];
+        if (\$302 ) begin
+          \$355  = \$303 [9:0];
         end
       end
     end
     if (rst) begin
-      \$359  = 10'h000;
+      \$355  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$360  = ld_kt;
+    \$356  = ld_kt;
+    if (start) begin
+      \$356  = 6'h00;
+    end
+    if (\$295 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_klast) begin
+        \$356  = 6'h00;
+      end else begin
+        \$356  = \$296 [5:0];
+      end
+    end
+    if (rst) begin
+      \$356  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$357  = ld_koff;
+    if (start) begin
+      \$357  = 9'h000;
+    end
+    if (\$295 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_klast) begin
+        \$357  = 9'h000;
+      end else begin
+        \$357  = \$297 [8:0];
+      end
+    end
+    if (rst) begin
+      \$357  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$358  = wl_n;
+    if (start) begin
+      \$358  = 9'h000;
+    end
+    if (\$307 ) begin
+      if (wl_klast) begin
+        \$358  = \$310 [8:0];
+      end
+    end
+    if (rst) begin
+      \$358  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$359  = wl_col;
+    if (start) begin
+      \$359  = 4'h0;
+    end
+    if (\$307 ) begin
+      if (wl_klast) begin
+        (* full_case = 32'd1 *)
+        if (\$311 ) begin
+          \$359  = 4'h0;
+        end else begin
+          \$359  = \$313 [3:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$359  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$360  = wl_tiles;
     if (start) begin
       \$360  = 6'h00;
     end
-    if (\$294 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_klast) begin
-        \$360  = 6'h00;
-      end else begin
-        \$360  = \$295 [5:0];
+    if (\$307 ) begin
+      if (wl_klast) begin
+        if (\$311 ) begin
+          \$360  = \$312 [5:0];
+        end
       end
     end
     if (rst) begin
@@ -19070,30 +19131,33 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$361  = ld_koff;
+    \$361  = wl_kt;
     if (start) begin
-      \$361  = 9'h000;
+      \$361  = 6'h00;
     end
-    if (\$294 ) begin
+    if (\$307 ) begin
       (* full_case = 32'd1 *)
-      if (ld_klast) begin
-        \$361  = 9'h000;
+      if (wl_klast) begin
+        \$361  = 6'h00;
       end else begin
-        \$361  = \$296 [8:0];
+        \$361  = \$308 [5:0];
       end
     end
     if (rst) begin
-      \$361  = 9'h000;
+      \$361  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$362  = wl_n;
+    \$362  = wl_koff;
     if (start) begin
       \$362  = 9'h000;
     end
-    if (\$306 ) begin
+    if (\$307 ) begin
+      (* full_case = 32'd1 *)
       if (wl_klast) begin
+        \$362  = 9'h000;
+      end else begin
         \$362  = \$309 [8:0];
       end
     end
@@ -19103,53 +19167,44 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$363  = wl_col;
+    \$363  = pl_n;
     if (start) begin
-      \$363  = 4'h0;
+      \$363  = 9'h000;
     end
-    if (\$306 ) begin
-      if (wl_klast) begin
-        (* full_case = 32'd1 *)
-        if (\$310 ) begin
-          \$363  = 4'h0;
-        end else begin
-          \$363  = \$312 [3:0];
-        end
-      end
+    if (\$316 ) begin
+      \$363  = \$317 [8:0];
     end
     if (rst) begin
-      \$363  = 4'h0;
+      \$363  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$364  = wl_tiles;
+    \$364  = pl_col;
     if (start) begin
-      \$364  = 6'h00;
+      \$364  = 4'h0;
     end
-    if (\$306 ) begin
-      if (wl_klast) begin
-        if (\$310 ) begin
-          \$364  = \$311 [5:0];
-        end
+    if (\$316 ) begin
+      (* full_case = 32'd1 *)
+      if (\$318 ) begin
+        \$364  = 4'h0;
+      end else begin
+        \$364  = \$320 [3:0];
       end
     end
     if (rst) begin
-      \$364  = 6'h00;
+      \$364  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$365  = wl_kt;
+    \$365  = pl_tiles;
     if (start) begin
       \$365  = 6'h00;
     end
-    if (\$306 ) begin
-      (* full_case = 32'd1 *)
-      if (wl_klast) begin
-        \$365  = 6'h00;
-      end else begin
-        \$365  = \$307 [5:0];
+    if (\$316 ) begin
+      if (\$318 ) begin
+        \$365  = \$319 [5:0];
       end
     end
     if (rst) begin
@@ -19158,62 +19213,59 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$366  = wl_koff;
-    if (start) begin
-      \$366  = 9'h000;
+    \$366  = \$323 [7:0];
+    if (rst) begin
+      \$366  = 8'h00;
     end
-    if (\$306 ) begin
-      (* full_case = 32'd1 *)
-      if (wl_klast) begin
-        \$366  = 9'h000;
-      end else begin
-        \$366  = \$308 [8:0];
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$367  = seq_block;
+    if (start) begin
+      \$367  = 10'h000;
+    end
+    if (go) begin
+      if (word_last) begin
+        if (\$325 ) begin
+          \$367  = \$326 [9:0];
+        end
       end
     end
     if (rst) begin
-      \$366  = 9'h000;
+      \$367  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$367  = pl_n;
+    \$368  = os_mbase;
     if (start) begin
-      \$367  = 9'h000;
+      \$368  = 13'h0000;
     end
-    if (\$315 ) begin
-      \$367  = \$316 [8:0];
-    end
-    if (rst) begin
-      \$367  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$368  = pl_col;
-    if (start) begin
-      \$368  = 4'h0;
-    end
-    if (\$315 ) begin
-      (* full_case = 32'd1 *)
-      if (\$317 ) begin
-        \$368  = 4'h0;
-      end else begin
-        \$368  = \$319 [3:0];
+    if (go) begin
+      if (word_last) begin
+        if (\$325 ) begin
+          \$368  = \$327 [12:0];
+        end
       end
     end
     if (rst) begin
-      \$368  = 4'h0;
+      \$368  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$369  = pl_tiles;
+    \$369  = os_nt;
     if (start) begin
       \$369  = 6'h00;
     end
-    if (\$315 ) begin
-      if (\$317 ) begin
-        \$369  = \$318 [5:0];
+    if (go) begin
+      if (word_last) begin
+        (* full_case = 32'd1 *)
+        if (\$325 ) begin
+          \$369  = 6'h00;
+        end else begin
+          \$369  = \$330 [5:0];
+        end
       end
     end
     if (rst) begin
@@ -19222,424 +19274,370 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$370  = \$322 [7:0];
-    if (rst) begin
-      \$370  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$371  = seq_block;
+    \$370  = os_n0;
     if (start) begin
-      \$371  = 10'h000;
+      \$370  = 9'h000;
     end
     if (go) begin
-      if (\$324 ) begin
-        if (\$326 ) begin
-          \$371  = \$327 [9:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$371  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$372  = os_mbase;
-    if (start) begin
-      \$372  = 13'h0000;
-    end
-    if (go) begin
-      if (\$324 ) begin
-        if (\$326 ) begin
-          \$372  = \$328 [12:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$372  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$373  = os_nt;
-    if (start) begin
-      \$373  = 6'h00;
-    end
-    if (go) begin
-      if (\$324 ) begin
+      if (word_last) begin
         (* full_case = 32'd1 *)
-        if (\$326 ) begin
-          \$373  = 6'h00;
+        if (\$325 ) begin
+          \$370  = 9'h000;
         end else begin
-          \$373  = \$331 [5:0];
+          \$370  = \$331 [8:0];
         end
       end
     end
     if (rst) begin
-      \$373  = 6'h00;
+      \$370  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$374  = os_n0;
+    \$371  = os_step;
     if (start) begin
-      \$374  = 9'h000;
-    end
-    if (go) begin
-      if (\$324 ) begin
-        (* full_case = 32'd1 *)
-        if (\$326 ) begin
-          \$374  = 9'h000;
-        end else begin
-          \$374  = \$332 [8:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$374  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$375  = os_step;
-    if (start) begin
-      \$375  = 9'h000;
+      \$371  = 9'h000;
     end
     if (go) begin
       (* full_case = 32'd1 *)
-      if (\$324 ) begin
-        \$375  = 9'h000;
+      if (word_last) begin
+        \$371  = 9'h000;
       end else begin
-        \$375  = \$333 [8:0];
+        \$371  = \$332 [8:0];
       end
     end
     if (rst) begin
-      \$375  = 9'h000;
+      \$371  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$376  = os_kt;
+    \$372  = os_kt;
     if (start) begin
-      \$376  = 6'h00;
+      \$372  = 6'h00;
     end
     if (go) begin
       (* full_case = 32'd1 *)
-      if (\$324 ) begin
-        \$376  = 6'h00;
+      if (word_last) begin
+        \$372  = 6'h00;
       end else begin
-        if (\$334 ) begin
-          \$376  = \$335 [5:0];
+        if (\$333 ) begin
+          \$372  = \$334 [5:0];
         end
       end
     end
     if (rst) begin
-      \$376  = 6'h00;
+      \$372  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$377  = os_elem;
+    \$373  = os_elem;
     if (start) begin
-      \$377  = 3'h0;
+      \$373  = 3'h0;
     end
     if (go) begin
       (* full_case = 32'd1 *)
-      if (\$324 ) begin
-        \$377  = 3'h0;
+      if (word_last) begin
+        \$373  = 3'h0;
       end else begin
         (* full_case = 32'd1 *)
-        if (\$334 ) begin
-          \$377  = 3'h0;
+        if (\$333 ) begin
+          \$373  = 3'h0;
         end else begin
-          \$377  = \$336 [2:0];
+          \$373  = \$335 [2:0];
         end
       end
     end
     if (rst) begin
-      \$377  = 3'h0;
+      \$373  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$378  = os_in_tile;
+    \$374  = os_in_tile;
     if (start) begin
-      \$378  = 1'h0;
+      \$374  = 1'h0;
     end
     if (go) begin
       (* full_case = 32'd1 *)
-      if (\$324 ) begin
-        \$378  = 1'h0;
+      if (word_last) begin
+        \$374  = 1'h0;
       end else begin
-        \$378  = 1'h1;
+        \$374  = 1'h1;
       end
     end
     if (rst) begin
-      \$378  = 1'h0;
+      \$374  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$379  = os_done;
+    \$375  = os_done;
     if (start) begin
-      \$379  = 1'h0;
+      \$375  = 1'h0;
     end
     if (go) begin
-      if (\$324 ) begin
-        if (\$326 ) begin
-          if (\$330 ) begin
-            \$379  = 1'h1;
+      if (word_last) begin
+        if (\$325 ) begin
+          if (\$329 ) begin
+            \$375  = 1'h1;
           end
         end
       end
     end
     if (rst) begin
-      \$379  = 1'h0;
+      \$375  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$380  = since;
+    \$376  = since;
     if (start) begin
-      \$380  = 4'h8;
+      \$376  = 4'h8;
     end
-    if (\$339 ) begin
-      \$380  = 4'h1;
-    end else if (\$340 ) begin
-      \$380  = \$341 [3:0];
+    if (\$337 ) begin
+      \$376  = 4'h1;
+    end else if (\$338 ) begin
+      \$376  = \$339 [3:0];
     end
     if (rst) begin
-      \$380  = 4'h8;
+      \$376  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$381 [0] = go;
-    \$381 [1] = \$342 ;
-    \$381 [2] = \$344 ;
+    \$377 [0] = go;
+    \$377 [1] = \$340 ;
+    \$377 [2] = \$341 ;
     if (rst) begin
-      \$381  = 3'h0;
+      \$377  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$382  = os_elem;
+    \$378  = os_elem;
     if (rst) begin
-      \$382  = 3'h0;
+      \$378  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$383 [0] = \$347 ;
-    \$383 [4:1] = \$154 [3:0];
-    \$383 [9:5] = os_nt[4:0];
+    \$379 [0] = \$343 ;
+    \$379 [4:1] = \$154 [3:0];
+    \$379 [9:5] = os_nt[4:0];
+    if (rst) begin
+      \$379  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$380  = token;
+    if (rst) begin
+      \$380  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$381  = token_d1;
+    if (rst) begin
+      \$381  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$382  = token_d2;
+    if (rst) begin
+      \$382  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$383  = token_d3;
     if (rst) begin
       \$383  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$384  = token;
+    \$384  = token_d4;
     if (rst) begin
       \$384  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$385  = token_d1;
+    \$385  = token_d5;
     if (rst) begin
       \$385  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$386  = token_d2;
+    \$386  = token_d6;
     if (rst) begin
       \$386  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$387  = token_d3;
+    \$387  = token_d7;
     if (rst) begin
       \$387  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$388  = token_d4;
+    \$388  = token_d8;
     if (rst) begin
       \$388  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$389  = token_d5;
+    \$389  = token_d9;
     if (rst) begin
       \$389  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$390  = token_d6;
+    \$390  = token_d10;
     if (rst) begin
       \$390  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$391  = token_d7;
+    \$391  = token_d11;
     if (rst) begin
       \$391  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$392  = token_d8;
+    \$392  = token_d12;
     if (rst) begin
       \$392  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$393  = token_d9;
+    \$393  = token_d13;
     if (rst) begin
       \$393  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$394  = token_d10;
+    \$394  = token_d14;
     if (rst) begin
       \$394  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$395  = token_d11;
+    \$395  = token_d15;
     if (rst) begin
       \$395  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$396  = token_d12;
-    if (rst) begin
-      \$396  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$397  = token_d13;
-    if (rst) begin
-      \$397  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$398  = token_d14;
-    if (rst) begin
-      \$398  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$399  = token_d15;
-    if (rst) begin
-      \$399  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$400  = row;
+    \$396  = row;
     (* full_case = 32'd1 *)
     if (token_d16[0]) begin
-      \$400  = 4'h1;
+      \$396  = 4'h1;
     end else begin
-      if (\$348 ) begin
-        \$400  = \$349 [3:0];
+      if (\$344 ) begin
+        \$396  = \$345 [3:0];
       end
     end
     if (rst) begin
-      \$400  = 4'h0;
+      \$396  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$401  = rows;
+    \$397  = rows;
     if (token_d16[0]) begin
-      \$401  = token_d16[4:1];
+      \$397  = token_d16[4:1];
     end
     if (rst) begin
-      \$401  = 4'h0;
+      \$397  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$402  = row_nt;
+    \$398  = row_nt;
     if (token_d16[0]) begin
-      \$402  = token_d16[9:5];
+      \$398  = token_d16[9:5];
     end
+    if (rst) begin
+      \$398  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$399  = \valid$165 ;
+    if (rst) begin
+      \$399  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$400  = out_nt;
+    if (rst) begin
+      \$400  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$401 [31:0] = \result$219 [31:0];
+    \$401 [63:32] = \result$219 [63:32];
+    \$401 [95:64] = \result$219 [95:64];
+    \$401 [127:96] = \result$219 [127:96];
+    \$401 [159:128] = \result$219 [159:128];
+    \$401 [191:160] = \result$219 [191:160];
+    \$401 [223:192] = \result$219 [223:192];
+    \$401 [255:224] = \result$219 [255:224];
+    if (rst) begin
+      \$401  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$402  = \row_nt$218 ;
     if (rst) begin
       \$402  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$403  = \valid$163 ;
+    \$403  = out_nt_d1;
     if (rst) begin
-      \$403  = 1'h0;
+      \$403  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$404  = \result$217 ;
+    \$404  = out_nt_d2;
     if (rst) begin
-      \$404  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$404  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$405  = out_nt;
+    \$405  = out_nt_d3;
     if (rst) begin
       \$405  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$406  = \row_nt$218 ;
+    \$406  = out_nt_d4;
     if (rst) begin
       \$406  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$407  = out_nt_d1;
-    if (rst) begin
-      \$407  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$408  = out_nt_d2;
-    if (rst) begin
-      \$408  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$409  = out_nt_d3;
-    if (rst) begin
-      \$409  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$410  = out_nt_d4;
-    if (rst) begin
-      \$410  = 5'h00;
     end
   end
   always @* begin
@@ -19847,21 +19845,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$30  = \array.port$1301$0 [0];
+    \$flatten\array.$30  = \array.port$1298$0 [0];
     if (\array.rst ) begin
       \$flatten\array.$30  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$31  = \array.port$1301$0 [1];
+    \$flatten\array.$31  = \array.port$1298$0 [1];
     if (\array.rst ) begin
       \$flatten\array.$31  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$32  = \array.port$1301$0 [2];
+    \$flatten\array.$32  = \array.port$1298$0 [2];
     if (\array.rst ) begin
       \$flatten\array.$32  = 1'h0;
     end
@@ -19882,7 +19880,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$35  = \array.port$1301$0 [0];
+    \$flatten\array.$35  = \array.port$1298$0 [0];
     if (\array.rst ) begin
       \$flatten\array.$35  = 1'h0;
     end
@@ -19896,7 +19894,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$37  = \array.port$1301$0 [1];
+    \$flatten\array.$37  = \array.port$1298$0 [1];
     if (\array.rst ) begin
       \$flatten\array.$37  = 1'h0;
     end
@@ -19910,7 +19908,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$39  = \array.port$1301$0 [2];
+    \$flatten\array.$39  = \array.port$1298$0 [2];
     if (\array.rst ) begin
       \$flatten\array.$39  = 1'h0;
     end
@@ -19945,7 +19943,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$44  = \array.port$1301$0 [0];
+    \$flatten\array.$44  = \array.port$1298$0 [0];
     if (\array.rst ) begin
       \$flatten\array.$44  = 1'h0;
     end
@@ -19966,7 +19964,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$47  = \array.port$1301$0 [1];
+    \$flatten\array.$47  = \array.port$1298$0 [1];
     if (\array.rst ) begin
       \$flatten\array.$47  = 1'h0;
     end
@@ -19987,7 +19985,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$50  = \array.port$1301$0 [2];
+    \$flatten\array.$50  = \array.port$1298$0 [2];
     if (\array.rst ) begin
       \$flatten\array.$50  = 1'h0;
     end
@@ -20036,7 +20034,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$57  = \array.port$1301$0 [0];
+    \$flatten\array.$57  = \array.port$1298$0 [0];
     if (\array.rst ) begin
       \$flatten\array.$57  = 1'h0;
     end
@@ -20064,7 +20062,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$61  = \array.port$1301$0 [1];
+    \$flatten\array.$61  = \array.port$1298$0 [1];
     if (\array.rst ) begin
       \$flatten\array.$61  = 1'h0;
     end
@@ -20092,7 +20090,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$65  = \array.port$1301$0 [2];
+    \$flatten\array.$65  = \array.port$1298$0 [2];
     if (\array.rst ) begin
       \$flatten\array.$65  = 1'h0;
     end
@@ -20155,7 +20153,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$74  = \array.port$1301$0 [0];
+    \$flatten\array.$74  = \array.port$1298$0 [0];
     if (\array.rst ) begin
       \$flatten\array.$74  = 1'h0;
     end
@@ -20190,7 +20188,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$79  = \array.port$1301$0 [1];
+    \$flatten\array.$79  = \array.port$1298$0 [1];
     if (\array.rst ) begin
       \$flatten\array.$79  = 1'h0;
     end
@@ -20225,7 +20223,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$84  = \array.port$1301$0 [2];
+    \$flatten\array.$84  = \array.port$1298$0 [2];
     if (\array.rst ) begin
       \$flatten\array.$84  = 1'h0;
     end
@@ -20302,7 +20300,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$95  = \array.port$1301$0 [0];
+    \$flatten\array.$95  = \array.port$1298$0 [0];
     if (\array.rst ) begin
       \$flatten\array.$95  = 1'h0;
     end
@@ -20344,7 +20342,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$101  = \array.port$1301$0 [1];
+    \$flatten\array.$101  = \array.port$1298$0 [1];
     if (\array.rst ) begin
       \$flatten\array.$101  = 1'h0;
     end
@@ -20386,7 +20384,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$107  = \array.port$1301$0 [2];
+    \$flatten\array.$107  = \array.port$1298$0 [2];
     if (\array.rst ) begin
       \$flatten\array.$107  = 1'h0;
     end
@@ -20477,7 +20475,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$120  = \array.port$1301$0 [0];
+    \$flatten\array.$120  = \array.port$1298$0 [0];
     if (\array.rst ) begin
       \$flatten\array.$120  = 1'h0;
     end
@@ -20526,7 +20524,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$127  = \array.port$1301$0 [1];
+    \$flatten\array.$127  = \array.port$1298$0 [1];
     if (\array.rst ) begin
       \$flatten\array.$127  = 1'h0;
     end
@@ -20575,7 +20573,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.$134  = \array.port$1301$0 [2];
+    \$flatten\array.$134  = \array.port$1298$0 [2];
     if (\array.rst ) begin
       \$flatten\array.$134  = 1'h0;
     end
@@ -20821,7 +20819,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$flatten\array.\pe_0_0.$6  = \array.pe_0_0.acc ;
-    if (\array.pe_0_0.port$1301$0 [0]) begin
+    if (\array.pe_0_0.port$1298$0 [0]) begin
       \$flatten\array.\pe_0_0.$6  = \$flatten\array.\pe_0_0.$3 [31:0];
     end
     if (\array.pe_0_0.rst ) begin
@@ -20858,21 +20856,21 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.\pe_0_0.$11  = \array.pe_0_0.port$1301$0 [0];
+    \$flatten\array.\pe_0_0.$11  = \array.pe_0_0.port$1298$0 [0];
     if (\array.pe_0_0.rst ) begin
       \$flatten\array.\pe_0_0.$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.\pe_0_0.$12  = \array.pe_0_0.port$1301$0 [1];
+    \$flatten\array.\pe_0_0.$12  = \array.pe_0_0.port$1298$0 [1];
     if (\array.pe_0_0.rst ) begin
       \$flatten\array.\pe_0_0.$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$flatten\array.\pe_0_0.$13  = \array.pe_0_0.port$1301$0 [2];
+    \$flatten\array.\pe_0_0.$13  = \array.pe_0_0.port$1298$0 [2];
     if (\array.pe_0_0.rst ) begin
       \$flatten\array.\pe_0_0.$13  = 1'h0;
     end
@@ -25287,35 +25285,35 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign r_en = res__ready;
   assign tile_rows = \$154 [3:0];
   assign os_block = seq_block;
-  assign reserve = { 4'h0, \$195  };
+  assign reserve = { 4'h0, \$196  };
   assign \$signature__addr  = { seq_block[0], os_kt[4:0] };
-  assign \$signature__addr$124  = { seq_block[0], os_kt[4:0] };
-  assign \$signature__addr$125  = { seq_block[0], os_kt[4:0] };
   assign \$signature__addr$126  = { seq_block[0], os_kt[4:0] };
   assign \$signature__addr$127  = { seq_block[0], os_kt[4:0] };
   assign \$signature__addr$128  = { seq_block[0], os_kt[4:0] };
   assign \$signature__addr$129  = { seq_block[0], os_kt[4:0] };
   assign \$signature__addr$130  = { seq_block[0], os_kt[4:0] };
-  assign \$signature__addr$131  = { os_nt[4:0], os_kt[4:0] };
-  assign \$signature__addr$132  = { os_nt[4:0], os_kt[4:0] };
+  assign \$signature__addr$131  = { seq_block[0], os_kt[4:0] };
+  assign \$signature__addr$132  = { seq_block[0], os_kt[4:0] };
   assign \$signature__addr$133  = { os_nt[4:0], os_kt[4:0] };
   assign \$signature__addr$134  = { os_nt[4:0], os_kt[4:0] };
   assign \$signature__addr$135  = { os_nt[4:0], os_kt[4:0] };
   assign \$signature__addr$136  = { os_nt[4:0], os_kt[4:0] };
   assign \$signature__addr$137  = { os_nt[4:0], os_kt[4:0] };
   assign \$signature__addr$138  = { os_nt[4:0], os_kt[4:0] };
+  assign \$signature__addr$139  = { os_nt[4:0], os_kt[4:0] };
+  assign \$signature__addr$140  = { os_nt[4:0], os_kt[4:0] };
   assign valid = flags[0];
   assign first = flags[1];
   assign last = flags[2];
-  assign \$signature__addr$168  = out_nt;
-  assign \$signature__addr$169  = out_nt;
   assign \$signature__addr$170  = out_nt;
   assign \$signature__addr$171  = out_nt;
   assign \$signature__addr$172  = out_nt;
   assign \$signature__addr$173  = out_nt;
   assign \$signature__addr$174  = out_nt;
   assign \$signature__addr$175  = out_nt;
-  assign row_valid = \valid$176 ;
+  assign \$signature__addr$176  = out_nt;
+  assign \$signature__addr$177  = out_nt;
+  assign row_valid = \valid$178 ;
   assign row_acc = acc;
   assign out_zero_point = cmd[46:39];
   assign act_min = cmd[54:47];
@@ -25497,46 +25495,49 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \token_d15.valid  = token_d15[0];
   assign \token_d15.rows  = token_d15[4:1];
   assign \token_d15.nt  = token_d15[9:5];
-  assign \result$217[0]  = \result$217 [31:0];
-  assign \result$217[1]  = \result$217 [63:32];
-  assign \result$217[2]  = \result$217 [95:64];
-  assign \result$217[3]  = \result$217 [127:96];
-  assign \result$217[4]  = \result$217 [159:128];
-  assign \result$217[5]  = \result$217 [191:160];
-  assign \result$217[6]  = \result$217 [223:192];
-  assign \result$217[7]  = \result$217 [255:224];
-  assign result[63:56] = \$253 ;
-  assign result[55:48] = \$249 ;
-  assign result[47:40] = \$245 ;
-  assign result[39:32] = \$241 ;
-  assign result[31:24] = \$237 ;
-  assign result[23:16] = \$233 ;
-  assign result[15:8] = \$229 ;
-  assign result[7:0] = \$225 ;
-  assign params[559:490] = \$signature__data$191 ;
-  assign params[489:420] = \$signature__data$190 ;
-  assign params[419:350] = \$signature__data$189 ;
-  assign params[349:280] = \$signature__data$188 ;
-  assign params[279:210] = \$signature__data$187 ;
-  assign params[209:140] = \$signature__data$186 ;
-  assign params[139:70] = \$signature__data$185 ;
-  assign params[69:0] = \$signature__data$184 ;
-  assign w[63:56] = \$219 ;
-  assign w[55:48] = \$218 ;
-  assign w[47:40] = \$217 ;
-  assign w[39:32] = \$216 ;
-  assign w[31:24] = \$215 ;
-  assign w[23:16] = \$214 ;
-  assign w[15:8] = \$213 ;
-  assign w[7:0] = \$212 ;
-  assign a[71:63] = \$211 ;
-  assign a[62:54] = \$209 ;
-  assign a[53:45] = \$207 ;
-  assign a[44:36] = \$205 ;
-  assign a[35:27] = \$203 ;
-  assign a[26:18] = \$201 ;
-  assign a[17:9] = \$199 ;
-  assign a[8:0] = \$197 ;
+  assign \result$219[0]  = \result$219 [31:0];
+  assign \result$219[1]  = \result$219 [63:32];
+  assign \result$219[2]  = \result$219 [95:64];
+  assign \result$219[3]  = \result$219 [127:96];
+  assign \result$219[4]  = \result$219 [159:128];
+  assign \result$219[5]  = \result$219 [191:160];
+  assign \result$219[6]  = \result$219 [223:192];
+  assign \result$219[7]  = \result$219 [255:224];
+  assign result[63:56] = \$254 ;
+  assign result[55:48] = \$250 ;
+  assign result[47:40] = \$246 ;
+  assign result[39:32] = \$242 ;
+  assign result[31:24] = \$238 ;
+  assign result[23:16] = \$234 ;
+  assign result[15:8] = \$230 ;
+  assign result[7:0] = \$226 ;
+  assign params[559:490] = \$signature__data$193 ;
+  assign params[489:420] = \$signature__data$192 ;
+  assign params[419:350] = \$signature__data$191 ;
+  assign params[349:280] = \$signature__data$190 ;
+  assign params[279:210] = \$signature__data$189 ;
+  assign params[209:140] = \$signature__data$188 ;
+  assign params[139:70] = \$signature__data$187 ;
+  assign params[69:0] = \$signature__data$186 ;
+  assign w[63:56] = \$220 ;
+  assign w[55:48] = \$219 ;
+  assign w[47:40] = \$218 ;
+  assign w[39:32] = \$217 ;
+  assign w[31:24] = \$216 ;
+  assign w[23:16] = \$215 ;
+  assign w[15:8] = \$214 ;
+  assign w[7:0] = \$213 ;
+  assign a[71:63] = \$212 ;
+  assign a[62:54] = \$210 ;
+  assign a[53:45] = \$208 ;
+  assign a[44:36] = \$206 ;
+  assign a[35:27] = \$204 ;
+  assign a[26:18] = \$202 ;
+  assign a[17:9] = \$200 ;
+  assign a[8:0] = \$198 ;
+  assign \$336  = word_last;
+  assign \$341  = word_last;
+  assign \$342  = word_last;
   assign \out_fifo.level  = \out_fifo.w_level ;
   assign \out_fifo.r_level  = \out_fifo.w_level ;
   assign \out_fifo.produce  = \out_fifo.w_port__addr ;
@@ -25550,393 +25551,393 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \out_fifo.rst  = rst;
   assign \out_fifo.clk  = clk;
   assign \out_fifo.r_en  = res__ready;
-  assign \array.valid  = \array.port$1301$0 [0];
-  assign \array.first  = \array.port$1301$0 [1];
-  assign \array.last  = \array.port$1301$0 [2];
+  assign \array.valid  = \array.port$1298$0 [0];
+  assign \array.first  = \array.port$1298$0 [1];
+  assign \array.last  = \array.port$1298$0 [2];
   assign \array.a_in  = \array.a [71:63];
-  assign \array.valid_in  = \array.port$1301$0 [0];
-  assign \array.first_in  = \array.port$1301$0 [1];
-  assign \array.last_in  = \array.port$1301$0 [2];
   assign \array.w_in  = \array.w [7:0];
   assign \array.chain_in  = 32'd0;
+  assign \array.valid_in  = \array.port$1298$0 [0];
+  assign \array.first_in  = \array.port$1298$0 [1];
+  assign \array.last_in  = \array.port$1298$0 [2];
   assign \array.a_out  = \array.a_in$188 ;
-  assign \array.valid_out  = \array.valid_in$190 ;
-  assign \array.first_out  = \array.first_in$192 ;
-  assign \array.last_out  = \array.last_in$194 ;
-  assign \array.w_in$196  = \array.skew_w1_d1 ;
-  assign \array.chain_in$197  = 32'd0;
+  assign \array.w_in$190  = \array.skew_w1_d1 ;
+  assign \array.chain_in$191  = 32'd0;
+  assign \array.valid_out  = \array.valid_in$192 ;
+  assign \array.first_out  = \array.first_in$194 ;
+  assign \array.last_out  = \array.last_in$196 ;
   assign \array.a_out$199  = \array.a_in$198 ;
-  assign \array.valid_out$201  = \array.valid_in$200 ;
-  assign \array.first_out$203  = \array.first_in$202 ;
-  assign \array.last_out$205  = \array.last_in$204 ;
-  assign \array.w_in$206  = \array.skew_w2_d2 ;
-  assign \array.chain_in$207  = 32'd0;
+  assign \array.w_in$200  = \array.skew_w2_d2 ;
+  assign \array.chain_in$201  = 32'd0;
+  assign \array.valid_out$203  = \array.valid_in$202 ;
+  assign \array.first_out$205  = \array.first_in$204 ;
+  assign \array.last_out$207  = \array.last_in$206 ;
   assign \array.a_out$209  = \array.a_in$208 ;
-  assign \array.valid_out$211  = \array.valid_in$210 ;
-  assign \array.first_out$213  = \array.first_in$212 ;
-  assign \array.last_out$215  = \array.last_in$214 ;
-  assign \array.w_in$216  = \array.skew_w3_d3 ;
-  assign \array.chain_in$217  = 32'd0;
+  assign \array.w_in$210  = \array.skew_w3_d3 ;
+  assign \array.chain_in$211  = 32'd0;
+  assign \array.valid_out$213  = \array.valid_in$212 ;
+  assign \array.first_out$215  = \array.first_in$214 ;
+  assign \array.last_out$217  = \array.last_in$216 ;
   assign \array.a_out$219  = \array.a_in$218 ;
-  assign \array.valid_out$221  = \array.valid_in$220 ;
-  assign \array.first_out$223  = \array.first_in$222 ;
-  assign \array.last_out$225  = \array.last_in$224 ;
-  assign \array.w_in$226  = \array.skew_w4_d4 ;
-  assign \array.chain_in$227  = 32'd0;
+  assign \array.w_in$220  = \array.skew_w4_d4 ;
+  assign \array.chain_in$221  = 32'd0;
+  assign \array.valid_out$223  = \array.valid_in$222 ;
+  assign \array.first_out$225  = \array.first_in$224 ;
+  assign \array.last_out$227  = \array.last_in$226 ;
   assign \array.a_out$229  = \array.a_in$228 ;
-  assign \array.valid_out$231  = \array.valid_in$230 ;
-  assign \array.first_out$233  = \array.first_in$232 ;
-  assign \array.last_out$235  = \array.last_in$234 ;
-  assign \array.w_in$236  = \array.skew_w5_d5 ;
-  assign \array.chain_in$237  = 32'd0;
+  assign \array.w_in$230  = \array.skew_w5_d5 ;
+  assign \array.chain_in$231  = 32'd0;
+  assign \array.valid_out$233  = \array.valid_in$232 ;
+  assign \array.first_out$235  = \array.first_in$234 ;
+  assign \array.last_out$237  = \array.last_in$236 ;
   assign \array.a_out$239  = \array.a_in$238 ;
-  assign \array.valid_out$241  = \array.valid_in$240 ;
-  assign \array.first_out$243  = \array.first_in$242 ;
-  assign \array.last_out$245  = \array.last_in$244 ;
-  assign \array.w_in$246  = \array.skew_w6_d6 ;
-  assign \array.chain_in$247  = 32'd0;
+  assign \array.w_in$240  = \array.skew_w6_d6 ;
+  assign \array.chain_in$241  = 32'd0;
+  assign \array.valid_out$243  = \array.valid_in$242 ;
+  assign \array.first_out$245  = \array.first_in$244 ;
+  assign \array.last_out$247  = \array.last_in$246 ;
   assign \array.a_out$249  = \array.a_in$248 ;
-  assign \array.valid_out$251  = \array.valid_in$250 ;
-  assign \array.first_out$253  = \array.first_in$252 ;
-  assign \array.last_out$255  = \array.last_in$254 ;
-  assign \array.w_in$256  = \array.skew_w7_d7 ;
-  assign \array.chain_in$257  = 32'd0;
+  assign \array.w_in$250  = \array.skew_w7_d7 ;
+  assign \array.chain_in$251  = 32'd0;
+  assign \array.valid_out$253  = \array.valid_in$252 ;
+  assign \array.first_out$255  = \array.first_in$254 ;
+  assign \array.last_out$257  = \array.last_in$256 ;
   assign \array.a_in$258  = \array.skew_a1_d1 ;
-  assign \array.valid_in$259  = \array.skew_valid1_d1 ;
-  assign \array.first_in$260  = \array.skew_first1_d1 ;
-  assign \array.last_in$261  = \array.skew_last1_d1 ;
-  assign \array.w_out  = \array.w_in$262 ;
-  assign \array.chain_out$265  = \array.chain_in$264 ;
+  assign \array.w_out  = \array.w_in$259 ;
+  assign \array.chain_out$262  = \array.chain_in$261 ;
+  assign \array.valid_in$263  = \array.skew_valid1_d1 ;
+  assign \array.first_in$264  = \array.skew_first1_d1 ;
+  assign \array.last_in$265  = \array.skew_last1_d1 ;
   assign \array.a_out$267  = \array.a_in$266 ;
-  assign \array.valid_out$269  = \array.valid_in$268 ;
-  assign \array.first_out$271  = \array.first_in$270 ;
-  assign \array.last_out$273  = \array.last_in$272 ;
-  assign \array.w_out$275  = \array.w_in$274 ;
-  assign \array.chain_out$277  = \array.chain_in$276 ;
+  assign \array.w_out$269  = \array.w_in$268 ;
+  assign \array.chain_out$271  = \array.chain_in$270 ;
+  assign \array.valid_out$273  = \array.valid_in$272 ;
+  assign \array.first_out$275  = \array.first_in$274 ;
+  assign \array.last_out$277  = \array.last_in$276 ;
   assign \array.a_out$279  = \array.a_in$278 ;
-  assign \array.valid_out$281  = \array.valid_in$280 ;
-  assign \array.first_out$283  = \array.first_in$282 ;
-  assign \array.last_out$285  = \array.last_in$284 ;
-  assign \array.w_out$287  = \array.w_in$286 ;
-  assign \array.chain_out$289  = \array.chain_in$288 ;
+  assign \array.w_out$281  = \array.w_in$280 ;
+  assign \array.chain_out$283  = \array.chain_in$282 ;
+  assign \array.valid_out$285  = \array.valid_in$284 ;
+  assign \array.first_out$287  = \array.first_in$286 ;
+  assign \array.last_out$289  = \array.last_in$288 ;
   assign \array.a_out$291  = \array.a_in$290 ;
-  assign \array.valid_out$293  = \array.valid_in$292 ;
-  assign \array.first_out$295  = \array.first_in$294 ;
-  assign \array.last_out$297  = \array.last_in$296 ;
-  assign \array.w_out$299  = \array.w_in$298 ;
-  assign \array.chain_out$301  = \array.chain_in$300 ;
+  assign \array.w_out$293  = \array.w_in$292 ;
+  assign \array.chain_out$295  = \array.chain_in$294 ;
+  assign \array.valid_out$297  = \array.valid_in$296 ;
+  assign \array.first_out$299  = \array.first_in$298 ;
+  assign \array.last_out$301  = \array.last_in$300 ;
   assign \array.a_out$303  = \array.a_in$302 ;
-  assign \array.valid_out$305  = \array.valid_in$304 ;
-  assign \array.first_out$307  = \array.first_in$306 ;
-  assign \array.last_out$309  = \array.last_in$308 ;
-  assign \array.w_out$311  = \array.w_in$310 ;
-  assign \array.chain_out$313  = \array.chain_in$312 ;
+  assign \array.w_out$305  = \array.w_in$304 ;
+  assign \array.chain_out$307  = \array.chain_in$306 ;
+  assign \array.valid_out$309  = \array.valid_in$308 ;
+  assign \array.first_out$311  = \array.first_in$310 ;
+  assign \array.last_out$313  = \array.last_in$312 ;
   assign \array.a_out$315  = \array.a_in$314 ;
-  assign \array.valid_out$317  = \array.valid_in$316 ;
-  assign \array.first_out$319  = \array.first_in$318 ;
-  assign \array.last_out$321  = \array.last_in$320 ;
-  assign \array.w_out$323  = \array.w_in$322 ;
-  assign \array.chain_out$325  = \array.chain_in$324 ;
+  assign \array.w_out$317  = \array.w_in$316 ;
+  assign \array.chain_out$319  = \array.chain_in$318 ;
+  assign \array.valid_out$321  = \array.valid_in$320 ;
+  assign \array.first_out$323  = \array.first_in$322 ;
+  assign \array.last_out$325  = \array.last_in$324 ;
   assign \array.a_out$327  = \array.a_in$326 ;
-  assign \array.valid_out$329  = \array.valid_in$328 ;
-  assign \array.first_out$331  = \array.first_in$330 ;
-  assign \array.last_out$333  = \array.last_in$332 ;
-  assign \array.w_out$335  = \array.w_in$334 ;
-  assign \array.chain_out$337  = \array.chain_in$336 ;
+  assign \array.w_out$329  = \array.w_in$328 ;
+  assign \array.chain_out$331  = \array.chain_in$330 ;
+  assign \array.valid_out$333  = \array.valid_in$332 ;
+  assign \array.first_out$335  = \array.first_in$334 ;
+  assign \array.last_out$337  = \array.last_in$336 ;
   assign \array.a_out$339  = \array.a_in$338 ;
-  assign \array.valid_out$341  = \array.valid_in$340 ;
-  assign \array.first_out$343  = \array.first_in$342 ;
-  assign \array.last_out$345  = \array.last_in$344 ;
-  assign \array.w_out$347  = \array.w_in$346 ;
-  assign \array.chain_out$349  = \array.chain_in$348 ;
+  assign \array.w_out$341  = \array.w_in$340 ;
+  assign \array.chain_out$343  = \array.chain_in$342 ;
+  assign \array.valid_out$345  = \array.valid_in$344 ;
+  assign \array.first_out$347  = \array.first_in$346 ;
+  assign \array.last_out$349  = \array.last_in$348 ;
   assign \array.a_in$350  = \array.skew_a2_d2 ;
-  assign \array.valid_in$351  = \array.skew_valid2_d2 ;
-  assign \array.first_in$352  = \array.skew_first2_d2 ;
-  assign \array.last_in$353  = \array.skew_last2_d2 ;
-  assign \array.w_out$355  = \array.w_in$354 ;
-  assign \array.chain_out$357  = \array.chain_in$356 ;
+  assign \array.w_out$352  = \array.w_in$351 ;
+  assign \array.chain_out$354  = \array.chain_in$353 ;
+  assign \array.valid_in$355  = \array.skew_valid2_d2 ;
+  assign \array.first_in$356  = \array.skew_first2_d2 ;
+  assign \array.last_in$357  = \array.skew_last2_d2 ;
   assign \array.a_out$359  = \array.a_in$358 ;
-  assign \array.valid_out$361  = \array.valid_in$360 ;
-  assign \array.first_out$363  = \array.first_in$362 ;
-  assign \array.last_out$365  = \array.last_in$364 ;
-  assign \array.w_out$367  = \array.w_in$366 ;
-  assign \array.chain_out$369  = \array.chain_in$368 ;
+  assign \array.w_out$361  = \array.w_in$360 ;
+  assign \array.chain_out$363  = \array.chain_in$362 ;
+  assign \array.valid_out$365  = \array.valid_in$364 ;
+  assign \array.first_out$367  = \array.first_in$366 ;
+  assign \array.last_out$369  = \array.last_in$368 ;
   assign \array.a_out$371  = \array.a_in$370 ;
-  assign \array.valid_out$373  = \array.valid_in$372 ;
-  assign \array.first_out$375  = \array.first_in$374 ;
-  assign \array.last_out$377  = \array.last_in$376 ;
-  assign \array.w_out$379  = \array.w_in$378 ;
-  assign \array.chain_out$381  = \array.chain_in$380 ;
+  assign \array.w_out$373  = \array.w_in$372 ;
+  assign \array.chain_out$375  = \array.chain_in$374 ;
+  assign \array.valid_out$377  = \array.valid_in$376 ;
+  assign \array.first_out$379  = \array.first_in$378 ;
+  assign \array.last_out$381  = \array.last_in$380 ;
   assign \array.a_out$383  = \array.a_in$382 ;
-  assign \array.valid_out$385  = \array.valid_in$384 ;
-  assign \array.first_out$387  = \array.first_in$386 ;
-  assign \array.last_out$389  = \array.last_in$388 ;
-  assign \array.w_out$391  = \array.w_in$390 ;
-  assign \array.chain_out$393  = \array.chain_in$392 ;
+  assign \array.w_out$385  = \array.w_in$384 ;
+  assign \array.chain_out$387  = \array.chain_in$386 ;
+  assign \array.valid_out$389  = \array.valid_in$388 ;
+  assign \array.first_out$391  = \array.first_in$390 ;
+  assign \array.last_out$393  = \array.last_in$392 ;
   assign \array.a_out$395  = \array.a_in$394 ;
-  assign \array.valid_out$397  = \array.valid_in$396 ;
-  assign \array.first_out$399  = \array.first_in$398 ;
-  assign \array.last_out$401  = \array.last_in$400 ;
-  assign \array.w_out$403  = \array.w_in$402 ;
-  assign \array.chain_out$405  = \array.chain_in$404 ;
+  assign \array.w_out$397  = \array.w_in$396 ;
+  assign \array.chain_out$399  = \array.chain_in$398 ;
+  assign \array.valid_out$401  = \array.valid_in$400 ;
+  assign \array.first_out$403  = \array.first_in$402 ;
+  assign \array.last_out$405  = \array.last_in$404 ;
   assign \array.a_out$407  = \array.a_in$406 ;
-  assign \array.valid_out$409  = \array.valid_in$408 ;
-  assign \array.first_out$411  = \array.first_in$410 ;
-  assign \array.last_out$413  = \array.last_in$412 ;
-  assign \array.w_out$415  = \array.w_in$414 ;
-  assign \array.chain_out$417  = \array.chain_in$416 ;
+  assign \array.w_out$409  = \array.w_in$408 ;
+  assign \array.chain_out$411  = \array.chain_in$410 ;
+  assign \array.valid_out$413  = \array.valid_in$412 ;
+  assign \array.first_out$415  = \array.first_in$414 ;
+  assign \array.last_out$417  = \array.last_in$416 ;
   assign \array.a_out$419  = \array.a_in$418 ;
-  assign \array.valid_out$421  = \array.valid_in$420 ;
-  assign \array.first_out$423  = \array.first_in$422 ;
-  assign \array.last_out$425  = \array.last_in$424 ;
-  assign \array.w_out$427  = \array.w_in$426 ;
-  assign \array.chain_out$429  = \array.chain_in$428 ;
+  assign \array.w_out$421  = \array.w_in$420 ;
+  assign \array.chain_out$423  = \array.chain_in$422 ;
+  assign \array.valid_out$425  = \array.valid_in$424 ;
+  assign \array.first_out$427  = \array.first_in$426 ;
+  assign \array.last_out$429  = \array.last_in$428 ;
   assign \array.a_out$431  = \array.a_in$430 ;
-  assign \array.valid_out$433  = \array.valid_in$432 ;
-  assign \array.first_out$435  = \array.first_in$434 ;
-  assign \array.last_out$437  = \array.last_in$436 ;
-  assign \array.w_out$439  = \array.w_in$438 ;
-  assign \array.chain_out$441  = \array.chain_in$440 ;
+  assign \array.w_out$433  = \array.w_in$432 ;
+  assign \array.chain_out$435  = \array.chain_in$434 ;
+  assign \array.valid_out$437  = \array.valid_in$436 ;
+  assign \array.first_out$439  = \array.first_in$438 ;
+  assign \array.last_out$441  = \array.last_in$440 ;
   assign \array.a_in$442  = \array.skew_a3_d3 ;
-  assign \array.valid_in$443  = \array.skew_valid3_d3 ;
-  assign \array.first_in$444  = \array.skew_first3_d3 ;
-  assign \array.last_in$445  = \array.skew_last3_d3 ;
-  assign \array.w_out$447  = \array.w_in$446 ;
-  assign \array.chain_out$449  = \array.chain_in$448 ;
+  assign \array.w_out$444  = \array.w_in$443 ;
+  assign \array.chain_out$446  = \array.chain_in$445 ;
+  assign \array.valid_in$447  = \array.skew_valid3_d3 ;
+  assign \array.first_in$448  = \array.skew_first3_d3 ;
+  assign \array.last_in$449  = \array.skew_last3_d3 ;
   assign \array.a_out$451  = \array.a_in$450 ;
-  assign \array.valid_out$453  = \array.valid_in$452 ;
-  assign \array.first_out$455  = \array.first_in$454 ;
-  assign \array.last_out$457  = \array.last_in$456 ;
-  assign \array.w_out$459  = \array.w_in$458 ;
-  assign \array.chain_out$461  = \array.chain_in$460 ;
+  assign \array.w_out$453  = \array.w_in$452 ;
+  assign \array.chain_out$455  = \array.chain_in$454 ;
+  assign \array.valid_out$457  = \array.valid_in$456 ;
+  assign \array.first_out$459  = \array.first_in$458 ;
+  assign \array.last_out$461  = \array.last_in$460 ;
   assign \array.a_out$463  = \array.a_in$462 ;
-  assign \array.valid_out$465  = \array.valid_in$464 ;
-  assign \array.first_out$467  = \array.first_in$466 ;
-  assign \array.last_out$469  = \array.last_in$468 ;
-  assign \array.w_out$471  = \array.w_in$470 ;
-  assign \array.chain_out$473  = \array.chain_in$472 ;
+  assign \array.w_out$465  = \array.w_in$464 ;
+  assign \array.chain_out$467  = \array.chain_in$466 ;
+  assign \array.valid_out$469  = \array.valid_in$468 ;
+  assign \array.first_out$471  = \array.first_in$470 ;
+  assign \array.last_out$473  = \array.last_in$472 ;
   assign \array.a_out$475  = \array.a_in$474 ;
-  assign \array.valid_out$477  = \array.valid_in$476 ;
-  assign \array.first_out$479  = \array.first_in$478 ;
-  assign \array.last_out$481  = \array.last_in$480 ;
-  assign \array.w_out$483  = \array.w_in$482 ;
-  assign \array.chain_out$485  = \array.chain_in$484 ;
+  assign \array.w_out$477  = \array.w_in$476 ;
+  assign \array.chain_out$479  = \array.chain_in$478 ;
+  assign \array.valid_out$481  = \array.valid_in$480 ;
+  assign \array.first_out$483  = \array.first_in$482 ;
+  assign \array.last_out$485  = \array.last_in$484 ;
   assign \array.a_out$487  = \array.a_in$486 ;
-  assign \array.valid_out$489  = \array.valid_in$488 ;
-  assign \array.first_out$491  = \array.first_in$490 ;
-  assign \array.last_out$493  = \array.last_in$492 ;
-  assign \array.w_out$495  = \array.w_in$494 ;
-  assign \array.chain_out$497  = \array.chain_in$496 ;
+  assign \array.w_out$489  = \array.w_in$488 ;
+  assign \array.chain_out$491  = \array.chain_in$490 ;
+  assign \array.valid_out$493  = \array.valid_in$492 ;
+  assign \array.first_out$495  = \array.first_in$494 ;
+  assign \array.last_out$497  = \array.last_in$496 ;
   assign \array.a_out$499  = \array.a_in$498 ;
-  assign \array.valid_out$501  = \array.valid_in$500 ;
-  assign \array.first_out$503  = \array.first_in$502 ;
-  assign \array.last_out$505  = \array.last_in$504 ;
-  assign \array.w_out$507  = \array.w_in$506 ;
-  assign \array.chain_out$509  = \array.chain_in$508 ;
+  assign \array.w_out$501  = \array.w_in$500 ;
+  assign \array.chain_out$503  = \array.chain_in$502 ;
+  assign \array.valid_out$505  = \array.valid_in$504 ;
+  assign \array.first_out$507  = \array.first_in$506 ;
+  assign \array.last_out$509  = \array.last_in$508 ;
   assign \array.a_out$511  = \array.a_in$510 ;
-  assign \array.valid_out$513  = \array.valid_in$512 ;
-  assign \array.first_out$515  = \array.first_in$514 ;
-  assign \array.last_out$517  = \array.last_in$516 ;
-  assign \array.w_out$519  = \array.w_in$518 ;
-  assign \array.chain_out$521  = \array.chain_in$520 ;
+  assign \array.w_out$513  = \array.w_in$512 ;
+  assign \array.chain_out$515  = \array.chain_in$514 ;
+  assign \array.valid_out$517  = \array.valid_in$516 ;
+  assign \array.first_out$519  = \array.first_in$518 ;
+  assign \array.last_out$521  = \array.last_in$520 ;
   assign \array.a_out$523  = \array.a_in$522 ;
-  assign \array.valid_out$525  = \array.valid_in$524 ;
-  assign \array.first_out$527  = \array.first_in$526 ;
-  assign \array.last_out$529  = \array.last_in$528 ;
-  assign \array.w_out$531  = \array.w_in$530 ;
-  assign \array.chain_out$533  = \array.chain_in$532 ;
+  assign \array.w_out$525  = \array.w_in$524 ;
+  assign \array.chain_out$527  = \array.chain_in$526 ;
+  assign \array.valid_out$529  = \array.valid_in$528 ;
+  assign \array.first_out$531  = \array.first_in$530 ;
+  assign \array.last_out$533  = \array.last_in$532 ;
   assign \array.a_in$534  = \array.skew_a4_d4 ;
-  assign \array.valid_in$535  = \array.skew_valid4_d4 ;
-  assign \array.first_in$536  = \array.skew_first4_d4 ;
-  assign \array.last_in$537  = \array.skew_last4_d4 ;
-  assign \array.w_out$539  = \array.w_in$538 ;
-  assign \array.chain_out$541  = \array.chain_in$540 ;
+  assign \array.w_out$536  = \array.w_in$535 ;
+  assign \array.chain_out$538  = \array.chain_in$537 ;
+  assign \array.valid_in$539  = \array.skew_valid4_d4 ;
+  assign \array.first_in$540  = \array.skew_first4_d4 ;
+  assign \array.last_in$541  = \array.skew_last4_d4 ;
   assign \array.a_out$543  = \array.a_in$542 ;
-  assign \array.valid_out$545  = \array.valid_in$544 ;
-  assign \array.first_out$547  = \array.first_in$546 ;
-  assign \array.last_out$549  = \array.last_in$548 ;
-  assign \array.w_out$551  = \array.w_in$550 ;
-  assign \array.chain_out$553  = \array.chain_in$552 ;
+  assign \array.w_out$545  = \array.w_in$544 ;
+  assign \array.chain_out$547  = \array.chain_in$546 ;
+  assign \array.valid_out$549  = \array.valid_in$548 ;
+  assign \array.first_out$551  = \array.first_in$550 ;
+  assign \array.last_out$553  = \array.last_in$552 ;
   assign \array.a_out$555  = \array.a_in$554 ;
-  assign \array.valid_out$557  = \array.valid_in$556 ;
-  assign \array.first_out$559  = \array.first_in$558 ;
-  assign \array.last_out$561  = \array.last_in$560 ;
-  assign \array.w_out$563  = \array.w_in$562 ;
-  assign \array.chain_out$565  = \array.chain_in$564 ;
+  assign \array.w_out$557  = \array.w_in$556 ;
+  assign \array.chain_out$559  = \array.chain_in$558 ;
+  assign \array.valid_out$561  = \array.valid_in$560 ;
+  assign \array.first_out$563  = \array.first_in$562 ;
+  assign \array.last_out$565  = \array.last_in$564 ;
   assign \array.a_out$567  = \array.a_in$566 ;
-  assign \array.valid_out$569  = \array.valid_in$568 ;
-  assign \array.first_out$571  = \array.first_in$570 ;
-  assign \array.last_out$573  = \array.last_in$572 ;
-  assign \array.w_out$575  = \array.w_in$574 ;
-  assign \array.chain_out$577  = \array.chain_in$576 ;
+  assign \array.w_out$569  = \array.w_in$568 ;
+  assign \array.chain_out$571  = \array.chain_in$570 ;
+  assign \array.valid_out$573  = \array.valid_in$572 ;
+  assign \array.first_out$575  = \array.first_in$574 ;
+  assign \array.last_out$577  = \array.last_in$576 ;
   assign \array.a_out$579  = \array.a_in$578 ;
-  assign \array.valid_out$581  = \array.valid_in$580 ;
-  assign \array.first_out$583  = \array.first_in$582 ;
-  assign \array.last_out$585  = \array.last_in$584 ;
-  assign \array.w_out$587  = \array.w_in$586 ;
-  assign \array.chain_out$589  = \array.chain_in$588 ;
+  assign \array.w_out$581  = \array.w_in$580 ;
+  assign \array.chain_out$583  = \array.chain_in$582 ;
+  assign \array.valid_out$585  = \array.valid_in$584 ;
+  assign \array.first_out$587  = \array.first_in$586 ;
+  assign \array.last_out$589  = \array.last_in$588 ;
   assign \array.a_out$591  = \array.a_in$590 ;
-  assign \array.valid_out$593  = \array.valid_in$592 ;
-  assign \array.first_out$595  = \array.first_in$594 ;
-  assign \array.last_out$597  = \array.last_in$596 ;
-  assign \array.w_out$599  = \array.w_in$598 ;
-  assign \array.chain_out$601  = \array.chain_in$600 ;
+  assign \array.w_out$593  = \array.w_in$592 ;
+  assign \array.chain_out$595  = \array.chain_in$594 ;
+  assign \array.valid_out$597  = \array.valid_in$596 ;
+  assign \array.first_out$599  = \array.first_in$598 ;
+  assign \array.last_out$601  = \array.last_in$600 ;
   assign \array.a_out$603  = \array.a_in$602 ;
-  assign \array.valid_out$605  = \array.valid_in$604 ;
-  assign \array.first_out$607  = \array.first_in$606 ;
-  assign \array.last_out$609  = \array.last_in$608 ;
-  assign \array.w_out$611  = \array.w_in$610 ;
-  assign \array.chain_out$613  = \array.chain_in$612 ;
+  assign \array.w_out$605  = \array.w_in$604 ;
+  assign \array.chain_out$607  = \array.chain_in$606 ;
+  assign \array.valid_out$609  = \array.valid_in$608 ;
+  assign \array.first_out$611  = \array.first_in$610 ;
+  assign \array.last_out$613  = \array.last_in$612 ;
   assign \array.a_out$615  = \array.a_in$614 ;
-  assign \array.valid_out$617  = \array.valid_in$616 ;
-  assign \array.first_out$619  = \array.first_in$618 ;
-  assign \array.last_out$621  = \array.last_in$620 ;
-  assign \array.w_out$623  = \array.w_in$622 ;
-  assign \array.chain_out$625  = \array.chain_in$624 ;
+  assign \array.w_out$617  = \array.w_in$616 ;
+  assign \array.chain_out$619  = \array.chain_in$618 ;
+  assign \array.valid_out$621  = \array.valid_in$620 ;
+  assign \array.first_out$623  = \array.first_in$622 ;
+  assign \array.last_out$625  = \array.last_in$624 ;
   assign \array.a_in$626  = \array.skew_a5_d5 ;
-  assign \array.valid_in$627  = \array.skew_valid5_d5 ;
-  assign \array.first_in$628  = \array.skew_first5_d5 ;
-  assign \array.last_in$629  = \array.skew_last5_d5 ;
-  assign \array.w_out$631  = \array.w_in$630 ;
-  assign \array.chain_out$633  = \array.chain_in$632 ;
+  assign \array.w_out$628  = \array.w_in$627 ;
+  assign \array.chain_out$630  = \array.chain_in$629 ;
+  assign \array.valid_in$631  = \array.skew_valid5_d5 ;
+  assign \array.first_in$632  = \array.skew_first5_d5 ;
+  assign \array.last_in$633  = \array.skew_last5_d5 ;
   assign \array.a_out$635  = \array.a_in$634 ;
-  assign \array.valid_out$637  = \array.valid_in$636 ;
-  assign \array.first_out$639  = \array.first_in$638 ;
-  assign \array.last_out$641  = \array.last_in$640 ;
-  assign \array.w_out$643  = \array.w_in$642 ;
-  assign \array.chain_out$645  = \array.chain_in$644 ;
+  assign \array.w_out$637  = \array.w_in$636 ;
+  assign \array.chain_out$639  = \array.chain_in$638 ;
+  assign \array.valid_out$641  = \array.valid_in$640 ;
+  assign \array.first_out$643  = \array.first_in$642 ;
+  assign \array.last_out$645  = \array.last_in$644 ;
   assign \array.a_out$647  = \array.a_in$646 ;
-  assign \array.valid_out$649  = \array.valid_in$648 ;
-  assign \array.first_out$651  = \array.first_in$650 ;
-  assign \array.last_out$653  = \array.last_in$652 ;
-  assign \array.w_out$655  = \array.w_in$654 ;
-  assign \array.chain_out$657  = \array.chain_in$656 ;
+  assign \array.w_out$649  = \array.w_in$648 ;
+  assign \array.chain_out$651  = \array.chain_in$650 ;
+  assign \array.valid_out$653  = \array.valid_in$652 ;
+  assign \array.first_out$655  = \array.first_in$654 ;
+  assign \array.last_out$657  = \array.last_in$656 ;
   assign \array.a_out$659  = \array.a_in$658 ;
-  assign \array.valid_out$661  = \array.valid_in$660 ;
-  assign \array.first_out$663  = \array.first_in$662 ;
-  assign \array.last_out$665  = \array.last_in$664 ;
-  assign \array.w_out$667  = \array.w_in$666 ;
-  assign \array.chain_out$669  = \array.chain_in$668 ;
+  assign \array.w_out$661  = \array.w_in$660 ;
+  assign \array.chain_out$663  = \array.chain_in$662 ;
+  assign \array.valid_out$665  = \array.valid_in$664 ;
+  assign \array.first_out$667  = \array.first_in$666 ;
+  assign \array.last_out$669  = \array.last_in$668 ;
   assign \array.a_out$671  = \array.a_in$670 ;
-  assign \array.valid_out$673  = \array.valid_in$672 ;
-  assign \array.first_out$675  = \array.first_in$674 ;
-  assign \array.last_out$677  = \array.last_in$676 ;
-  assign \array.w_out$679  = \array.w_in$678 ;
-  assign \array.chain_out$681  = \array.chain_in$680 ;
+  assign \array.w_out$673  = \array.w_in$672 ;
+  assign \array.chain_out$675  = \array.chain_in$674 ;
+  assign \array.valid_out$677  = \array.valid_in$676 ;
+  assign \array.first_out$679  = \array.first_in$678 ;
+  assign \array.last_out$681  = \array.last_in$680 ;
   assign \array.a_out$683  = \array.a_in$682 ;
-  assign \array.valid_out$685  = \array.valid_in$684 ;
-  assign \array.first_out$687  = \array.first_in$686 ;
-  assign \array.last_out$689  = \array.last_in$688 ;
-  assign \array.w_out$691  = \array.w_in$690 ;
-  assign \array.chain_out$693  = \array.chain_in$692 ;
+  assign \array.w_out$685  = \array.w_in$684 ;
+  assign \array.chain_out$687  = \array.chain_in$686 ;
+  assign \array.valid_out$689  = \array.valid_in$688 ;
+  assign \array.first_out$691  = \array.first_in$690 ;
+  assign \array.last_out$693  = \array.last_in$692 ;
   assign \array.a_out$695  = \array.a_in$694 ;
-  assign \array.valid_out$697  = \array.valid_in$696 ;
-  assign \array.first_out$699  = \array.first_in$698 ;
-  assign \array.last_out$701  = \array.last_in$700 ;
-  assign \array.w_out$703  = \array.w_in$702 ;
-  assign \array.chain_out$705  = \array.chain_in$704 ;
+  assign \array.w_out$697  = \array.w_in$696 ;
+  assign \array.chain_out$699  = \array.chain_in$698 ;
+  assign \array.valid_out$701  = \array.valid_in$700 ;
+  assign \array.first_out$703  = \array.first_in$702 ;
+  assign \array.last_out$705  = \array.last_in$704 ;
   assign \array.a_out$707  = \array.a_in$706 ;
-  assign \array.valid_out$709  = \array.valid_in$708 ;
-  assign \array.first_out$711  = \array.first_in$710 ;
-  assign \array.last_out$713  = \array.last_in$712 ;
-  assign \array.w_out$715  = \array.w_in$714 ;
-  assign \array.chain_out$717  = \array.chain_in$716 ;
+  assign \array.w_out$709  = \array.w_in$708 ;
+  assign \array.chain_out$711  = \array.chain_in$710 ;
+  assign \array.valid_out$713  = \array.valid_in$712 ;
+  assign \array.first_out$715  = \array.first_in$714 ;
+  assign \array.last_out$717  = \array.last_in$716 ;
   assign \array.a_in$718  = \array.skew_a6_d6 ;
-  assign \array.valid_in$719  = \array.skew_valid6_d6 ;
-  assign \array.first_in$720  = \array.skew_first6_d6 ;
-  assign \array.last_in$721  = \array.skew_last6_d6 ;
-  assign \array.w_out$723  = \array.w_in$722 ;
-  assign \array.chain_out$725  = \array.chain_in$724 ;
+  assign \array.w_out$720  = \array.w_in$719 ;
+  assign \array.chain_out$722  = \array.chain_in$721 ;
+  assign \array.valid_in$723  = \array.skew_valid6_d6 ;
+  assign \array.first_in$724  = \array.skew_first6_d6 ;
+  assign \array.last_in$725  = \array.skew_last6_d6 ;
   assign \array.a_out$727  = \array.a_in$726 ;
-  assign \array.valid_out$729  = \array.valid_in$728 ;
-  assign \array.first_out$731  = \array.first_in$730 ;
-  assign \array.last_out$733  = \array.last_in$732 ;
-  assign \array.w_out$735  = \array.w_in$734 ;
-  assign \array.chain_out$737  = \array.chain_in$736 ;
+  assign \array.w_out$729  = \array.w_in$728 ;
+  assign \array.chain_out$731  = \array.chain_in$730 ;
+  assign \array.valid_out$733  = \array.valid_in$732 ;
+  assign \array.first_out$735  = \array.first_in$734 ;
+  assign \array.last_out$737  = \array.last_in$736 ;
   assign \array.a_out$739  = \array.a_in$738 ;
-  assign \array.valid_out$741  = \array.valid_in$740 ;
-  assign \array.first_out$743  = \array.first_in$742 ;
-  assign \array.last_out$745  = \array.last_in$744 ;
-  assign \array.w_out$747  = \array.w_in$746 ;
-  assign \array.chain_out$749  = \array.chain_in$748 ;
+  assign \array.w_out$741  = \array.w_in$740 ;
+  assign \array.chain_out$743  = \array.chain_in$742 ;
+  assign \array.valid_out$745  = \array.valid_in$744 ;
+  assign \array.first_out$747  = \array.first_in$746 ;
+  assign \array.last_out$749  = \array.last_in$748 ;
   assign \array.a_out$751  = \array.a_in$750 ;
-  assign \array.valid_out$753  = \array.valid_in$752 ;
-  assign \array.first_out$755  = \array.first_in$754 ;
-  assign \array.last_out$757  = \array.last_in$756 ;
-  assign \array.w_out$759  = \array.w_in$758 ;
-  assign \array.chain_out$761  = \array.chain_in$760 ;
+  assign \array.w_out$753  = \array.w_in$752 ;
+  assign \array.chain_out$755  = \array.chain_in$754 ;
+  assign \array.valid_out$757  = \array.valid_in$756 ;
+  assign \array.first_out$759  = \array.first_in$758 ;
+  assign \array.last_out$761  = \array.last_in$760 ;
   assign \array.a_out$763  = \array.a_in$762 ;
-  assign \array.valid_out$765  = \array.valid_in$764 ;
-  assign \array.first_out$767  = \array.first_in$766 ;
-  assign \array.last_out$769  = \array.last_in$768 ;
-  assign \array.w_out$771  = \array.w_in$770 ;
-  assign \array.chain_out$773  = \array.chain_in$772 ;
+  assign \array.w_out$765  = \array.w_in$764 ;
+  assign \array.chain_out$767  = \array.chain_in$766 ;
+  assign \array.valid_out$769  = \array.valid_in$768 ;
+  assign \array.first_out$771  = \array.first_in$770 ;
+  assign \array.last_out$773  = \array.last_in$772 ;
   assign \array.a_out$775  = \array.a_in$774 ;
-  assign \array.valid_out$777  = \array.valid_in$776 ;
-  assign \array.first_out$779  = \array.first_in$778 ;
-  assign \array.last_out$781  = \array.last_in$780 ;
-  assign \array.w_out$783  = \array.w_in$782 ;
-  assign \array.chain_out$785  = \array.chain_in$784 ;
+  assign \array.w_out$777  = \array.w_in$776 ;
+  assign \array.chain_out$779  = \array.chain_in$778 ;
+  assign \array.valid_out$781  = \array.valid_in$780 ;
+  assign \array.first_out$783  = \array.first_in$782 ;
+  assign \array.last_out$785  = \array.last_in$784 ;
   assign \array.a_out$787  = \array.a_in$786 ;
-  assign \array.valid_out$789  = \array.valid_in$788 ;
-  assign \array.first_out$791  = \array.first_in$790 ;
-  assign \array.last_out$793  = \array.last_in$792 ;
-  assign \array.w_out$795  = \array.w_in$794 ;
-  assign \array.chain_out$797  = \array.chain_in$796 ;
+  assign \array.w_out$789  = \array.w_in$788 ;
+  assign \array.chain_out$791  = \array.chain_in$790 ;
+  assign \array.valid_out$793  = \array.valid_in$792 ;
+  assign \array.first_out$795  = \array.first_in$794 ;
+  assign \array.last_out$797  = \array.last_in$796 ;
   assign \array.a_out$799  = \array.a_in$798 ;
-  assign \array.valid_out$801  = \array.valid_in$800 ;
-  assign \array.first_out$803  = \array.first_in$802 ;
-  assign \array.last_out$805  = \array.last_in$804 ;
-  assign \array.w_out$807  = \array.w_in$806 ;
-  assign \array.chain_out$809  = \array.chain_in$808 ;
+  assign \array.w_out$801  = \array.w_in$800 ;
+  assign \array.chain_out$803  = \array.chain_in$802 ;
+  assign \array.valid_out$805  = \array.valid_in$804 ;
+  assign \array.first_out$807  = \array.first_in$806 ;
+  assign \array.last_out$809  = \array.last_in$808 ;
   assign \array.a_in$810  = \array.skew_a7_d7 ;
-  assign \array.valid_in$811  = \array.skew_valid7_d7 ;
-  assign \array.first_in$812  = \array.skew_first7_d7 ;
-  assign \array.last_in$813  = \array.skew_last7_d7 ;
-  assign \array.w_out$815  = \array.w_in$814 ;
-  assign \array.chain_out$817  = \array.chain_in$816 ;
+  assign \array.w_out$812  = \array.w_in$811 ;
+  assign \array.chain_out$814  = \array.chain_in$813 ;
+  assign \array.valid_in$815  = \array.skew_valid7_d7 ;
+  assign \array.first_in$816  = \array.skew_first7_d7 ;
+  assign \array.last_in$817  = \array.skew_last7_d7 ;
   assign \array.a_out$819  = \array.a_in$818 ;
-  assign \array.valid_out$821  = \array.valid_in$820 ;
-  assign \array.first_out$823  = \array.first_in$822 ;
-  assign \array.last_out$825  = \array.last_in$824 ;
-  assign \array.w_out$827  = \array.w_in$826 ;
-  assign \array.chain_out$829  = \array.chain_in$828 ;
+  assign \array.w_out$821  = \array.w_in$820 ;
+  assign \array.chain_out$823  = \array.chain_in$822 ;
+  assign \array.valid_out$825  = \array.valid_in$824 ;
+  assign \array.first_out$827  = \array.first_in$826 ;
+  assign \array.last_out$829  = \array.last_in$828 ;
   assign \array.a_out$831  = \array.a_in$830 ;
-  assign \array.valid_out$833  = \array.valid_in$832 ;
-  assign \array.first_out$835  = \array.first_in$834 ;
-  assign \array.last_out$837  = \array.last_in$836 ;
-  assign \array.w_out$839  = \array.w_in$838 ;
-  assign \array.chain_out$841  = \array.chain_in$840 ;
+  assign \array.w_out$833  = \array.w_in$832 ;
+  assign \array.chain_out$835  = \array.chain_in$834 ;
+  assign \array.valid_out$837  = \array.valid_in$836 ;
+  assign \array.first_out$839  = \array.first_in$838 ;
+  assign \array.last_out$841  = \array.last_in$840 ;
   assign \array.a_out$843  = \array.a_in$842 ;
-  assign \array.valid_out$845  = \array.valid_in$844 ;
-  assign \array.first_out$847  = \array.first_in$846 ;
-  assign \array.last_out$849  = \array.last_in$848 ;
-  assign \array.w_out$851  = \array.w_in$850 ;
-  assign \array.chain_out$853  = \array.chain_in$852 ;
+  assign \array.w_out$845  = \array.w_in$844 ;
+  assign \array.chain_out$847  = \array.chain_in$846 ;
+  assign \array.valid_out$849  = \array.valid_in$848 ;
+  assign \array.first_out$851  = \array.first_in$850 ;
+  assign \array.last_out$853  = \array.last_in$852 ;
   assign \array.a_out$855  = \array.a_in$854 ;
-  assign \array.valid_out$857  = \array.valid_in$856 ;
-  assign \array.first_out$859  = \array.first_in$858 ;
-  assign \array.last_out$861  = \array.last_in$860 ;
-  assign \array.w_out$863  = \array.w_in$862 ;
-  assign \array.chain_out$865  = \array.chain_in$864 ;
+  assign \array.w_out$857  = \array.w_in$856 ;
+  assign \array.chain_out$859  = \array.chain_in$858 ;
+  assign \array.valid_out$861  = \array.valid_in$860 ;
+  assign \array.first_out$863  = \array.first_in$862 ;
+  assign \array.last_out$865  = \array.last_in$864 ;
   assign \array.a_out$867  = \array.a_in$866 ;
-  assign \array.valid_out$869  = \array.valid_in$868 ;
-  assign \array.first_out$871  = \array.first_in$870 ;
-  assign \array.last_out$873  = \array.last_in$872 ;
-  assign \array.w_out$875  = \array.w_in$874 ;
-  assign \array.chain_out$877  = \array.chain_in$876 ;
+  assign \array.w_out$869  = \array.w_in$868 ;
+  assign \array.chain_out$871  = \array.chain_in$870 ;
+  assign \array.valid_out$873  = \array.valid_in$872 ;
+  assign \array.first_out$875  = \array.first_in$874 ;
+  assign \array.last_out$877  = \array.last_in$876 ;
   assign \array.a_out$879  = \array.a_in$878 ;
-  assign \array.valid_out$881  = \array.valid_in$880 ;
-  assign \array.first_out$883  = \array.first_in$882 ;
-  assign \array.last_out$885  = \array.last_in$884 ;
-  assign \array.w_out$887  = \array.w_in$886 ;
-  assign \array.chain_out$889  = \array.chain_in$888 ;
+  assign \array.w_out$881  = \array.w_in$880 ;
+  assign \array.chain_out$883  = \array.chain_in$882 ;
+  assign \array.valid_out$885  = \array.valid_in$884 ;
+  assign \array.first_out$887  = \array.first_in$886 ;
+  assign \array.last_out$889  = \array.last_in$888 ;
   assign \array.a_out$891  = \array.a_in$890 ;
-  assign \array.valid_out$893  = \array.valid_in$892 ;
-  assign \array.first_out$895  = \array.first_in$894 ;
-  assign \array.last_out$897  = \array.last_in$896 ;
-  assign \array.w_out$899  = \array.w_in$898 ;
-  assign \array.chain_out$901  = \array.chain_in$900 ;
+  assign \array.w_out$893  = \array.w_in$892 ;
+  assign \array.chain_out$895  = \array.chain_in$894 ;
+  assign \array.valid_out$897  = \array.valid_in$896 ;
+  assign \array.first_out$899  = \array.first_in$898 ;
+  assign \array.last_out$901  = \array.last_in$900 ;
   assign \array.w[0]  = \array.w [7:0];
   assign \array.w[1]  = \array.w [15:8];
   assign \array.w[2]  = \array.w [23:16];
@@ -25970,131 +25971,131 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.result [63:32] = \array.deskew1_d6 ;
   assign \array.result [31:0] = \array.deskew0_d7 ;
   assign \array.pe_0_0.total  = \$flatten\array.\pe_0_0.$3 [31:0];
-  assign \array.pe_0_0.first_in  = \array.pe_0_0.port$1301$0 [1];
-  assign \array.pe_0_0.valid_in  = \array.pe_0_0.port$1301$0 [0];
-  assign \array.pe_0_0.last_in  = \array.pe_0_0.port$1301$0 [2];
+  assign \array.pe_0_0.first_in  = \array.pe_0_0.port$1298$0 [1];
+  assign \array.pe_0_0.valid_in  = \array.pe_0_0.port$1298$0 [0];
+  assign \array.pe_0_0.last_in  = \array.pe_0_0.port$1298$0 [2];
   assign \array.pe_0_0.chain_in  = 32'd0;
-  assign \array.last_in$194  = \array.pe_0_0.last_out ;
-  assign \array.first_in$192  = \array.pe_0_0.first_out ;
-  assign \array.valid_in$190  = \array.pe_0_0.valid_out ;
-  assign \array.w_in$262  = \array.pe_0_0.w_out ;
+  assign \array.last_in$196  = \array.pe_0_0.last_out ;
+  assign \array.first_in$194  = \array.pe_0_0.first_out ;
+  assign \array.valid_in$192  = \array.pe_0_0.valid_out ;
+  assign \array.w_in$259  = \array.pe_0_0.w_out ;
   assign \array.a_in$188  = \array.pe_0_0.a_out ;
-  assign \array.chain_in$264  = \array.pe_0_0.chain_out ;
-  assign \array.pe_0_0.port$1301$0  = \array.port$1301$0 ;
+  assign \array.chain_in$261  = \array.pe_0_0.chain_out ;
+  assign \array.pe_0_0.port$1298$0  = \array.port$1298$0 ;
   assign \array.pe_0_0.w_in  = \array.w [7:0];
   assign \array.pe_0_0.a_in  = \array.a [71:63];
   assign \array.pe_0_0.rst  = \array.rst ;
   assign \array.pe_0_0.clk  = \array.clk ;
   assign \array.pe_0_1.total  = \$flatten\array.\pe_0_1.$3 [31:0];
   assign \array.pe_0_1.chain_in  = 32'd0;
-  assign \array.last_in$204  = \array.pe_0_1.last_out ;
-  assign \array.first_in$202  = \array.pe_0_1.first_out ;
-  assign \array.valid_in$200  = \array.pe_0_1.valid_out ;
-  assign \array.w_in$274  = \array.pe_0_1.w_out ;
+  assign \array.last_in$206  = \array.pe_0_1.last_out ;
+  assign \array.first_in$204  = \array.pe_0_1.first_out ;
+  assign \array.valid_in$202  = \array.pe_0_1.valid_out ;
+  assign \array.w_in$268  = \array.pe_0_1.w_out ;
   assign \array.a_in$198  = \array.pe_0_1.a_out ;
-  assign \array.chain_in$276  = \array.pe_0_1.chain_out ;
-  assign \array.pe_0_1.last_in  = \array.last_in$194 ;
-  assign \array.pe_0_1.first_in  = \array.first_in$192 ;
-  assign \array.pe_0_1.valid_in  = \array.valid_in$190 ;
+  assign \array.chain_in$270  = \array.pe_0_1.chain_out ;
+  assign \array.pe_0_1.last_in  = \array.last_in$196 ;
+  assign \array.pe_0_1.first_in  = \array.first_in$194 ;
+  assign \array.pe_0_1.valid_in  = \array.valid_in$192 ;
   assign \array.pe_0_1.a_in  = \array.a_in$188 ;
   assign \array.pe_0_1.w_in  = \array.skew_w1_d1 ;
   assign \array.pe_0_1.rst  = \array.rst ;
   assign \array.pe_0_1.clk  = \array.clk ;
   assign \array.pe_0_2.total  = \$flatten\array.\pe_0_2.$3 [31:0];
   assign \array.pe_0_2.chain_in  = 32'd0;
-  assign \array.last_in$214  = \array.pe_0_2.last_out ;
-  assign \array.first_in$212  = \array.pe_0_2.first_out ;
-  assign \array.valid_in$210  = \array.pe_0_2.valid_out ;
-  assign \array.w_in$286  = \array.pe_0_2.w_out ;
+  assign \array.last_in$216  = \array.pe_0_2.last_out ;
+  assign \array.first_in$214  = \array.pe_0_2.first_out ;
+  assign \array.valid_in$212  = \array.pe_0_2.valid_out ;
+  assign \array.w_in$280  = \array.pe_0_2.w_out ;
   assign \array.a_in$208  = \array.pe_0_2.a_out ;
-  assign \array.chain_in$288  = \array.pe_0_2.chain_out ;
-  assign \array.pe_0_2.last_in  = \array.last_in$204 ;
-  assign \array.pe_0_2.first_in  = \array.first_in$202 ;
-  assign \array.pe_0_2.valid_in  = \array.valid_in$200 ;
+  assign \array.chain_in$282  = \array.pe_0_2.chain_out ;
+  assign \array.pe_0_2.last_in  = \array.last_in$206 ;
+  assign \array.pe_0_2.first_in  = \array.first_in$204 ;
+  assign \array.pe_0_2.valid_in  = \array.valid_in$202 ;
   assign \array.pe_0_2.a_in  = \array.a_in$198 ;
   assign \array.pe_0_2.w_in  = \array.skew_w2_d2 ;
   assign \array.pe_0_2.rst  = \array.rst ;
   assign \array.pe_0_2.clk  = \array.clk ;
   assign \array.pe_0_3.total  = \$flatten\array.\pe_0_3.$3 [31:0];
   assign \array.pe_0_3.chain_in  = 32'd0;
-  assign \array.last_in$224  = \array.pe_0_3.last_out ;
-  assign \array.first_in$222  = \array.pe_0_3.first_out ;
-  assign \array.valid_in$220  = \array.pe_0_3.valid_out ;
-  assign \array.w_in$298  = \array.pe_0_3.w_out ;
+  assign \array.last_in$226  = \array.pe_0_3.last_out ;
+  assign \array.first_in$224  = \array.pe_0_3.first_out ;
+  assign \array.valid_in$222  = \array.pe_0_3.valid_out ;
+  assign \array.w_in$292  = \array.pe_0_3.w_out ;
   assign \array.a_in$218  = \array.pe_0_3.a_out ;
-  assign \array.chain_in$300  = \array.pe_0_3.chain_out ;
-  assign \array.pe_0_3.last_in  = \array.last_in$214 ;
-  assign \array.pe_0_3.first_in  = \array.first_in$212 ;
-  assign \array.pe_0_3.valid_in  = \array.valid_in$210 ;
+  assign \array.chain_in$294  = \array.pe_0_3.chain_out ;
+  assign \array.pe_0_3.last_in  = \array.last_in$216 ;
+  assign \array.pe_0_3.first_in  = \array.first_in$214 ;
+  assign \array.pe_0_3.valid_in  = \array.valid_in$212 ;
   assign \array.pe_0_3.a_in  = \array.a_in$208 ;
   assign \array.pe_0_3.w_in  = \array.skew_w3_d3 ;
   assign \array.pe_0_3.rst  = \array.rst ;
   assign \array.pe_0_3.clk  = \array.clk ;
   assign \array.pe_0_4.total  = \$flatten\array.\pe_0_4.$3 [31:0];
   assign \array.pe_0_4.chain_in  = 32'd0;
-  assign \array.last_in$234  = \array.pe_0_4.last_out ;
-  assign \array.first_in$232  = \array.pe_0_4.first_out ;
-  assign \array.valid_in$230  = \array.pe_0_4.valid_out ;
-  assign \array.w_in$310  = \array.pe_0_4.w_out ;
+  assign \array.last_in$236  = \array.pe_0_4.last_out ;
+  assign \array.first_in$234  = \array.pe_0_4.first_out ;
+  assign \array.valid_in$232  = \array.pe_0_4.valid_out ;
+  assign \array.w_in$304  = \array.pe_0_4.w_out ;
   assign \array.a_in$228  = \array.pe_0_4.a_out ;
-  assign \array.chain_in$312  = \array.pe_0_4.chain_out ;
-  assign \array.pe_0_4.last_in  = \array.last_in$224 ;
-  assign \array.pe_0_4.first_in  = \array.first_in$222 ;
-  assign \array.pe_0_4.valid_in  = \array.valid_in$220 ;
+  assign \array.chain_in$306  = \array.pe_0_4.chain_out ;
+  assign \array.pe_0_4.last_in  = \array.last_in$226 ;
+  assign \array.pe_0_4.first_in  = \array.first_in$224 ;
+  assign \array.pe_0_4.valid_in  = \array.valid_in$222 ;
   assign \array.pe_0_4.a_in  = \array.a_in$218 ;
   assign \array.pe_0_4.w_in  = \array.skew_w4_d4 ;
   assign \array.pe_0_4.rst  = \array.rst ;
   assign \array.pe_0_4.clk  = \array.clk ;
   assign \array.pe_0_5.total  = \$flatten\array.\pe_0_5.$3 [31:0];
   assign \array.pe_0_5.chain_in  = 32'd0;
-  assign \array.last_in$244  = \array.pe_0_5.last_out ;
-  assign \array.first_in$242  = \array.pe_0_5.first_out ;
-  assign \array.valid_in$240  = \array.pe_0_5.valid_out ;
-  assign \array.w_in$322  = \array.pe_0_5.w_out ;
+  assign \array.last_in$246  = \array.pe_0_5.last_out ;
+  assign \array.first_in$244  = \array.pe_0_5.first_out ;
+  assign \array.valid_in$242  = \array.pe_0_5.valid_out ;
+  assign \array.w_in$316  = \array.pe_0_5.w_out ;
   assign \array.a_in$238  = \array.pe_0_5.a_out ;
-  assign \array.chain_in$324  = \array.pe_0_5.chain_out ;
-  assign \array.pe_0_5.last_in  = \array.last_in$234 ;
-  assign \array.pe_0_5.first_in  = \array.first_in$232 ;
-  assign \array.pe_0_5.valid_in  = \array.valid_in$230 ;
+  assign \array.chain_in$318  = \array.pe_0_5.chain_out ;
+  assign \array.pe_0_5.last_in  = \array.last_in$236 ;
+  assign \array.pe_0_5.first_in  = \array.first_in$234 ;
+  assign \array.pe_0_5.valid_in  = \array.valid_in$232 ;
   assign \array.pe_0_5.a_in  = \array.a_in$228 ;
   assign \array.pe_0_5.w_in  = \array.skew_w5_d5 ;
   assign \array.pe_0_5.rst  = \array.rst ;
   assign \array.pe_0_5.clk  = \array.clk ;
   assign \array.pe_0_6.total  = \$flatten\array.\pe_0_6.$3 [31:0];
   assign \array.pe_0_6.chain_in  = 32'd0;
-  assign \array.last_in$254  = \array.pe_0_6.last_out ;
-  assign \array.first_in$252  = \array.pe_0_6.first_out ;
-  assign \array.valid_in$250  = \array.pe_0_6.valid_out ;
-  assign \array.w_in$334  = \array.pe_0_6.w_out ;
+  assign \array.last_in$256  = \array.pe_0_6.last_out ;
+  assign \array.first_in$254  = \array.pe_0_6.first_out ;
+  assign \array.valid_in$252  = \array.pe_0_6.valid_out ;
+  assign \array.w_in$328  = \array.pe_0_6.w_out ;
   assign \array.a_in$248  = \array.pe_0_6.a_out ;
-  assign \array.chain_in$336  = \array.pe_0_6.chain_out ;
-  assign \array.pe_0_6.last_in  = \array.last_in$244 ;
-  assign \array.pe_0_6.first_in  = \array.first_in$242 ;
-  assign \array.pe_0_6.valid_in  = \array.valid_in$240 ;
+  assign \array.chain_in$330  = \array.pe_0_6.chain_out ;
+  assign \array.pe_0_6.last_in  = \array.last_in$246 ;
+  assign \array.pe_0_6.first_in  = \array.first_in$244 ;
+  assign \array.pe_0_6.valid_in  = \array.valid_in$242 ;
   assign \array.pe_0_6.a_in  = \array.a_in$238 ;
   assign \array.pe_0_6.w_in  = \array.skew_w6_d6 ;
   assign \array.pe_0_6.rst  = \array.rst ;
   assign \array.pe_0_6.clk  = \array.clk ;
   assign \array.pe_0_7.total  = \$flatten\array.\pe_0_7.$3 [31:0];
   assign \array.pe_0_7.chain_in  = 32'd0;
-  assign \array.w_in$346  = \array.pe_0_7.w_out ;
-  assign \array.chain_in$348  = \array.pe_0_7.chain_out ;
-  assign \array.pe_0_7.last_in  = \array.last_in$254 ;
-  assign \array.pe_0_7.first_in  = \array.first_in$252 ;
-  assign \array.pe_0_7.valid_in  = \array.valid_in$250 ;
+  assign \array.w_in$340  = \array.pe_0_7.w_out ;
+  assign \array.chain_in$342  = \array.pe_0_7.chain_out ;
+  assign \array.pe_0_7.last_in  = \array.last_in$256 ;
+  assign \array.pe_0_7.first_in  = \array.first_in$254 ;
+  assign \array.pe_0_7.valid_in  = \array.valid_in$252 ;
   assign \array.pe_0_7.a_in  = \array.a_in$248 ;
   assign \array.pe_0_7.w_in  = \array.skew_w7_d7 ;
   assign \array.pe_0_7.rst  = \array.rst ;
   assign \array.pe_0_7.clk  = \array.clk ;
   assign \array.pe_1_0.total  = \$flatten\array.\pe_1_0.$3 [31:0];
-  assign \array.last_in$272  = \array.pe_1_0.last_out ;
-  assign \array.first_in$270  = \array.pe_1_0.first_out ;
-  assign \array.valid_in$268  = \array.pe_1_0.valid_out ;
-  assign \array.w_in$354  = \array.pe_1_0.w_out ;
+  assign \array.last_in$276  = \array.pe_1_0.last_out ;
+  assign \array.first_in$274  = \array.pe_1_0.first_out ;
+  assign \array.valid_in$272  = \array.pe_1_0.valid_out ;
+  assign \array.w_in$351  = \array.pe_1_0.w_out ;
   assign \array.a_in$266  = \array.pe_1_0.a_out ;
-  assign \array.chain_in$356  = \array.pe_1_0.chain_out ;
-  assign \array.pe_1_0.w_in  = \array.w_in$262 ;
-  assign \array.pe_1_0.chain_in  = \array.chain_in$264 ;
+  assign \array.chain_in$353  = \array.pe_1_0.chain_out ;
+  assign \array.pe_1_0.w_in  = \array.w_in$259 ;
+  assign \array.pe_1_0.chain_in  = \array.chain_in$261 ;
   assign \array.pe_1_0.last_in  = \array.skew_last1_d1 ;
   assign \array.pe_1_0.first_in  = \array.skew_first1_d1 ;
   assign \array.pe_1_0.valid_in  = \array.skew_valid1_d1 ;
@@ -26102,115 +26103,115 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.pe_1_0.rst  = \array.rst ;
   assign \array.pe_1_0.clk  = \array.clk ;
   assign \array.pe_1_1.total  = \$flatten\array.\pe_1_1.$3 [31:0];
-  assign \array.last_in$284  = \array.pe_1_1.last_out ;
-  assign \array.first_in$282  = \array.pe_1_1.first_out ;
-  assign \array.valid_in$280  = \array.pe_1_1.valid_out ;
-  assign \array.w_in$366  = \array.pe_1_1.w_out ;
+  assign \array.last_in$288  = \array.pe_1_1.last_out ;
+  assign \array.first_in$286  = \array.pe_1_1.first_out ;
+  assign \array.valid_in$284  = \array.pe_1_1.valid_out ;
+  assign \array.w_in$360  = \array.pe_1_1.w_out ;
   assign \array.a_in$278  = \array.pe_1_1.a_out ;
-  assign \array.chain_in$368  = \array.pe_1_1.chain_out ;
-  assign \array.pe_1_1.last_in  = \array.last_in$272 ;
-  assign \array.pe_1_1.first_in  = \array.first_in$270 ;
-  assign \array.pe_1_1.valid_in  = \array.valid_in$268 ;
+  assign \array.chain_in$362  = \array.pe_1_1.chain_out ;
+  assign \array.pe_1_1.last_in  = \array.last_in$276 ;
+  assign \array.pe_1_1.first_in  = \array.first_in$274 ;
+  assign \array.pe_1_1.valid_in  = \array.valid_in$272 ;
   assign \array.pe_1_1.a_in  = \array.a_in$266 ;
-  assign \array.pe_1_1.w_in  = \array.w_in$274 ;
-  assign \array.pe_1_1.chain_in  = \array.chain_in$276 ;
+  assign \array.pe_1_1.w_in  = \array.w_in$268 ;
+  assign \array.pe_1_1.chain_in  = \array.chain_in$270 ;
   assign \array.pe_1_1.rst  = \array.rst ;
   assign \array.pe_1_1.clk  = \array.clk ;
   assign \array.pe_1_2.total  = \$flatten\array.\pe_1_2.$3 [31:0];
-  assign \array.last_in$296  = \array.pe_1_2.last_out ;
-  assign \array.first_in$294  = \array.pe_1_2.first_out ;
-  assign \array.valid_in$292  = \array.pe_1_2.valid_out ;
-  assign \array.w_in$378  = \array.pe_1_2.w_out ;
+  assign \array.last_in$300  = \array.pe_1_2.last_out ;
+  assign \array.first_in$298  = \array.pe_1_2.first_out ;
+  assign \array.valid_in$296  = \array.pe_1_2.valid_out ;
+  assign \array.w_in$372  = \array.pe_1_2.w_out ;
   assign \array.a_in$290  = \array.pe_1_2.a_out ;
-  assign \array.chain_in$380  = \array.pe_1_2.chain_out ;
-  assign \array.pe_1_2.last_in  = \array.last_in$284 ;
-  assign \array.pe_1_2.first_in  = \array.first_in$282 ;
-  assign \array.pe_1_2.valid_in  = \array.valid_in$280 ;
+  assign \array.chain_in$374  = \array.pe_1_2.chain_out ;
+  assign \array.pe_1_2.last_in  = \array.last_in$288 ;
+  assign \array.pe_1_2.first_in  = \array.first_in$286 ;
+  assign \array.pe_1_2.valid_in  = \array.valid_in$284 ;
   assign \array.pe_1_2.a_in  = \array.a_in$278 ;
-  assign \array.pe_1_2.w_in  = \array.w_in$286 ;
-  assign \array.pe_1_2.chain_in  = \array.chain_in$288 ;
+  assign \array.pe_1_2.w_in  = \array.w_in$280 ;
+  assign \array.pe_1_2.chain_in  = \array.chain_in$282 ;
   assign \array.pe_1_2.rst  = \array.rst ;
   assign \array.pe_1_2.clk  = \array.clk ;
   assign \array.pe_1_3.total  = \$flatten\array.\pe_1_3.$3 [31:0];
-  assign \array.last_in$308  = \array.pe_1_3.last_out ;
-  assign \array.first_in$306  = \array.pe_1_3.first_out ;
-  assign \array.valid_in$304  = \array.pe_1_3.valid_out ;
-  assign \array.w_in$390  = \array.pe_1_3.w_out ;
+  assign \array.last_in$312  = \array.pe_1_3.last_out ;
+  assign \array.first_in$310  = \array.pe_1_3.first_out ;
+  assign \array.valid_in$308  = \array.pe_1_3.valid_out ;
+  assign \array.w_in$384  = \array.pe_1_3.w_out ;
   assign \array.a_in$302  = \array.pe_1_3.a_out ;
-  assign \array.chain_in$392  = \array.pe_1_3.chain_out ;
-  assign \array.pe_1_3.last_in  = \array.last_in$296 ;
-  assign \array.pe_1_3.first_in  = \array.first_in$294 ;
-  assign \array.pe_1_3.valid_in  = \array.valid_in$292 ;
+  assign \array.chain_in$386  = \array.pe_1_3.chain_out ;
+  assign \array.pe_1_3.last_in  = \array.last_in$300 ;
+  assign \array.pe_1_3.first_in  = \array.first_in$298 ;
+  assign \array.pe_1_3.valid_in  = \array.valid_in$296 ;
   assign \array.pe_1_3.a_in  = \array.a_in$290 ;
-  assign \array.pe_1_3.w_in  = \array.w_in$298 ;
-  assign \array.pe_1_3.chain_in  = \array.chain_in$300 ;
+  assign \array.pe_1_3.w_in  = \array.w_in$292 ;
+  assign \array.pe_1_3.chain_in  = \array.chain_in$294 ;
   assign \array.pe_1_3.rst  = \array.rst ;
   assign \array.pe_1_3.clk  = \array.clk ;
   assign \array.pe_1_4.total  = \$flatten\array.\pe_1_4.$3 [31:0];
-  assign \array.last_in$320  = \array.pe_1_4.last_out ;
-  assign \array.first_in$318  = \array.pe_1_4.first_out ;
-  assign \array.valid_in$316  = \array.pe_1_4.valid_out ;
-  assign \array.w_in$402  = \array.pe_1_4.w_out ;
+  assign \array.last_in$324  = \array.pe_1_4.last_out ;
+  assign \array.first_in$322  = \array.pe_1_4.first_out ;
+  assign \array.valid_in$320  = \array.pe_1_4.valid_out ;
+  assign \array.w_in$396  = \array.pe_1_4.w_out ;
   assign \array.a_in$314  = \array.pe_1_4.a_out ;
-  assign \array.chain_in$404  = \array.pe_1_4.chain_out ;
-  assign \array.pe_1_4.last_in  = \array.last_in$308 ;
-  assign \array.pe_1_4.first_in  = \array.first_in$306 ;
-  assign \array.pe_1_4.valid_in  = \array.valid_in$304 ;
+  assign \array.chain_in$398  = \array.pe_1_4.chain_out ;
+  assign \array.pe_1_4.last_in  = \array.last_in$312 ;
+  assign \array.pe_1_4.first_in  = \array.first_in$310 ;
+  assign \array.pe_1_4.valid_in  = \array.valid_in$308 ;
   assign \array.pe_1_4.a_in  = \array.a_in$302 ;
-  assign \array.pe_1_4.w_in  = \array.w_in$310 ;
-  assign \array.pe_1_4.chain_in  = \array.chain_in$312 ;
+  assign \array.pe_1_4.w_in  = \array.w_in$304 ;
+  assign \array.pe_1_4.chain_in  = \array.chain_in$306 ;
   assign \array.pe_1_4.rst  = \array.rst ;
   assign \array.pe_1_4.clk  = \array.clk ;
   assign \array.pe_1_5.total  = \$flatten\array.\pe_1_5.$3 [31:0];
-  assign \array.last_in$332  = \array.pe_1_5.last_out ;
-  assign \array.first_in$330  = \array.pe_1_5.first_out ;
-  assign \array.valid_in$328  = \array.pe_1_5.valid_out ;
-  assign \array.w_in$414  = \array.pe_1_5.w_out ;
+  assign \array.last_in$336  = \array.pe_1_5.last_out ;
+  assign \array.first_in$334  = \array.pe_1_5.first_out ;
+  assign \array.valid_in$332  = \array.pe_1_5.valid_out ;
+  assign \array.w_in$408  = \array.pe_1_5.w_out ;
   assign \array.a_in$326  = \array.pe_1_5.a_out ;
-  assign \array.chain_in$416  = \array.pe_1_5.chain_out ;
-  assign \array.pe_1_5.last_in  = \array.last_in$320 ;
-  assign \array.pe_1_5.first_in  = \array.first_in$318 ;
-  assign \array.pe_1_5.valid_in  = \array.valid_in$316 ;
+  assign \array.chain_in$410  = \array.pe_1_5.chain_out ;
+  assign \array.pe_1_5.last_in  = \array.last_in$324 ;
+  assign \array.pe_1_5.first_in  = \array.first_in$322 ;
+  assign \array.pe_1_5.valid_in  = \array.valid_in$320 ;
   assign \array.pe_1_5.a_in  = \array.a_in$314 ;
-  assign \array.pe_1_5.w_in  = \array.w_in$322 ;
-  assign \array.pe_1_5.chain_in  = \array.chain_in$324 ;
+  assign \array.pe_1_5.w_in  = \array.w_in$316 ;
+  assign \array.pe_1_5.chain_in  = \array.chain_in$318 ;
   assign \array.pe_1_5.rst  = \array.rst ;
   assign \array.pe_1_5.clk  = \array.clk ;
   assign \array.pe_1_6.total  = \$flatten\array.\pe_1_6.$3 [31:0];
-  assign \array.last_in$344  = \array.pe_1_6.last_out ;
-  assign \array.first_in$342  = \array.pe_1_6.first_out ;
-  assign \array.valid_in$340  = \array.pe_1_6.valid_out ;
-  assign \array.w_in$426  = \array.pe_1_6.w_out ;
+  assign \array.last_in$348  = \array.pe_1_6.last_out ;
+  assign \array.first_in$346  = \array.pe_1_6.first_out ;
+  assign \array.valid_in$344  = \array.pe_1_6.valid_out ;
+  assign \array.w_in$420  = \array.pe_1_6.w_out ;
   assign \array.a_in$338  = \array.pe_1_6.a_out ;
-  assign \array.chain_in$428  = \array.pe_1_6.chain_out ;
-  assign \array.pe_1_6.last_in  = \array.last_in$332 ;
-  assign \array.pe_1_6.first_in  = \array.first_in$330 ;
-  assign \array.pe_1_6.valid_in  = \array.valid_in$328 ;
+  assign \array.chain_in$422  = \array.pe_1_6.chain_out ;
+  assign \array.pe_1_6.last_in  = \array.last_in$336 ;
+  assign \array.pe_1_6.first_in  = \array.first_in$334 ;
+  assign \array.pe_1_6.valid_in  = \array.valid_in$332 ;
   assign \array.pe_1_6.a_in  = \array.a_in$326 ;
-  assign \array.pe_1_6.w_in  = \array.w_in$334 ;
-  assign \array.pe_1_6.chain_in  = \array.chain_in$336 ;
+  assign \array.pe_1_6.w_in  = \array.w_in$328 ;
+  assign \array.pe_1_6.chain_in  = \array.chain_in$330 ;
   assign \array.pe_1_6.rst  = \array.rst ;
   assign \array.pe_1_6.clk  = \array.clk ;
   assign \array.pe_1_7.total  = \$flatten\array.\pe_1_7.$3 [31:0];
-  assign \array.w_in$438  = \array.pe_1_7.w_out ;
-  assign \array.chain_in$440  = \array.pe_1_7.chain_out ;
-  assign \array.pe_1_7.last_in  = \array.last_in$344 ;
-  assign \array.pe_1_7.first_in  = \array.first_in$342 ;
-  assign \array.pe_1_7.valid_in  = \array.valid_in$340 ;
+  assign \array.w_in$432  = \array.pe_1_7.w_out ;
+  assign \array.chain_in$434  = \array.pe_1_7.chain_out ;
+  assign \array.pe_1_7.last_in  = \array.last_in$348 ;
+  assign \array.pe_1_7.first_in  = \array.first_in$346 ;
+  assign \array.pe_1_7.valid_in  = \array.valid_in$344 ;
   assign \array.pe_1_7.a_in  = \array.a_in$338 ;
-  assign \array.pe_1_7.w_in  = \array.w_in$346 ;
-  assign \array.pe_1_7.chain_in  = \array.chain_in$348 ;
+  assign \array.pe_1_7.w_in  = \array.w_in$340 ;
+  assign \array.pe_1_7.chain_in  = \array.chain_in$342 ;
   assign \array.pe_1_7.rst  = \array.rst ;
   assign \array.pe_1_7.clk  = \array.clk ;
   assign \array.pe_2_0.total  = \$flatten\array.\pe_2_0.$3 [31:0];
-  assign \array.last_in$364  = \array.pe_2_0.last_out ;
-  assign \array.first_in$362  = \array.pe_2_0.first_out ;
-  assign \array.valid_in$360  = \array.pe_2_0.valid_out ;
-  assign \array.w_in$446  = \array.pe_2_0.w_out ;
+  assign \array.last_in$368  = \array.pe_2_0.last_out ;
+  assign \array.first_in$366  = \array.pe_2_0.first_out ;
+  assign \array.valid_in$364  = \array.pe_2_0.valid_out ;
+  assign \array.w_in$443  = \array.pe_2_0.w_out ;
   assign \array.a_in$358  = \array.pe_2_0.a_out ;
-  assign \array.chain_in$448  = \array.pe_2_0.chain_out ;
-  assign \array.pe_2_0.w_in  = \array.w_in$354 ;
-  assign \array.pe_2_0.chain_in  = \array.chain_in$356 ;
+  assign \array.chain_in$445  = \array.pe_2_0.chain_out ;
+  assign \array.pe_2_0.w_in  = \array.w_in$351 ;
+  assign \array.pe_2_0.chain_in  = \array.chain_in$353 ;
   assign \array.pe_2_0.last_in  = \array.skew_last2_d2 ;
   assign \array.pe_2_0.first_in  = \array.skew_first2_d2 ;
   assign \array.pe_2_0.valid_in  = \array.skew_valid2_d2 ;
@@ -26218,115 +26219,115 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.pe_2_0.rst  = \array.rst ;
   assign \array.pe_2_0.clk  = \array.clk ;
   assign \array.pe_2_1.total  = \$flatten\array.\pe_2_1.$3 [31:0];
-  assign \array.last_in$376  = \array.pe_2_1.last_out ;
-  assign \array.first_in$374  = \array.pe_2_1.first_out ;
-  assign \array.valid_in$372  = \array.pe_2_1.valid_out ;
-  assign \array.w_in$458  = \array.pe_2_1.w_out ;
+  assign \array.last_in$380  = \array.pe_2_1.last_out ;
+  assign \array.first_in$378  = \array.pe_2_1.first_out ;
+  assign \array.valid_in$376  = \array.pe_2_1.valid_out ;
+  assign \array.w_in$452  = \array.pe_2_1.w_out ;
   assign \array.a_in$370  = \array.pe_2_1.a_out ;
-  assign \array.chain_in$460  = \array.pe_2_1.chain_out ;
-  assign \array.pe_2_1.last_in  = \array.last_in$364 ;
-  assign \array.pe_2_1.first_in  = \array.first_in$362 ;
-  assign \array.pe_2_1.valid_in  = \array.valid_in$360 ;
+  assign \array.chain_in$454  = \array.pe_2_1.chain_out ;
+  assign \array.pe_2_1.last_in  = \array.last_in$368 ;
+  assign \array.pe_2_1.first_in  = \array.first_in$366 ;
+  assign \array.pe_2_1.valid_in  = \array.valid_in$364 ;
   assign \array.pe_2_1.a_in  = \array.a_in$358 ;
-  assign \array.pe_2_1.w_in  = \array.w_in$366 ;
-  assign \array.pe_2_1.chain_in  = \array.chain_in$368 ;
+  assign \array.pe_2_1.w_in  = \array.w_in$360 ;
+  assign \array.pe_2_1.chain_in  = \array.chain_in$362 ;
   assign \array.pe_2_1.rst  = \array.rst ;
   assign \array.pe_2_1.clk  = \array.clk ;
   assign \array.pe_2_2.total  = \$flatten\array.\pe_2_2.$3 [31:0];
-  assign \array.last_in$388  = \array.pe_2_2.last_out ;
-  assign \array.first_in$386  = \array.pe_2_2.first_out ;
-  assign \array.valid_in$384  = \array.pe_2_2.valid_out ;
-  assign \array.w_in$470  = \array.pe_2_2.w_out ;
+  assign \array.last_in$392  = \array.pe_2_2.last_out ;
+  assign \array.first_in$390  = \array.pe_2_2.first_out ;
+  assign \array.valid_in$388  = \array.pe_2_2.valid_out ;
+  assign \array.w_in$464  = \array.pe_2_2.w_out ;
   assign \array.a_in$382  = \array.pe_2_2.a_out ;
-  assign \array.chain_in$472  = \array.pe_2_2.chain_out ;
-  assign \array.pe_2_2.last_in  = \array.last_in$376 ;
-  assign \array.pe_2_2.first_in  = \array.first_in$374 ;
-  assign \array.pe_2_2.valid_in  = \array.valid_in$372 ;
+  assign \array.chain_in$466  = \array.pe_2_2.chain_out ;
+  assign \array.pe_2_2.last_in  = \array.last_in$380 ;
+  assign \array.pe_2_2.first_in  = \array.first_in$378 ;
+  assign \array.pe_2_2.valid_in  = \array.valid_in$376 ;
   assign \array.pe_2_2.a_in  = \array.a_in$370 ;
-  assign \array.pe_2_2.w_in  = \array.w_in$378 ;
-  assign \array.pe_2_2.chain_in  = \array.chain_in$380 ;
+  assign \array.pe_2_2.w_in  = \array.w_in$372 ;
+  assign \array.pe_2_2.chain_in  = \array.chain_in$374 ;
   assign \array.pe_2_2.rst  = \array.rst ;
   assign \array.pe_2_2.clk  = \array.clk ;
   assign \array.pe_2_3.total  = \$flatten\array.\pe_2_3.$3 [31:0];
-  assign \array.last_in$400  = \array.pe_2_3.last_out ;
-  assign \array.first_in$398  = \array.pe_2_3.first_out ;
-  assign \array.valid_in$396  = \array.pe_2_3.valid_out ;
-  assign \array.w_in$482  = \array.pe_2_3.w_out ;
+  assign \array.last_in$404  = \array.pe_2_3.last_out ;
+  assign \array.first_in$402  = \array.pe_2_3.first_out ;
+  assign \array.valid_in$400  = \array.pe_2_3.valid_out ;
+  assign \array.w_in$476  = \array.pe_2_3.w_out ;
   assign \array.a_in$394  = \array.pe_2_3.a_out ;
-  assign \array.chain_in$484  = \array.pe_2_3.chain_out ;
-  assign \array.pe_2_3.last_in  = \array.last_in$388 ;
-  assign \array.pe_2_3.first_in  = \array.first_in$386 ;
-  assign \array.pe_2_3.valid_in  = \array.valid_in$384 ;
+  assign \array.chain_in$478  = \array.pe_2_3.chain_out ;
+  assign \array.pe_2_3.last_in  = \array.last_in$392 ;
+  assign \array.pe_2_3.first_in  = \array.first_in$390 ;
+  assign \array.pe_2_3.valid_in  = \array.valid_in$388 ;
   assign \array.pe_2_3.a_in  = \array.a_in$382 ;
-  assign \array.pe_2_3.w_in  = \array.w_in$390 ;
-  assign \array.pe_2_3.chain_in  = \array.chain_in$392 ;
+  assign \array.pe_2_3.w_in  = \array.w_in$384 ;
+  assign \array.pe_2_3.chain_in  = \array.chain_in$386 ;
   assign \array.pe_2_3.rst  = \array.rst ;
   assign \array.pe_2_3.clk  = \array.clk ;
   assign \array.pe_2_4.total  = \$flatten\array.\pe_2_4.$3 [31:0];
-  assign \array.last_in$412  = \array.pe_2_4.last_out ;
-  assign \array.first_in$410  = \array.pe_2_4.first_out ;
-  assign \array.valid_in$408  = \array.pe_2_4.valid_out ;
-  assign \array.w_in$494  = \array.pe_2_4.w_out ;
+  assign \array.last_in$416  = \array.pe_2_4.last_out ;
+  assign \array.first_in$414  = \array.pe_2_4.first_out ;
+  assign \array.valid_in$412  = \array.pe_2_4.valid_out ;
+  assign \array.w_in$488  = \array.pe_2_4.w_out ;
   assign \array.a_in$406  = \array.pe_2_4.a_out ;
-  assign \array.chain_in$496  = \array.pe_2_4.chain_out ;
-  assign \array.pe_2_4.last_in  = \array.last_in$400 ;
-  assign \array.pe_2_4.first_in  = \array.first_in$398 ;
-  assign \array.pe_2_4.valid_in  = \array.valid_in$396 ;
+  assign \array.chain_in$490  = \array.pe_2_4.chain_out ;
+  assign \array.pe_2_4.last_in  = \array.last_in$404 ;
+  assign \array.pe_2_4.first_in  = \array.first_in$402 ;
+  assign \array.pe_2_4.valid_in  = \array.valid_in$400 ;
   assign \array.pe_2_4.a_in  = \array.a_in$394 ;
-  assign \array.pe_2_4.w_in  = \array.w_in$402 ;
-  assign \array.pe_2_4.chain_in  = \array.chain_in$404 ;
+  assign \array.pe_2_4.w_in  = \array.w_in$396 ;
+  assign \array.pe_2_4.chain_in  = \array.chain_in$398 ;
   assign \array.pe_2_4.rst  = \array.rst ;
   assign \array.pe_2_4.clk  = \array.clk ;
   assign \array.pe_2_5.total  = \$flatten\array.\pe_2_5.$3 [31:0];
-  assign \array.last_in$424  = \array.pe_2_5.last_out ;
-  assign \array.first_in$422  = \array.pe_2_5.first_out ;
-  assign \array.valid_in$420  = \array.pe_2_5.valid_out ;
-  assign \array.w_in$506  = \array.pe_2_5.w_out ;
+  assign \array.last_in$428  = \array.pe_2_5.last_out ;
+  assign \array.first_in$426  = \array.pe_2_5.first_out ;
+  assign \array.valid_in$424  = \array.pe_2_5.valid_out ;
+  assign \array.w_in$500  = \array.pe_2_5.w_out ;
   assign \array.a_in$418  = \array.pe_2_5.a_out ;
-  assign \array.chain_in$508  = \array.pe_2_5.chain_out ;
-  assign \array.pe_2_5.last_in  = \array.last_in$412 ;
-  assign \array.pe_2_5.first_in  = \array.first_in$410 ;
-  assign \array.pe_2_5.valid_in  = \array.valid_in$408 ;
+  assign \array.chain_in$502  = \array.pe_2_5.chain_out ;
+  assign \array.pe_2_5.last_in  = \array.last_in$416 ;
+  assign \array.pe_2_5.first_in  = \array.first_in$414 ;
+  assign \array.pe_2_5.valid_in  = \array.valid_in$412 ;
   assign \array.pe_2_5.a_in  = \array.a_in$406 ;
-  assign \array.pe_2_5.w_in  = \array.w_in$414 ;
-  assign \array.pe_2_5.chain_in  = \array.chain_in$416 ;
+  assign \array.pe_2_5.w_in  = \array.w_in$408 ;
+  assign \array.pe_2_5.chain_in  = \array.chain_in$410 ;
   assign \array.pe_2_5.rst  = \array.rst ;
   assign \array.pe_2_5.clk  = \array.clk ;
   assign \array.pe_2_6.total  = \$flatten\array.\pe_2_6.$3 [31:0];
-  assign \array.last_in$436  = \array.pe_2_6.last_out ;
-  assign \array.first_in$434  = \array.pe_2_6.first_out ;
-  assign \array.valid_in$432  = \array.pe_2_6.valid_out ;
-  assign \array.w_in$518  = \array.pe_2_6.w_out ;
+  assign \array.last_in$440  = \array.pe_2_6.last_out ;
+  assign \array.first_in$438  = \array.pe_2_6.first_out ;
+  assign \array.valid_in$436  = \array.pe_2_6.valid_out ;
+  assign \array.w_in$512  = \array.pe_2_6.w_out ;
   assign \array.a_in$430  = \array.pe_2_6.a_out ;
-  assign \array.chain_in$520  = \array.pe_2_6.chain_out ;
-  assign \array.pe_2_6.last_in  = \array.last_in$424 ;
-  assign \array.pe_2_6.first_in  = \array.first_in$422 ;
-  assign \array.pe_2_6.valid_in  = \array.valid_in$420 ;
+  assign \array.chain_in$514  = \array.pe_2_6.chain_out ;
+  assign \array.pe_2_6.last_in  = \array.last_in$428 ;
+  assign \array.pe_2_6.first_in  = \array.first_in$426 ;
+  assign \array.pe_2_6.valid_in  = \array.valid_in$424 ;
   assign \array.pe_2_6.a_in  = \array.a_in$418 ;
-  assign \array.pe_2_6.w_in  = \array.w_in$426 ;
-  assign \array.pe_2_6.chain_in  = \array.chain_in$428 ;
+  assign \array.pe_2_6.w_in  = \array.w_in$420 ;
+  assign \array.pe_2_6.chain_in  = \array.chain_in$422 ;
   assign \array.pe_2_6.rst  = \array.rst ;
   assign \array.pe_2_6.clk  = \array.clk ;
   assign \array.pe_2_7.total  = \$flatten\array.\pe_2_7.$3 [31:0];
-  assign \array.w_in$530  = \array.pe_2_7.w_out ;
-  assign \array.chain_in$532  = \array.pe_2_7.chain_out ;
-  assign \array.pe_2_7.last_in  = \array.last_in$436 ;
-  assign \array.pe_2_7.first_in  = \array.first_in$434 ;
-  assign \array.pe_2_7.valid_in  = \array.valid_in$432 ;
+  assign \array.w_in$524  = \array.pe_2_7.w_out ;
+  assign \array.chain_in$526  = \array.pe_2_7.chain_out ;
+  assign \array.pe_2_7.last_in  = \array.last_in$440 ;
+  assign \array.pe_2_7.first_in  = \array.first_in$438 ;
+  assign \array.pe_2_7.valid_in  = \array.valid_in$436 ;
   assign \array.pe_2_7.a_in  = \array.a_in$430 ;
-  assign \array.pe_2_7.w_in  = \array.w_in$438 ;
-  assign \array.pe_2_7.chain_in  = \array.chain_in$440 ;
+  assign \array.pe_2_7.w_in  = \array.w_in$432 ;
+  assign \array.pe_2_7.chain_in  = \array.chain_in$434 ;
   assign \array.pe_2_7.rst  = \array.rst ;
   assign \array.pe_2_7.clk  = \array.clk ;
   assign \array.pe_3_0.total  = \$flatten\array.\pe_3_0.$3 [31:0];
-  assign \array.last_in$456  = \array.pe_3_0.last_out ;
-  assign \array.first_in$454  = \array.pe_3_0.first_out ;
-  assign \array.valid_in$452  = \array.pe_3_0.valid_out ;
-  assign \array.w_in$538  = \array.pe_3_0.w_out ;
+  assign \array.last_in$460  = \array.pe_3_0.last_out ;
+  assign \array.first_in$458  = \array.pe_3_0.first_out ;
+  assign \array.valid_in$456  = \array.pe_3_0.valid_out ;
+  assign \array.w_in$535  = \array.pe_3_0.w_out ;
   assign \array.a_in$450  = \array.pe_3_0.a_out ;
-  assign \array.chain_in$540  = \array.pe_3_0.chain_out ;
-  assign \array.pe_3_0.w_in  = \array.w_in$446 ;
-  assign \array.pe_3_0.chain_in  = \array.chain_in$448 ;
+  assign \array.chain_in$537  = \array.pe_3_0.chain_out ;
+  assign \array.pe_3_0.w_in  = \array.w_in$443 ;
+  assign \array.pe_3_0.chain_in  = \array.chain_in$445 ;
   assign \array.pe_3_0.last_in  = \array.skew_last3_d3 ;
   assign \array.pe_3_0.first_in  = \array.skew_first3_d3 ;
   assign \array.pe_3_0.valid_in  = \array.skew_valid3_d3 ;
@@ -26334,115 +26335,115 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.pe_3_0.rst  = \array.rst ;
   assign \array.pe_3_0.clk  = \array.clk ;
   assign \array.pe_3_1.total  = \$flatten\array.\pe_3_1.$3 [31:0];
-  assign \array.last_in$468  = \array.pe_3_1.last_out ;
-  assign \array.first_in$466  = \array.pe_3_1.first_out ;
-  assign \array.valid_in$464  = \array.pe_3_1.valid_out ;
-  assign \array.w_in$550  = \array.pe_3_1.w_out ;
+  assign \array.last_in$472  = \array.pe_3_1.last_out ;
+  assign \array.first_in$470  = \array.pe_3_1.first_out ;
+  assign \array.valid_in$468  = \array.pe_3_1.valid_out ;
+  assign \array.w_in$544  = \array.pe_3_1.w_out ;
   assign \array.a_in$462  = \array.pe_3_1.a_out ;
-  assign \array.chain_in$552  = \array.pe_3_1.chain_out ;
-  assign \array.pe_3_1.last_in  = \array.last_in$456 ;
-  assign \array.pe_3_1.first_in  = \array.first_in$454 ;
-  assign \array.pe_3_1.valid_in  = \array.valid_in$452 ;
+  assign \array.chain_in$546  = \array.pe_3_1.chain_out ;
+  assign \array.pe_3_1.last_in  = \array.last_in$460 ;
+  assign \array.pe_3_1.first_in  = \array.first_in$458 ;
+  assign \array.pe_3_1.valid_in  = \array.valid_in$456 ;
   assign \array.pe_3_1.a_in  = \array.a_in$450 ;
-  assign \array.pe_3_1.w_in  = \array.w_in$458 ;
-  assign \array.pe_3_1.chain_in  = \array.chain_in$460 ;
+  assign \array.pe_3_1.w_in  = \array.w_in$452 ;
+  assign \array.pe_3_1.chain_in  = \array.chain_in$454 ;
   assign \array.pe_3_1.rst  = \array.rst ;
   assign \array.pe_3_1.clk  = \array.clk ;
   assign \array.pe_3_2.total  = \$flatten\array.\pe_3_2.$3 [31:0];
-  assign \array.last_in$480  = \array.pe_3_2.last_out ;
-  assign \array.first_in$478  = \array.pe_3_2.first_out ;
-  assign \array.valid_in$476  = \array.pe_3_2.valid_out ;
-  assign \array.w_in$562  = \array.pe_3_2.w_out ;
+  assign \array.last_in$484  = \array.pe_3_2.last_out ;
+  assign \array.first_in$482  = \array.pe_3_2.first_out ;
+  assign \array.valid_in$480  = \array.pe_3_2.valid_out ;
+  assign \array.w_in$556  = \array.pe_3_2.w_out ;
   assign \array.a_in$474  = \array.pe_3_2.a_out ;
-  assign \array.chain_in$564  = \array.pe_3_2.chain_out ;
-  assign \array.pe_3_2.last_in  = \array.last_in$468 ;
-  assign \array.pe_3_2.first_in  = \array.first_in$466 ;
-  assign \array.pe_3_2.valid_in  = \array.valid_in$464 ;
+  assign \array.chain_in$558  = \array.pe_3_2.chain_out ;
+  assign \array.pe_3_2.last_in  = \array.last_in$472 ;
+  assign \array.pe_3_2.first_in  = \array.first_in$470 ;
+  assign \array.pe_3_2.valid_in  = \array.valid_in$468 ;
   assign \array.pe_3_2.a_in  = \array.a_in$462 ;
-  assign \array.pe_3_2.w_in  = \array.w_in$470 ;
-  assign \array.pe_3_2.chain_in  = \array.chain_in$472 ;
+  assign \array.pe_3_2.w_in  = \array.w_in$464 ;
+  assign \array.pe_3_2.chain_in  = \array.chain_in$466 ;
   assign \array.pe_3_2.rst  = \array.rst ;
   assign \array.pe_3_2.clk  = \array.clk ;
   assign \array.pe_3_3.total  = \$flatten\array.\pe_3_3.$3 [31:0];
-  assign \array.last_in$492  = \array.pe_3_3.last_out ;
-  assign \array.first_in$490  = \array.pe_3_3.first_out ;
-  assign \array.valid_in$488  = \array.pe_3_3.valid_out ;
-  assign \array.w_in$574  = \array.pe_3_3.w_out ;
+  assign \array.last_in$496  = \array.pe_3_3.last_out ;
+  assign \array.first_in$494  = \array.pe_3_3.first_out ;
+  assign \array.valid_in$492  = \array.pe_3_3.valid_out ;
+  assign \array.w_in$568  = \array.pe_3_3.w_out ;
   assign \array.a_in$486  = \array.pe_3_3.a_out ;
-  assign \array.chain_in$576  = \array.pe_3_3.chain_out ;
-  assign \array.pe_3_3.last_in  = \array.last_in$480 ;
-  assign \array.pe_3_3.first_in  = \array.first_in$478 ;
-  assign \array.pe_3_3.valid_in  = \array.valid_in$476 ;
+  assign \array.chain_in$570  = \array.pe_3_3.chain_out ;
+  assign \array.pe_3_3.last_in  = \array.last_in$484 ;
+  assign \array.pe_3_3.first_in  = \array.first_in$482 ;
+  assign \array.pe_3_3.valid_in  = \array.valid_in$480 ;
   assign \array.pe_3_3.a_in  = \array.a_in$474 ;
-  assign \array.pe_3_3.w_in  = \array.w_in$482 ;
-  assign \array.pe_3_3.chain_in  = \array.chain_in$484 ;
+  assign \array.pe_3_3.w_in  = \array.w_in$476 ;
+  assign \array.pe_3_3.chain_in  = \array.chain_in$478 ;
   assign \array.pe_3_3.rst  = \array.rst ;
   assign \array.pe_3_3.clk  = \array.clk ;
   assign \array.pe_3_4.total  = \$flatten\array.\pe_3_4.$3 [31:0];
-  assign \array.last_in$504  = \array.pe_3_4.last_out ;
-  assign \array.first_in$502  = \array.pe_3_4.first_out ;
-  assign \array.valid_in$500  = \array.pe_3_4.valid_out ;
-  assign \array.w_in$586  = \array.pe_3_4.w_out ;
+  assign \array.last_in$508  = \array.pe_3_4.last_out ;
+  assign \array.first_in$506  = \array.pe_3_4.first_out ;
+  assign \array.valid_in$504  = \array.pe_3_4.valid_out ;
+  assign \array.w_in$580  = \array.pe_3_4.w_out ;
   assign \array.a_in$498  = \array.pe_3_4.a_out ;
-  assign \array.chain_in$588  = \array.pe_3_4.chain_out ;
-  assign \array.pe_3_4.last_in  = \array.last_in$492 ;
-  assign \array.pe_3_4.first_in  = \array.first_in$490 ;
-  assign \array.pe_3_4.valid_in  = \array.valid_in$488 ;
+  assign \array.chain_in$582  = \array.pe_3_4.chain_out ;
+  assign \array.pe_3_4.last_in  = \array.last_in$496 ;
+  assign \array.pe_3_4.first_in  = \array.first_in$494 ;
+  assign \array.pe_3_4.valid_in  = \array.valid_in$492 ;
   assign \array.pe_3_4.a_in  = \array.a_in$486 ;
-  assign \array.pe_3_4.w_in  = \array.w_in$494 ;
-  assign \array.pe_3_4.chain_in  = \array.chain_in$496 ;
+  assign \array.pe_3_4.w_in  = \array.w_in$488 ;
+  assign \array.pe_3_4.chain_in  = \array.chain_in$490 ;
   assign \array.pe_3_4.rst  = \array.rst ;
   assign \array.pe_3_4.clk  = \array.clk ;
   assign \array.pe_3_5.total  = \$flatten\array.\pe_3_5.$3 [31:0];
-  assign \array.last_in$516  = \array.pe_3_5.last_out ;
-  assign \array.first_in$514  = \array.pe_3_5.first_out ;
-  assign \array.valid_in$512  = \array.pe_3_5.valid_out ;
-  assign \array.w_in$598  = \array.pe_3_5.w_out ;
+  assign \array.last_in$520  = \array.pe_3_5.last_out ;
+  assign \array.first_in$518  = \array.pe_3_5.first_out ;
+  assign \array.valid_in$516  = \array.pe_3_5.valid_out ;
+  assign \array.w_in$592  = \array.pe_3_5.w_out ;
   assign \array.a_in$510  = \array.pe_3_5.a_out ;
-  assign \array.chain_in$600  = \array.pe_3_5.chain_out ;
-  assign \array.pe_3_5.last_in  = \array.last_in$504 ;
-  assign \array.pe_3_5.first_in  = \array.first_in$502 ;
-  assign \array.pe_3_5.valid_in  = \array.valid_in$500 ;
+  assign \array.chain_in$594  = \array.pe_3_5.chain_out ;
+  assign \array.pe_3_5.last_in  = \array.last_in$508 ;
+  assign \array.pe_3_5.first_in  = \array.first_in$506 ;
+  assign \array.pe_3_5.valid_in  = \array.valid_in$504 ;
   assign \array.pe_3_5.a_in  = \array.a_in$498 ;
-  assign \array.pe_3_5.w_in  = \array.w_in$506 ;
-  assign \array.pe_3_5.chain_in  = \array.chain_in$508 ;
+  assign \array.pe_3_5.w_in  = \array.w_in$500 ;
+  assign \array.pe_3_5.chain_in  = \array.chain_in$502 ;
   assign \array.pe_3_5.rst  = \array.rst ;
   assign \array.pe_3_5.clk  = \array.clk ;
   assign \array.pe_3_6.total  = \$flatten\array.\pe_3_6.$3 [31:0];
-  assign \array.last_in$528  = \array.pe_3_6.last_out ;
-  assign \array.first_in$526  = \array.pe_3_6.first_out ;
-  assign \array.valid_in$524  = \array.pe_3_6.valid_out ;
-  assign \array.w_in$610  = \array.pe_3_6.w_out ;
+  assign \array.last_in$532  = \array.pe_3_6.last_out ;
+  assign \array.first_in$530  = \array.pe_3_6.first_out ;
+  assign \array.valid_in$528  = \array.pe_3_6.valid_out ;
+  assign \array.w_in$604  = \array.pe_3_6.w_out ;
   assign \array.a_in$522  = \array.pe_3_6.a_out ;
-  assign \array.chain_in$612  = \array.pe_3_6.chain_out ;
-  assign \array.pe_3_6.last_in  = \array.last_in$516 ;
-  assign \array.pe_3_6.first_in  = \array.first_in$514 ;
-  assign \array.pe_3_6.valid_in  = \array.valid_in$512 ;
+  assign \array.chain_in$606  = \array.pe_3_6.chain_out ;
+  assign \array.pe_3_6.last_in  = \array.last_in$520 ;
+  assign \array.pe_3_6.first_in  = \array.first_in$518 ;
+  assign \array.pe_3_6.valid_in  = \array.valid_in$516 ;
   assign \array.pe_3_6.a_in  = \array.a_in$510 ;
-  assign \array.pe_3_6.w_in  = \array.w_in$518 ;
-  assign \array.pe_3_6.chain_in  = \array.chain_in$520 ;
+  assign \array.pe_3_6.w_in  = \array.w_in$512 ;
+  assign \array.pe_3_6.chain_in  = \array.chain_in$514 ;
   assign \array.pe_3_6.rst  = \array.rst ;
   assign \array.pe_3_6.clk  = \array.clk ;
   assign \array.pe_3_7.total  = \$flatten\array.\pe_3_7.$3 [31:0];
-  assign \array.w_in$622  = \array.pe_3_7.w_out ;
-  assign \array.chain_in$624  = \array.pe_3_7.chain_out ;
-  assign \array.pe_3_7.last_in  = \array.last_in$528 ;
-  assign \array.pe_3_7.first_in  = \array.first_in$526 ;
-  assign \array.pe_3_7.valid_in  = \array.valid_in$524 ;
+  assign \array.w_in$616  = \array.pe_3_7.w_out ;
+  assign \array.chain_in$618  = \array.pe_3_7.chain_out ;
+  assign \array.pe_3_7.last_in  = \array.last_in$532 ;
+  assign \array.pe_3_7.first_in  = \array.first_in$530 ;
+  assign \array.pe_3_7.valid_in  = \array.valid_in$528 ;
   assign \array.pe_3_7.a_in  = \array.a_in$522 ;
-  assign \array.pe_3_7.w_in  = \array.w_in$530 ;
-  assign \array.pe_3_7.chain_in  = \array.chain_in$532 ;
+  assign \array.pe_3_7.w_in  = \array.w_in$524 ;
+  assign \array.pe_3_7.chain_in  = \array.chain_in$526 ;
   assign \array.pe_3_7.rst  = \array.rst ;
   assign \array.pe_3_7.clk  = \array.clk ;
   assign \array.pe_4_0.total  = \$flatten\array.\pe_4_0.$3 [31:0];
-  assign \array.last_in$548  = \array.pe_4_0.last_out ;
-  assign \array.first_in$546  = \array.pe_4_0.first_out ;
-  assign \array.valid_in$544  = \array.pe_4_0.valid_out ;
-  assign \array.w_in$630  = \array.pe_4_0.w_out ;
+  assign \array.last_in$552  = \array.pe_4_0.last_out ;
+  assign \array.first_in$550  = \array.pe_4_0.first_out ;
+  assign \array.valid_in$548  = \array.pe_4_0.valid_out ;
+  assign \array.w_in$627  = \array.pe_4_0.w_out ;
   assign \array.a_in$542  = \array.pe_4_0.a_out ;
-  assign \array.chain_in$632  = \array.pe_4_0.chain_out ;
-  assign \array.pe_4_0.w_in  = \array.w_in$538 ;
-  assign \array.pe_4_0.chain_in  = \array.chain_in$540 ;
+  assign \array.chain_in$629  = \array.pe_4_0.chain_out ;
+  assign \array.pe_4_0.w_in  = \array.w_in$535 ;
+  assign \array.pe_4_0.chain_in  = \array.chain_in$537 ;
   assign \array.pe_4_0.last_in  = \array.skew_last4_d4 ;
   assign \array.pe_4_0.first_in  = \array.skew_first4_d4 ;
   assign \array.pe_4_0.valid_in  = \array.skew_valid4_d4 ;
@@ -26450,115 +26451,115 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.pe_4_0.rst  = \array.rst ;
   assign \array.pe_4_0.clk  = \array.clk ;
   assign \array.pe_4_1.total  = \$flatten\array.\pe_4_1.$3 [31:0];
-  assign \array.last_in$560  = \array.pe_4_1.last_out ;
-  assign \array.first_in$558  = \array.pe_4_1.first_out ;
-  assign \array.valid_in$556  = \array.pe_4_1.valid_out ;
-  assign \array.w_in$642  = \array.pe_4_1.w_out ;
+  assign \array.last_in$564  = \array.pe_4_1.last_out ;
+  assign \array.first_in$562  = \array.pe_4_1.first_out ;
+  assign \array.valid_in$560  = \array.pe_4_1.valid_out ;
+  assign \array.w_in$636  = \array.pe_4_1.w_out ;
   assign \array.a_in$554  = \array.pe_4_1.a_out ;
-  assign \array.chain_in$644  = \array.pe_4_1.chain_out ;
-  assign \array.pe_4_1.last_in  = \array.last_in$548 ;
-  assign \array.pe_4_1.first_in  = \array.first_in$546 ;
-  assign \array.pe_4_1.valid_in  = \array.valid_in$544 ;
+  assign \array.chain_in$638  = \array.pe_4_1.chain_out ;
+  assign \array.pe_4_1.last_in  = \array.last_in$552 ;
+  assign \array.pe_4_1.first_in  = \array.first_in$550 ;
+  assign \array.pe_4_1.valid_in  = \array.valid_in$548 ;
   assign \array.pe_4_1.a_in  = \array.a_in$542 ;
-  assign \array.pe_4_1.w_in  = \array.w_in$550 ;
-  assign \array.pe_4_1.chain_in  = \array.chain_in$552 ;
+  assign \array.pe_4_1.w_in  = \array.w_in$544 ;
+  assign \array.pe_4_1.chain_in  = \array.chain_in$546 ;
   assign \array.pe_4_1.rst  = \array.rst ;
   assign \array.pe_4_1.clk  = \array.clk ;
   assign \array.pe_4_2.total  = \$flatten\array.\pe_4_2.$3 [31:0];
-  assign \array.last_in$572  = \array.pe_4_2.last_out ;
-  assign \array.first_in$570  = \array.pe_4_2.first_out ;
-  assign \array.valid_in$568  = \array.pe_4_2.valid_out ;
-  assign \array.w_in$654  = \array.pe_4_2.w_out ;
+  assign \array.last_in$576  = \array.pe_4_2.last_out ;
+  assign \array.first_in$574  = \array.pe_4_2.first_out ;
+  assign \array.valid_in$572  = \array.pe_4_2.valid_out ;
+  assign \array.w_in$648  = \array.pe_4_2.w_out ;
   assign \array.a_in$566  = \array.pe_4_2.a_out ;
-  assign \array.chain_in$656  = \array.pe_4_2.chain_out ;
-  assign \array.pe_4_2.last_in  = \array.last_in$560 ;
-  assign \array.pe_4_2.first_in  = \array.first_in$558 ;
-  assign \array.pe_4_2.valid_in  = \array.valid_in$556 ;
+  assign \array.chain_in$650  = \array.pe_4_2.chain_out ;
+  assign \array.pe_4_2.last_in  = \array.last_in$564 ;
+  assign \array.pe_4_2.first_in  = \array.first_in$562 ;
+  assign \array.pe_4_2.valid_in  = \array.valid_in$560 ;
   assign \array.pe_4_2.a_in  = \array.a_in$554 ;
-  assign \array.pe_4_2.w_in  = \array.w_in$562 ;
-  assign \array.pe_4_2.chain_in  = \array.chain_in$564 ;
+  assign \array.pe_4_2.w_in  = \array.w_in$556 ;
+  assign \array.pe_4_2.chain_in  = \array.chain_in$558 ;
   assign \array.pe_4_2.rst  = \array.rst ;
   assign \array.pe_4_2.clk  = \array.clk ;
   assign \array.pe_4_3.total  = \$flatten\array.\pe_4_3.$3 [31:0];
-  assign \array.last_in$584  = \array.pe_4_3.last_out ;
-  assign \array.first_in$582  = \array.pe_4_3.first_out ;
-  assign \array.valid_in$580  = \array.pe_4_3.valid_out ;
-  assign \array.w_in$666  = \array.pe_4_3.w_out ;
+  assign \array.last_in$588  = \array.pe_4_3.last_out ;
+  assign \array.first_in$586  = \array.pe_4_3.first_out ;
+  assign \array.valid_in$584  = \array.pe_4_3.valid_out ;
+  assign \array.w_in$660  = \array.pe_4_3.w_out ;
   assign \array.a_in$578  = \array.pe_4_3.a_out ;
-  assign \array.chain_in$668  = \array.pe_4_3.chain_out ;
-  assign \array.pe_4_3.last_in  = \array.last_in$572 ;
-  assign \array.pe_4_3.first_in  = \array.first_in$570 ;
-  assign \array.pe_4_3.valid_in  = \array.valid_in$568 ;
+  assign \array.chain_in$662  = \array.pe_4_3.chain_out ;
+  assign \array.pe_4_3.last_in  = \array.last_in$576 ;
+  assign \array.pe_4_3.first_in  = \array.first_in$574 ;
+  assign \array.pe_4_3.valid_in  = \array.valid_in$572 ;
   assign \array.pe_4_3.a_in  = \array.a_in$566 ;
-  assign \array.pe_4_3.w_in  = \array.w_in$574 ;
-  assign \array.pe_4_3.chain_in  = \array.chain_in$576 ;
+  assign \array.pe_4_3.w_in  = \array.w_in$568 ;
+  assign \array.pe_4_3.chain_in  = \array.chain_in$570 ;
   assign \array.pe_4_3.rst  = \array.rst ;
   assign \array.pe_4_3.clk  = \array.clk ;
   assign \array.pe_4_4.total  = \$flatten\array.\pe_4_4.$3 [31:0];
-  assign \array.last_in$596  = \array.pe_4_4.last_out ;
-  assign \array.first_in$594  = \array.pe_4_4.first_out ;
-  assign \array.valid_in$592  = \array.pe_4_4.valid_out ;
-  assign \array.w_in$678  = \array.pe_4_4.w_out ;
+  assign \array.last_in$600  = \array.pe_4_4.last_out ;
+  assign \array.first_in$598  = \array.pe_4_4.first_out ;
+  assign \array.valid_in$596  = \array.pe_4_4.valid_out ;
+  assign \array.w_in$672  = \array.pe_4_4.w_out ;
   assign \array.a_in$590  = \array.pe_4_4.a_out ;
-  assign \array.chain_in$680  = \array.pe_4_4.chain_out ;
-  assign \array.pe_4_4.last_in  = \array.last_in$584 ;
-  assign \array.pe_4_4.first_in  = \array.first_in$582 ;
-  assign \array.pe_4_4.valid_in  = \array.valid_in$580 ;
+  assign \array.chain_in$674  = \array.pe_4_4.chain_out ;
+  assign \array.pe_4_4.last_in  = \array.last_in$588 ;
+  assign \array.pe_4_4.first_in  = \array.first_in$586 ;
+  assign \array.pe_4_4.valid_in  = \array.valid_in$584 ;
   assign \array.pe_4_4.a_in  = \array.a_in$578 ;
-  assign \array.pe_4_4.w_in  = \array.w_in$586 ;
-  assign \array.pe_4_4.chain_in  = \array.chain_in$588 ;
+  assign \array.pe_4_4.w_in  = \array.w_in$580 ;
+  assign \array.pe_4_4.chain_in  = \array.chain_in$582 ;
   assign \array.pe_4_4.rst  = \array.rst ;
   assign \array.pe_4_4.clk  = \array.clk ;
   assign \array.pe_4_5.total  = \$flatten\array.\pe_4_5.$3 [31:0];
-  assign \array.last_in$608  = \array.pe_4_5.last_out ;
-  assign \array.first_in$606  = \array.pe_4_5.first_out ;
-  assign \array.valid_in$604  = \array.pe_4_5.valid_out ;
-  assign \array.w_in$690  = \array.pe_4_5.w_out ;
+  assign \array.last_in$612  = \array.pe_4_5.last_out ;
+  assign \array.first_in$610  = \array.pe_4_5.first_out ;
+  assign \array.valid_in$608  = \array.pe_4_5.valid_out ;
+  assign \array.w_in$684  = \array.pe_4_5.w_out ;
   assign \array.a_in$602  = \array.pe_4_5.a_out ;
-  assign \array.chain_in$692  = \array.pe_4_5.chain_out ;
-  assign \array.pe_4_5.last_in  = \array.last_in$596 ;
-  assign \array.pe_4_5.first_in  = \array.first_in$594 ;
-  assign \array.pe_4_5.valid_in  = \array.valid_in$592 ;
+  assign \array.chain_in$686  = \array.pe_4_5.chain_out ;
+  assign \array.pe_4_5.last_in  = \array.last_in$600 ;
+  assign \array.pe_4_5.first_in  = \array.first_in$598 ;
+  assign \array.pe_4_5.valid_in  = \array.valid_in$596 ;
   assign \array.pe_4_5.a_in  = \array.a_in$590 ;
-  assign \array.pe_4_5.w_in  = \array.w_in$598 ;
-  assign \array.pe_4_5.chain_in  = \array.chain_in$600 ;
+  assign \array.pe_4_5.w_in  = \array.w_in$592 ;
+  assign \array.pe_4_5.chain_in  = \array.chain_in$594 ;
   assign \array.pe_4_5.rst  = \array.rst ;
   assign \array.pe_4_5.clk  = \array.clk ;
   assign \array.pe_4_6.total  = \$flatten\array.\pe_4_6.$3 [31:0];
-  assign \array.last_in$620  = \array.pe_4_6.last_out ;
-  assign \array.first_in$618  = \array.pe_4_6.first_out ;
-  assign \array.valid_in$616  = \array.pe_4_6.valid_out ;
-  assign \array.w_in$702  = \array.pe_4_6.w_out ;
+  assign \array.last_in$624  = \array.pe_4_6.last_out ;
+  assign \array.first_in$622  = \array.pe_4_6.first_out ;
+  assign \array.valid_in$620  = \array.pe_4_6.valid_out ;
+  assign \array.w_in$696  = \array.pe_4_6.w_out ;
   assign \array.a_in$614  = \array.pe_4_6.a_out ;
-  assign \array.chain_in$704  = \array.pe_4_6.chain_out ;
-  assign \array.pe_4_6.last_in  = \array.last_in$608 ;
-  assign \array.pe_4_6.first_in  = \array.first_in$606 ;
-  assign \array.pe_4_6.valid_in  = \array.valid_in$604 ;
+  assign \array.chain_in$698  = \array.pe_4_6.chain_out ;
+  assign \array.pe_4_6.last_in  = \array.last_in$612 ;
+  assign \array.pe_4_6.first_in  = \array.first_in$610 ;
+  assign \array.pe_4_6.valid_in  = \array.valid_in$608 ;
   assign \array.pe_4_6.a_in  = \array.a_in$602 ;
-  assign \array.pe_4_6.w_in  = \array.w_in$610 ;
-  assign \array.pe_4_6.chain_in  = \array.chain_in$612 ;
+  assign \array.pe_4_6.w_in  = \array.w_in$604 ;
+  assign \array.pe_4_6.chain_in  = \array.chain_in$606 ;
   assign \array.pe_4_6.rst  = \array.rst ;
   assign \array.pe_4_6.clk  = \array.clk ;
   assign \array.pe_4_7.total  = \$flatten\array.\pe_4_7.$3 [31:0];
-  assign \array.w_in$714  = \array.pe_4_7.w_out ;
-  assign \array.chain_in$716  = \array.pe_4_7.chain_out ;
-  assign \array.pe_4_7.last_in  = \array.last_in$620 ;
-  assign \array.pe_4_7.first_in  = \array.first_in$618 ;
-  assign \array.pe_4_7.valid_in  = \array.valid_in$616 ;
+  assign \array.w_in$708  = \array.pe_4_7.w_out ;
+  assign \array.chain_in$710  = \array.pe_4_7.chain_out ;
+  assign \array.pe_4_7.last_in  = \array.last_in$624 ;
+  assign \array.pe_4_7.first_in  = \array.first_in$622 ;
+  assign \array.pe_4_7.valid_in  = \array.valid_in$620 ;
   assign \array.pe_4_7.a_in  = \array.a_in$614 ;
-  assign \array.pe_4_7.w_in  = \array.w_in$622 ;
-  assign \array.pe_4_7.chain_in  = \array.chain_in$624 ;
+  assign \array.pe_4_7.w_in  = \array.w_in$616 ;
+  assign \array.pe_4_7.chain_in  = \array.chain_in$618 ;
   assign \array.pe_4_7.rst  = \array.rst ;
   assign \array.pe_4_7.clk  = \array.clk ;
   assign \array.pe_5_0.total  = \$flatten\array.\pe_5_0.$3 [31:0];
-  assign \array.last_in$640  = \array.pe_5_0.last_out ;
-  assign \array.first_in$638  = \array.pe_5_0.first_out ;
-  assign \array.valid_in$636  = \array.pe_5_0.valid_out ;
-  assign \array.w_in$722  = \array.pe_5_0.w_out ;
+  assign \array.last_in$644  = \array.pe_5_0.last_out ;
+  assign \array.first_in$642  = \array.pe_5_0.first_out ;
+  assign \array.valid_in$640  = \array.pe_5_0.valid_out ;
+  assign \array.w_in$719  = \array.pe_5_0.w_out ;
   assign \array.a_in$634  = \array.pe_5_0.a_out ;
-  assign \array.chain_in$724  = \array.pe_5_0.chain_out ;
-  assign \array.pe_5_0.w_in  = \array.w_in$630 ;
-  assign \array.pe_5_0.chain_in  = \array.chain_in$632 ;
+  assign \array.chain_in$721  = \array.pe_5_0.chain_out ;
+  assign \array.pe_5_0.w_in  = \array.w_in$627 ;
+  assign \array.pe_5_0.chain_in  = \array.chain_in$629 ;
   assign \array.pe_5_0.last_in  = \array.skew_last5_d5 ;
   assign \array.pe_5_0.first_in  = \array.skew_first5_d5 ;
   assign \array.pe_5_0.valid_in  = \array.skew_valid5_d5 ;
@@ -26566,115 +26567,115 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.pe_5_0.rst  = \array.rst ;
   assign \array.pe_5_0.clk  = \array.clk ;
   assign \array.pe_5_1.total  = \$flatten\array.\pe_5_1.$3 [31:0];
-  assign \array.last_in$652  = \array.pe_5_1.last_out ;
-  assign \array.first_in$650  = \array.pe_5_1.first_out ;
-  assign \array.valid_in$648  = \array.pe_5_1.valid_out ;
-  assign \array.w_in$734  = \array.pe_5_1.w_out ;
+  assign \array.last_in$656  = \array.pe_5_1.last_out ;
+  assign \array.first_in$654  = \array.pe_5_1.first_out ;
+  assign \array.valid_in$652  = \array.pe_5_1.valid_out ;
+  assign \array.w_in$728  = \array.pe_5_1.w_out ;
   assign \array.a_in$646  = \array.pe_5_1.a_out ;
-  assign \array.chain_in$736  = \array.pe_5_1.chain_out ;
-  assign \array.pe_5_1.last_in  = \array.last_in$640 ;
-  assign \array.pe_5_1.first_in  = \array.first_in$638 ;
-  assign \array.pe_5_1.valid_in  = \array.valid_in$636 ;
+  assign \array.chain_in$730  = \array.pe_5_1.chain_out ;
+  assign \array.pe_5_1.last_in  = \array.last_in$644 ;
+  assign \array.pe_5_1.first_in  = \array.first_in$642 ;
+  assign \array.pe_5_1.valid_in  = \array.valid_in$640 ;
   assign \array.pe_5_1.a_in  = \array.a_in$634 ;
-  assign \array.pe_5_1.w_in  = \array.w_in$642 ;
-  assign \array.pe_5_1.chain_in  = \array.chain_in$644 ;
+  assign \array.pe_5_1.w_in  = \array.w_in$636 ;
+  assign \array.pe_5_1.chain_in  = \array.chain_in$638 ;
   assign \array.pe_5_1.rst  = \array.rst ;
   assign \array.pe_5_1.clk  = \array.clk ;
   assign \array.pe_5_2.total  = \$flatten\array.\pe_5_2.$3 [31:0];
-  assign \array.last_in$664  = \array.pe_5_2.last_out ;
-  assign \array.first_in$662  = \array.pe_5_2.first_out ;
-  assign \array.valid_in$660  = \array.pe_5_2.valid_out ;
-  assign \array.w_in$746  = \array.pe_5_2.w_out ;
+  assign \array.last_in$668  = \array.pe_5_2.last_out ;
+  assign \array.first_in$666  = \array.pe_5_2.first_out ;
+  assign \array.valid_in$664  = \array.pe_5_2.valid_out ;
+  assign \array.w_in$740  = \array.pe_5_2.w_out ;
   assign \array.a_in$658  = \array.pe_5_2.a_out ;
-  assign \array.chain_in$748  = \array.pe_5_2.chain_out ;
-  assign \array.pe_5_2.last_in  = \array.last_in$652 ;
-  assign \array.pe_5_2.first_in  = \array.first_in$650 ;
-  assign \array.pe_5_2.valid_in  = \array.valid_in$648 ;
+  assign \array.chain_in$742  = \array.pe_5_2.chain_out ;
+  assign \array.pe_5_2.last_in  = \array.last_in$656 ;
+  assign \array.pe_5_2.first_in  = \array.first_in$654 ;
+  assign \array.pe_5_2.valid_in  = \array.valid_in$652 ;
   assign \array.pe_5_2.a_in  = \array.a_in$646 ;
-  assign \array.pe_5_2.w_in  = \array.w_in$654 ;
-  assign \array.pe_5_2.chain_in  = \array.chain_in$656 ;
+  assign \array.pe_5_2.w_in  = \array.w_in$648 ;
+  assign \array.pe_5_2.chain_in  = \array.chain_in$650 ;
   assign \array.pe_5_2.rst  = \array.rst ;
   assign \array.pe_5_2.clk  = \array.clk ;
   assign \array.pe_5_3.total  = \$flatten\array.\pe_5_3.$3 [31:0];
-  assign \array.last_in$676  = \array.pe_5_3.last_out ;
-  assign \array.first_in$674  = \array.pe_5_3.first_out ;
-  assign \array.valid_in$672  = \array.pe_5_3.valid_out ;
-  assign \array.w_in$758  = \array.pe_5_3.w_out ;
+  assign \array.last_in$680  = \array.pe_5_3.last_out ;
+  assign \array.first_in$678  = \array.pe_5_3.first_out ;
+  assign \array.valid_in$676  = \array.pe_5_3.valid_out ;
+  assign \array.w_in$752  = \array.pe_5_3.w_out ;
   assign \array.a_in$670  = \array.pe_5_3.a_out ;
-  assign \array.chain_in$760  = \array.pe_5_3.chain_out ;
-  assign \array.pe_5_3.last_in  = \array.last_in$664 ;
-  assign \array.pe_5_3.first_in  = \array.first_in$662 ;
-  assign \array.pe_5_3.valid_in  = \array.valid_in$660 ;
+  assign \array.chain_in$754  = \array.pe_5_3.chain_out ;
+  assign \array.pe_5_3.last_in  = \array.last_in$668 ;
+  assign \array.pe_5_3.first_in  = \array.first_in$666 ;
+  assign \array.pe_5_3.valid_in  = \array.valid_in$664 ;
   assign \array.pe_5_3.a_in  = \array.a_in$658 ;
-  assign \array.pe_5_3.w_in  = \array.w_in$666 ;
-  assign \array.pe_5_3.chain_in  = \array.chain_in$668 ;
+  assign \array.pe_5_3.w_in  = \array.w_in$660 ;
+  assign \array.pe_5_3.chain_in  = \array.chain_in$662 ;
   assign \array.pe_5_3.rst  = \array.rst ;
   assign \array.pe_5_3.clk  = \array.clk ;
   assign \array.pe_5_4.total  = \$flatten\array.\pe_5_4.$3 [31:0];
-  assign \array.last_in$688  = \array.pe_5_4.last_out ;
-  assign \array.first_in$686  = \array.pe_5_4.first_out ;
-  assign \array.valid_in$684  = \array.pe_5_4.valid_out ;
-  assign \array.w_in$770  = \array.pe_5_4.w_out ;
+  assign \array.last_in$692  = \array.pe_5_4.last_out ;
+  assign \array.first_in$690  = \array.pe_5_4.first_out ;
+  assign \array.valid_in$688  = \array.pe_5_4.valid_out ;
+  assign \array.w_in$764  = \array.pe_5_4.w_out ;
   assign \array.a_in$682  = \array.pe_5_4.a_out ;
-  assign \array.chain_in$772  = \array.pe_5_4.chain_out ;
-  assign \array.pe_5_4.last_in  = \array.last_in$676 ;
-  assign \array.pe_5_4.first_in  = \array.first_in$674 ;
-  assign \array.pe_5_4.valid_in  = \array.valid_in$672 ;
+  assign \array.chain_in$766  = \array.pe_5_4.chain_out ;
+  assign \array.pe_5_4.last_in  = \array.last_in$680 ;
+  assign \array.pe_5_4.first_in  = \array.first_in$678 ;
+  assign \array.pe_5_4.valid_in  = \array.valid_in$676 ;
   assign \array.pe_5_4.a_in  = \array.a_in$670 ;
-  assign \array.pe_5_4.w_in  = \array.w_in$678 ;
-  assign \array.pe_5_4.chain_in  = \array.chain_in$680 ;
+  assign \array.pe_5_4.w_in  = \array.w_in$672 ;
+  assign \array.pe_5_4.chain_in  = \array.chain_in$674 ;
   assign \array.pe_5_4.rst  = \array.rst ;
   assign \array.pe_5_4.clk  = \array.clk ;
   assign \array.pe_5_5.total  = \$flatten\array.\pe_5_5.$3 [31:0];
-  assign \array.last_in$700  = \array.pe_5_5.last_out ;
-  assign \array.first_in$698  = \array.pe_5_5.first_out ;
-  assign \array.valid_in$696  = \array.pe_5_5.valid_out ;
-  assign \array.w_in$782  = \array.pe_5_5.w_out ;
+  assign \array.last_in$704  = \array.pe_5_5.last_out ;
+  assign \array.first_in$702  = \array.pe_5_5.first_out ;
+  assign \array.valid_in$700  = \array.pe_5_5.valid_out ;
+  assign \array.w_in$776  = \array.pe_5_5.w_out ;
   assign \array.a_in$694  = \array.pe_5_5.a_out ;
-  assign \array.chain_in$784  = \array.pe_5_5.chain_out ;
-  assign \array.pe_5_5.last_in  = \array.last_in$688 ;
-  assign \array.pe_5_5.first_in  = \array.first_in$686 ;
-  assign \array.pe_5_5.valid_in  = \array.valid_in$684 ;
+  assign \array.chain_in$778  = \array.pe_5_5.chain_out ;
+  assign \array.pe_5_5.last_in  = \array.last_in$692 ;
+  assign \array.pe_5_5.first_in  = \array.first_in$690 ;
+  assign \array.pe_5_5.valid_in  = \array.valid_in$688 ;
   assign \array.pe_5_5.a_in  = \array.a_in$682 ;
-  assign \array.pe_5_5.w_in  = \array.w_in$690 ;
-  assign \array.pe_5_5.chain_in  = \array.chain_in$692 ;
+  assign \array.pe_5_5.w_in  = \array.w_in$684 ;
+  assign \array.pe_5_5.chain_in  = \array.chain_in$686 ;
   assign \array.pe_5_5.rst  = \array.rst ;
   assign \array.pe_5_5.clk  = \array.clk ;
   assign \array.pe_5_6.total  = \$flatten\array.\pe_5_6.$3 [31:0];
-  assign \array.last_in$712  = \array.pe_5_6.last_out ;
-  assign \array.first_in$710  = \array.pe_5_6.first_out ;
-  assign \array.valid_in$708  = \array.pe_5_6.valid_out ;
-  assign \array.w_in$794  = \array.pe_5_6.w_out ;
+  assign \array.last_in$716  = \array.pe_5_6.last_out ;
+  assign \array.first_in$714  = \array.pe_5_6.first_out ;
+  assign \array.valid_in$712  = \array.pe_5_6.valid_out ;
+  assign \array.w_in$788  = \array.pe_5_6.w_out ;
   assign \array.a_in$706  = \array.pe_5_6.a_out ;
-  assign \array.chain_in$796  = \array.pe_5_6.chain_out ;
-  assign \array.pe_5_6.last_in  = \array.last_in$700 ;
-  assign \array.pe_5_6.first_in  = \array.first_in$698 ;
-  assign \array.pe_5_6.valid_in  = \array.valid_in$696 ;
+  assign \array.chain_in$790  = \array.pe_5_6.chain_out ;
+  assign \array.pe_5_6.last_in  = \array.last_in$704 ;
+  assign \array.pe_5_6.first_in  = \array.first_in$702 ;
+  assign \array.pe_5_6.valid_in  = \array.valid_in$700 ;
   assign \array.pe_5_6.a_in  = \array.a_in$694 ;
-  assign \array.pe_5_6.w_in  = \array.w_in$702 ;
-  assign \array.pe_5_6.chain_in  = \array.chain_in$704 ;
+  assign \array.pe_5_6.w_in  = \array.w_in$696 ;
+  assign \array.pe_5_6.chain_in  = \array.chain_in$698 ;
   assign \array.pe_5_6.rst  = \array.rst ;
   assign \array.pe_5_6.clk  = \array.clk ;
   assign \array.pe_5_7.total  = \$flatten\array.\pe_5_7.$3 [31:0];
-  assign \array.w_in$806  = \array.pe_5_7.w_out ;
-  assign \array.chain_in$808  = \array.pe_5_7.chain_out ;
-  assign \array.pe_5_7.last_in  = \array.last_in$712 ;
-  assign \array.pe_5_7.first_in  = \array.first_in$710 ;
-  assign \array.pe_5_7.valid_in  = \array.valid_in$708 ;
+  assign \array.w_in$800  = \array.pe_5_7.w_out ;
+  assign \array.chain_in$802  = \array.pe_5_7.chain_out ;
+  assign \array.pe_5_7.last_in  = \array.last_in$716 ;
+  assign \array.pe_5_7.first_in  = \array.first_in$714 ;
+  assign \array.pe_5_7.valid_in  = \array.valid_in$712 ;
   assign \array.pe_5_7.a_in  = \array.a_in$706 ;
-  assign \array.pe_5_7.w_in  = \array.w_in$714 ;
-  assign \array.pe_5_7.chain_in  = \array.chain_in$716 ;
+  assign \array.pe_5_7.w_in  = \array.w_in$708 ;
+  assign \array.pe_5_7.chain_in  = \array.chain_in$710 ;
   assign \array.pe_5_7.rst  = \array.rst ;
   assign \array.pe_5_7.clk  = \array.clk ;
   assign \array.pe_6_0.total  = \$flatten\array.\pe_6_0.$3 [31:0];
-  assign \array.last_in$732  = \array.pe_6_0.last_out ;
-  assign \array.first_in$730  = \array.pe_6_0.first_out ;
-  assign \array.valid_in$728  = \array.pe_6_0.valid_out ;
-  assign \array.w_in$814  = \array.pe_6_0.w_out ;
+  assign \array.last_in$736  = \array.pe_6_0.last_out ;
+  assign \array.first_in$734  = \array.pe_6_0.first_out ;
+  assign \array.valid_in$732  = \array.pe_6_0.valid_out ;
+  assign \array.w_in$811  = \array.pe_6_0.w_out ;
   assign \array.a_in$726  = \array.pe_6_0.a_out ;
-  assign \array.chain_in$816  = \array.pe_6_0.chain_out ;
-  assign \array.pe_6_0.w_in  = \array.w_in$722 ;
-  assign \array.pe_6_0.chain_in  = \array.chain_in$724 ;
+  assign \array.chain_in$813  = \array.pe_6_0.chain_out ;
+  assign \array.pe_6_0.w_in  = \array.w_in$719 ;
+  assign \array.pe_6_0.chain_in  = \array.chain_in$721 ;
   assign \array.pe_6_0.last_in  = \array.skew_last6_d6 ;
   assign \array.pe_6_0.first_in  = \array.skew_first6_d6 ;
   assign \array.pe_6_0.valid_in  = \array.skew_valid6_d6 ;
@@ -26682,114 +26683,114 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.pe_6_0.rst  = \array.rst ;
   assign \array.pe_6_0.clk  = \array.clk ;
   assign \array.pe_6_1.total  = \$flatten\array.\pe_6_1.$3 [31:0];
-  assign \array.last_in$744  = \array.pe_6_1.last_out ;
-  assign \array.first_in$742  = \array.pe_6_1.first_out ;
-  assign \array.valid_in$740  = \array.pe_6_1.valid_out ;
-  assign \array.w_in$826  = \array.pe_6_1.w_out ;
+  assign \array.last_in$748  = \array.pe_6_1.last_out ;
+  assign \array.first_in$746  = \array.pe_6_1.first_out ;
+  assign \array.valid_in$744  = \array.pe_6_1.valid_out ;
+  assign \array.w_in$820  = \array.pe_6_1.w_out ;
   assign \array.a_in$738  = \array.pe_6_1.a_out ;
-  assign \array.chain_in$828  = \array.pe_6_1.chain_out ;
-  assign \array.pe_6_1.last_in  = \array.last_in$732 ;
-  assign \array.pe_6_1.first_in  = \array.first_in$730 ;
-  assign \array.pe_6_1.valid_in  = \array.valid_in$728 ;
+  assign \array.chain_in$822  = \array.pe_6_1.chain_out ;
+  assign \array.pe_6_1.last_in  = \array.last_in$736 ;
+  assign \array.pe_6_1.first_in  = \array.first_in$734 ;
+  assign \array.pe_6_1.valid_in  = \array.valid_in$732 ;
   assign \array.pe_6_1.a_in  = \array.a_in$726 ;
-  assign \array.pe_6_1.w_in  = \array.w_in$734 ;
-  assign \array.pe_6_1.chain_in  = \array.chain_in$736 ;
+  assign \array.pe_6_1.w_in  = \array.w_in$728 ;
+  assign \array.pe_6_1.chain_in  = \array.chain_in$730 ;
   assign \array.pe_6_1.rst  = \array.rst ;
   assign \array.pe_6_1.clk  = \array.clk ;
   assign \array.pe_6_2.total  = \$flatten\array.\pe_6_2.$3 [31:0];
-  assign \array.last_in$756  = \array.pe_6_2.last_out ;
-  assign \array.first_in$754  = \array.pe_6_2.first_out ;
-  assign \array.valid_in$752  = \array.pe_6_2.valid_out ;
-  assign \array.w_in$838  = \array.pe_6_2.w_out ;
+  assign \array.last_in$760  = \array.pe_6_2.last_out ;
+  assign \array.first_in$758  = \array.pe_6_2.first_out ;
+  assign \array.valid_in$756  = \array.pe_6_2.valid_out ;
+  assign \array.w_in$832  = \array.pe_6_2.w_out ;
   assign \array.a_in$750  = \array.pe_6_2.a_out ;
-  assign \array.chain_in$840  = \array.pe_6_2.chain_out ;
-  assign \array.pe_6_2.last_in  = \array.last_in$744 ;
-  assign \array.pe_6_2.first_in  = \array.first_in$742 ;
-  assign \array.pe_6_2.valid_in  = \array.valid_in$740 ;
+  assign \array.chain_in$834  = \array.pe_6_2.chain_out ;
+  assign \array.pe_6_2.last_in  = \array.last_in$748 ;
+  assign \array.pe_6_2.first_in  = \array.first_in$746 ;
+  assign \array.pe_6_2.valid_in  = \array.valid_in$744 ;
   assign \array.pe_6_2.a_in  = \array.a_in$738 ;
-  assign \array.pe_6_2.w_in  = \array.w_in$746 ;
-  assign \array.pe_6_2.chain_in  = \array.chain_in$748 ;
+  assign \array.pe_6_2.w_in  = \array.w_in$740 ;
+  assign \array.pe_6_2.chain_in  = \array.chain_in$742 ;
   assign \array.pe_6_2.rst  = \array.rst ;
   assign \array.pe_6_2.clk  = \array.clk ;
   assign \array.pe_6_3.total  = \$flatten\array.\pe_6_3.$3 [31:0];
-  assign \array.last_in$768  = \array.pe_6_3.last_out ;
-  assign \array.first_in$766  = \array.pe_6_3.first_out ;
-  assign \array.valid_in$764  = \array.pe_6_3.valid_out ;
-  assign \array.w_in$850  = \array.pe_6_3.w_out ;
+  assign \array.last_in$772  = \array.pe_6_3.last_out ;
+  assign \array.first_in$770  = \array.pe_6_3.first_out ;
+  assign \array.valid_in$768  = \array.pe_6_3.valid_out ;
+  assign \array.w_in$844  = \array.pe_6_3.w_out ;
   assign \array.a_in$762  = \array.pe_6_3.a_out ;
-  assign \array.chain_in$852  = \array.pe_6_3.chain_out ;
-  assign \array.pe_6_3.last_in  = \array.last_in$756 ;
-  assign \array.pe_6_3.first_in  = \array.first_in$754 ;
-  assign \array.pe_6_3.valid_in  = \array.valid_in$752 ;
+  assign \array.chain_in$846  = \array.pe_6_3.chain_out ;
+  assign \array.pe_6_3.last_in  = \array.last_in$760 ;
+  assign \array.pe_6_3.first_in  = \array.first_in$758 ;
+  assign \array.pe_6_3.valid_in  = \array.valid_in$756 ;
   assign \array.pe_6_3.a_in  = \array.a_in$750 ;
-  assign \array.pe_6_3.w_in  = \array.w_in$758 ;
-  assign \array.pe_6_3.chain_in  = \array.chain_in$760 ;
+  assign \array.pe_6_3.w_in  = \array.w_in$752 ;
+  assign \array.pe_6_3.chain_in  = \array.chain_in$754 ;
   assign \array.pe_6_3.rst  = \array.rst ;
   assign \array.pe_6_3.clk  = \array.clk ;
   assign \array.pe_6_4.total  = \$flatten\array.\pe_6_4.$3 [31:0];
-  assign \array.last_in$780  = \array.pe_6_4.last_out ;
-  assign \array.first_in$778  = \array.pe_6_4.first_out ;
-  assign \array.valid_in$776  = \array.pe_6_4.valid_out ;
-  assign \array.w_in$862  = \array.pe_6_4.w_out ;
+  assign \array.last_in$784  = \array.pe_6_4.last_out ;
+  assign \array.first_in$782  = \array.pe_6_4.first_out ;
+  assign \array.valid_in$780  = \array.pe_6_4.valid_out ;
+  assign \array.w_in$856  = \array.pe_6_4.w_out ;
   assign \array.a_in$774  = \array.pe_6_4.a_out ;
-  assign \array.chain_in$864  = \array.pe_6_4.chain_out ;
-  assign \array.pe_6_4.last_in  = \array.last_in$768 ;
-  assign \array.pe_6_4.first_in  = \array.first_in$766 ;
-  assign \array.pe_6_4.valid_in  = \array.valid_in$764 ;
+  assign \array.chain_in$858  = \array.pe_6_4.chain_out ;
+  assign \array.pe_6_4.last_in  = \array.last_in$772 ;
+  assign \array.pe_6_4.first_in  = \array.first_in$770 ;
+  assign \array.pe_6_4.valid_in  = \array.valid_in$768 ;
   assign \array.pe_6_4.a_in  = \array.a_in$762 ;
-  assign \array.pe_6_4.w_in  = \array.w_in$770 ;
-  assign \array.pe_6_4.chain_in  = \array.chain_in$772 ;
+  assign \array.pe_6_4.w_in  = \array.w_in$764 ;
+  assign \array.pe_6_4.chain_in  = \array.chain_in$766 ;
   assign \array.pe_6_4.rst  = \array.rst ;
   assign \array.pe_6_4.clk  = \array.clk ;
   assign \array.pe_6_5.total  = \$flatten\array.\pe_6_5.$3 [31:0];
-  assign \array.last_in$792  = \array.pe_6_5.last_out ;
-  assign \array.first_in$790  = \array.pe_6_5.first_out ;
-  assign \array.valid_in$788  = \array.pe_6_5.valid_out ;
-  assign \array.w_in$874  = \array.pe_6_5.w_out ;
+  assign \array.last_in$796  = \array.pe_6_5.last_out ;
+  assign \array.first_in$794  = \array.pe_6_5.first_out ;
+  assign \array.valid_in$792  = \array.pe_6_5.valid_out ;
+  assign \array.w_in$868  = \array.pe_6_5.w_out ;
   assign \array.a_in$786  = \array.pe_6_5.a_out ;
-  assign \array.chain_in$876  = \array.pe_6_5.chain_out ;
-  assign \array.pe_6_5.last_in  = \array.last_in$780 ;
-  assign \array.pe_6_5.first_in  = \array.first_in$778 ;
-  assign \array.pe_6_5.valid_in  = \array.valid_in$776 ;
+  assign \array.chain_in$870  = \array.pe_6_5.chain_out ;
+  assign \array.pe_6_5.last_in  = \array.last_in$784 ;
+  assign \array.pe_6_5.first_in  = \array.first_in$782 ;
+  assign \array.pe_6_5.valid_in  = \array.valid_in$780 ;
   assign \array.pe_6_5.a_in  = \array.a_in$774 ;
-  assign \array.pe_6_5.w_in  = \array.w_in$782 ;
-  assign \array.pe_6_5.chain_in  = \array.chain_in$784 ;
+  assign \array.pe_6_5.w_in  = \array.w_in$776 ;
+  assign \array.pe_6_5.chain_in  = \array.chain_in$778 ;
   assign \array.pe_6_5.rst  = \array.rst ;
   assign \array.pe_6_5.clk  = \array.clk ;
   assign \array.pe_6_6.total  = \$flatten\array.\pe_6_6.$3 [31:0];
-  assign \array.last_in$804  = \array.pe_6_6.last_out ;
-  assign \array.first_in$802  = \array.pe_6_6.first_out ;
-  assign \array.valid_in$800  = \array.pe_6_6.valid_out ;
-  assign \array.w_in$886  = \array.pe_6_6.w_out ;
+  assign \array.last_in$808  = \array.pe_6_6.last_out ;
+  assign \array.first_in$806  = \array.pe_6_6.first_out ;
+  assign \array.valid_in$804  = \array.pe_6_6.valid_out ;
+  assign \array.w_in$880  = \array.pe_6_6.w_out ;
   assign \array.a_in$798  = \array.pe_6_6.a_out ;
-  assign \array.chain_in$888  = \array.pe_6_6.chain_out ;
-  assign \array.pe_6_6.last_in  = \array.last_in$792 ;
-  assign \array.pe_6_6.first_in  = \array.first_in$790 ;
-  assign \array.pe_6_6.valid_in  = \array.valid_in$788 ;
+  assign \array.chain_in$882  = \array.pe_6_6.chain_out ;
+  assign \array.pe_6_6.last_in  = \array.last_in$796 ;
+  assign \array.pe_6_6.first_in  = \array.first_in$794 ;
+  assign \array.pe_6_6.valid_in  = \array.valid_in$792 ;
   assign \array.pe_6_6.a_in  = \array.a_in$786 ;
-  assign \array.pe_6_6.w_in  = \array.w_in$794 ;
-  assign \array.pe_6_6.chain_in  = \array.chain_in$796 ;
+  assign \array.pe_6_6.w_in  = \array.w_in$788 ;
+  assign \array.pe_6_6.chain_in  = \array.chain_in$790 ;
   assign \array.pe_6_6.rst  = \array.rst ;
   assign \array.pe_6_6.clk  = \array.clk ;
   assign \array.pe_6_7.total  = \$flatten\array.\pe_6_7.$3 [31:0];
-  assign \array.w_in$898  = \array.pe_6_7.w_out ;
-  assign \array.chain_in$900  = \array.pe_6_7.chain_out ;
-  assign \array.pe_6_7.last_in  = \array.last_in$804 ;
-  assign \array.pe_6_7.first_in  = \array.first_in$802 ;
-  assign \array.pe_6_7.valid_in  = \array.valid_in$800 ;
+  assign \array.w_in$892  = \array.pe_6_7.w_out ;
+  assign \array.chain_in$894  = \array.pe_6_7.chain_out ;
+  assign \array.pe_6_7.last_in  = \array.last_in$808 ;
+  assign \array.pe_6_7.first_in  = \array.first_in$806 ;
+  assign \array.pe_6_7.valid_in  = \array.valid_in$804 ;
   assign \array.pe_6_7.a_in  = \array.a_in$798 ;
-  assign \array.pe_6_7.w_in  = \array.w_in$806 ;
-  assign \array.pe_6_7.chain_in  = \array.chain_in$808 ;
+  assign \array.pe_6_7.w_in  = \array.w_in$800 ;
+  assign \array.pe_6_7.chain_in  = \array.chain_in$802 ;
   assign \array.pe_6_7.rst  = \array.rst ;
   assign \array.pe_6_7.clk  = \array.clk ;
   assign \array.pe_7_0.total  = \$flatten\array.\pe_7_0.$3 [31:0];
-  assign \array.last_in$824  = \array.pe_7_0.last_out ;
-  assign \array.first_in$822  = \array.pe_7_0.first_out ;
-  assign \array.valid_in$820  = \array.pe_7_0.valid_out ;
+  assign \array.last_in$828  = \array.pe_7_0.last_out ;
+  assign \array.first_in$826  = \array.pe_7_0.first_out ;
+  assign \array.valid_in$824  = \array.pe_7_0.valid_out ;
   assign \array.a_in$818  = \array.pe_7_0.a_out ;
   assign \array.chain_out  = \array.pe_7_0.chain_out ;
-  assign \array.pe_7_0.w_in  = \array.w_in$814 ;
-  assign \array.pe_7_0.chain_in  = \array.chain_in$816 ;
+  assign \array.pe_7_0.w_in  = \array.w_in$811 ;
+  assign \array.pe_7_0.chain_in  = \array.chain_in$813 ;
   assign \array.pe_7_0.last_in  = \array.skew_last7_d7 ;
   assign \array.pe_7_0.first_in  = \array.skew_first7_d7 ;
   assign \array.pe_7_0.valid_in  = \array.skew_valid7_d7 ;
@@ -26797,109 +26798,109 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.pe_7_0.rst  = \array.rst ;
   assign \array.pe_7_0.clk  = \array.clk ;
   assign \array.pe_7_1.total  = \$flatten\array.\pe_7_1.$3 [31:0];
-  assign \array.last_in$836  = \array.pe_7_1.last_out ;
-  assign \array.first_in$834  = \array.pe_7_1.first_out ;
-  assign \array.valid_in$832  = \array.pe_7_1.valid_out ;
+  assign \array.last_in$840  = \array.pe_7_1.last_out ;
+  assign \array.first_in$838  = \array.pe_7_1.first_out ;
+  assign \array.valid_in$836  = \array.pe_7_1.valid_out ;
   assign \array.a_in$830  = \array.pe_7_1.a_out ;
   assign \array.chain_out$156  = \array.pe_7_1.chain_out ;
-  assign \array.pe_7_1.last_in  = \array.last_in$824 ;
-  assign \array.pe_7_1.first_in  = \array.first_in$822 ;
-  assign \array.pe_7_1.valid_in  = \array.valid_in$820 ;
+  assign \array.pe_7_1.last_in  = \array.last_in$828 ;
+  assign \array.pe_7_1.first_in  = \array.first_in$826 ;
+  assign \array.pe_7_1.valid_in  = \array.valid_in$824 ;
   assign \array.pe_7_1.a_in  = \array.a_in$818 ;
-  assign \array.pe_7_1.w_in  = \array.w_in$826 ;
-  assign \array.pe_7_1.chain_in  = \array.chain_in$828 ;
+  assign \array.pe_7_1.w_in  = \array.w_in$820 ;
+  assign \array.pe_7_1.chain_in  = \array.chain_in$822 ;
   assign \array.pe_7_1.rst  = \array.rst ;
   assign \array.pe_7_1.clk  = \array.clk ;
   assign \array.pe_7_2.total  = \$flatten\array.\pe_7_2.$3 [31:0];
-  assign \array.last_in$848  = \array.pe_7_2.last_out ;
-  assign \array.first_in$846  = \array.pe_7_2.first_out ;
-  assign \array.valid_in$844  = \array.pe_7_2.valid_out ;
+  assign \array.last_in$852  = \array.pe_7_2.last_out ;
+  assign \array.first_in$850  = \array.pe_7_2.first_out ;
+  assign \array.valid_in$848  = \array.pe_7_2.valid_out ;
   assign \array.a_in$842  = \array.pe_7_2.a_out ;
   assign \array.chain_out$163  = \array.pe_7_2.chain_out ;
-  assign \array.pe_7_2.last_in  = \array.last_in$836 ;
-  assign \array.pe_7_2.first_in  = \array.first_in$834 ;
-  assign \array.pe_7_2.valid_in  = \array.valid_in$832 ;
+  assign \array.pe_7_2.last_in  = \array.last_in$840 ;
+  assign \array.pe_7_2.first_in  = \array.first_in$838 ;
+  assign \array.pe_7_2.valid_in  = \array.valid_in$836 ;
   assign \array.pe_7_2.a_in  = \array.a_in$830 ;
-  assign \array.pe_7_2.w_in  = \array.w_in$838 ;
-  assign \array.pe_7_2.chain_in  = \array.chain_in$840 ;
+  assign \array.pe_7_2.w_in  = \array.w_in$832 ;
+  assign \array.pe_7_2.chain_in  = \array.chain_in$834 ;
   assign \array.pe_7_2.rst  = \array.rst ;
   assign \array.pe_7_2.clk  = \array.clk ;
   assign \array.pe_7_3.total  = \$flatten\array.\pe_7_3.$3 [31:0];
-  assign \array.last_in$860  = \array.pe_7_3.last_out ;
-  assign \array.first_in$858  = \array.pe_7_3.first_out ;
-  assign \array.valid_in$856  = \array.pe_7_3.valid_out ;
+  assign \array.last_in$864  = \array.pe_7_3.last_out ;
+  assign \array.first_in$862  = \array.pe_7_3.first_out ;
+  assign \array.valid_in$860  = \array.pe_7_3.valid_out ;
   assign \array.a_in$854  = \array.pe_7_3.a_out ;
   assign \array.chain_out$169  = \array.pe_7_3.chain_out ;
-  assign \array.pe_7_3.last_in  = \array.last_in$848 ;
-  assign \array.pe_7_3.first_in  = \array.first_in$846 ;
-  assign \array.pe_7_3.valid_in  = \array.valid_in$844 ;
+  assign \array.pe_7_3.last_in  = \array.last_in$852 ;
+  assign \array.pe_7_3.first_in  = \array.first_in$850 ;
+  assign \array.pe_7_3.valid_in  = \array.valid_in$848 ;
   assign \array.pe_7_3.a_in  = \array.a_in$842 ;
-  assign \array.pe_7_3.w_in  = \array.w_in$850 ;
-  assign \array.pe_7_3.chain_in  = \array.chain_in$852 ;
+  assign \array.pe_7_3.w_in  = \array.w_in$844 ;
+  assign \array.pe_7_3.chain_in  = \array.chain_in$846 ;
   assign \array.pe_7_3.rst  = \array.rst ;
   assign \array.pe_7_3.clk  = \array.clk ;
   assign \array.pe_7_4.total  = \$flatten\array.\pe_7_4.$3 [31:0];
-  assign \array.last_in$872  = \array.pe_7_4.last_out ;
-  assign \array.first_in$870  = \array.pe_7_4.first_out ;
-  assign \array.valid_in$868  = \array.pe_7_4.valid_out ;
+  assign \array.last_in$876  = \array.pe_7_4.last_out ;
+  assign \array.first_in$874  = \array.pe_7_4.first_out ;
+  assign \array.valid_in$872  = \array.pe_7_4.valid_out ;
   assign \array.a_in$866  = \array.pe_7_4.a_out ;
   assign \array.chain_out$174  = \array.pe_7_4.chain_out ;
-  assign \array.pe_7_4.last_in  = \array.last_in$860 ;
-  assign \array.pe_7_4.first_in  = \array.first_in$858 ;
-  assign \array.pe_7_4.valid_in  = \array.valid_in$856 ;
+  assign \array.pe_7_4.last_in  = \array.last_in$864 ;
+  assign \array.pe_7_4.first_in  = \array.first_in$862 ;
+  assign \array.pe_7_4.valid_in  = \array.valid_in$860 ;
   assign \array.pe_7_4.a_in  = \array.a_in$854 ;
-  assign \array.pe_7_4.w_in  = \array.w_in$862 ;
-  assign \array.pe_7_4.chain_in  = \array.chain_in$864 ;
+  assign \array.pe_7_4.w_in  = \array.w_in$856 ;
+  assign \array.pe_7_4.chain_in  = \array.chain_in$858 ;
   assign \array.pe_7_4.rst  = \array.rst ;
   assign \array.pe_7_4.clk  = \array.clk ;
   assign \array.pe_7_5.total  = \$flatten\array.\pe_7_5.$3 [31:0];
-  assign \array.last_in$884  = \array.pe_7_5.last_out ;
-  assign \array.first_in$882  = \array.pe_7_5.first_out ;
-  assign \array.valid_in$880  = \array.pe_7_5.valid_out ;
+  assign \array.last_in$888  = \array.pe_7_5.last_out ;
+  assign \array.first_in$886  = \array.pe_7_5.first_out ;
+  assign \array.valid_in$884  = \array.pe_7_5.valid_out ;
   assign \array.a_in$878  = \array.pe_7_5.a_out ;
   assign \array.chain_out$178  = \array.pe_7_5.chain_out ;
-  assign \array.pe_7_5.last_in  = \array.last_in$872 ;
-  assign \array.pe_7_5.first_in  = \array.first_in$870 ;
-  assign \array.pe_7_5.valid_in  = \array.valid_in$868 ;
+  assign \array.pe_7_5.last_in  = \array.last_in$876 ;
+  assign \array.pe_7_5.first_in  = \array.first_in$874 ;
+  assign \array.pe_7_5.valid_in  = \array.valid_in$872 ;
   assign \array.pe_7_5.a_in  = \array.a_in$866 ;
-  assign \array.pe_7_5.w_in  = \array.w_in$874 ;
-  assign \array.pe_7_5.chain_in  = \array.chain_in$876 ;
+  assign \array.pe_7_5.w_in  = \array.w_in$868 ;
+  assign \array.pe_7_5.chain_in  = \array.chain_in$870 ;
   assign \array.pe_7_5.rst  = \array.rst ;
   assign \array.pe_7_5.clk  = \array.clk ;
   assign \array.pe_7_6.total  = \$flatten\array.\pe_7_6.$3 [31:0];
-  assign \array.last_in$896  = \array.pe_7_6.last_out ;
-  assign \array.first_in$894  = \array.pe_7_6.first_out ;
-  assign \array.valid_in$892  = \array.pe_7_6.valid_out ;
+  assign \array.last_in$900  = \array.pe_7_6.last_out ;
+  assign \array.first_in$898  = \array.pe_7_6.first_out ;
+  assign \array.valid_in$896  = \array.pe_7_6.valid_out ;
   assign \array.a_in$890  = \array.pe_7_6.a_out ;
   assign \array.chain_out$181  = \array.pe_7_6.chain_out ;
-  assign \array.pe_7_6.last_in  = \array.last_in$884 ;
-  assign \array.pe_7_6.first_in  = \array.first_in$882 ;
-  assign \array.pe_7_6.valid_in  = \array.valid_in$880 ;
+  assign \array.pe_7_6.last_in  = \array.last_in$888 ;
+  assign \array.pe_7_6.first_in  = \array.first_in$886 ;
+  assign \array.pe_7_6.valid_in  = \array.valid_in$884 ;
   assign \array.pe_7_6.a_in  = \array.a_in$878 ;
-  assign \array.pe_7_6.w_in  = \array.w_in$886 ;
-  assign \array.pe_7_6.chain_in  = \array.chain_in$888 ;
+  assign \array.pe_7_6.w_in  = \array.w_in$880 ;
+  assign \array.pe_7_6.chain_in  = \array.chain_in$882 ;
   assign \array.pe_7_6.rst  = \array.rst ;
   assign \array.pe_7_6.clk  = \array.clk ;
   assign \array.pe_7_7.total  = \$flatten\array.\pe_7_7.$3 [31:0];
   assign \array.chain_out$903  = \array.pe_7_7.chain_out ;
-  assign \array.pe_7_7.last_in  = \array.last_in$896 ;
-  assign \array.pe_7_7.first_in  = \array.first_in$894 ;
-  assign \array.pe_7_7.valid_in  = \array.valid_in$892 ;
+  assign \array.pe_7_7.last_in  = \array.last_in$900 ;
+  assign \array.pe_7_7.first_in  = \array.first_in$898 ;
+  assign \array.pe_7_7.valid_in  = \array.valid_in$896 ;
   assign \array.pe_7_7.a_in  = \array.a_in$890 ;
-  assign \array.pe_7_7.w_in  = \array.w_in$898 ;
-  assign \array.pe_7_7.chain_in  = \array.chain_in$900 ;
+  assign \array.pe_7_7.w_in  = \array.w_in$892 ;
+  assign \array.pe_7_7.chain_in  = \array.chain_in$894 ;
   assign \array.pe_7_7.rst  = \array.rst ;
   assign \array.pe_7_7.clk  = \array.clk ;
-  assign \result$217  = \array.result ;
-  assign \array.port$1301$0  = flags;
+  assign \result$219  = \array.result ;
+  assign \array.port$1298$0  = flags;
   assign \array.w  = w;
   assign \array.a  = a;
   assign \array.rst  = rst;
   assign \array.clk  = clk;
   assign \requant.c0_mask  = \$flatten\requant.$202 [31:0];
   assign \requant.c0_plus_zp  = \$flatten\requant.$203 [31:0];
-  assign \requant.act_min  = \requant.port$1249$39 [15:8];
-  assign \requant.act_max  = \requant.port$1249$39 [23:16];
+  assign \requant.act_min  = \requant.port$1246$39 [15:8];
+  assign \requant.act_max  = \requant.port$1246$39 [23:16];
   assign \requant.c1_mask  = \$flatten\requant.$205 [31:0];
   assign \requant.c1_plus_zp  = \$flatten\requant.$206 [31:0];
   assign \requant.c2_mask  = \$flatten\requant.$208 [31:0];
@@ -26915,7 +26916,7 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \requant.c7_mask  = \$flatten\requant.$223 [31:0];
   assign \requant.c7_plus_zp  = \$flatten\requant.$224 [31:0];
   assign \requant.out_valid  = \requant.nxt$7 ;
-  assign \requant.out_zero_point  = \requant.port$1249$39 [7:0];
+  assign \requant.out_zero_point  = \requant.port$1246$39 [7:0];
   assign \requant.acc[0]  = \requant.acc [31:0];
   assign \requant.acc[1]  = \requant.acc [63:32];
   assign \requant.acc[2]  = \requant.acc [95:64];
@@ -26991,8 +26992,8 @@ module qmac_os_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign out = \requant.out ;
   assign w_en = \requant.nxt$7 ;
   assign \requant.acc  = acc;
-  assign \requant.valid  = \valid$176 ;
-  assign \requant.port$1249$39  = cmd[62:39];
+  assign \requant.valid  = \valid$178 ;
+  assign \requant.port$1246$39  = cmd[62:39];
   assign \requant.params  = params;
   assign \requant.rst  = rst;
   assign \requant.clk  = clk;

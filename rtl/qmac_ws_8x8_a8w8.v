@@ -17,508 +17,391 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \$11 ;
   wire \$110 ;
   wire [9:0] \$111 ;
-  wire \$112 ;
-  wire [7:0] \$113 ;
+  wire [9:0] \$112 ;
+  wire [9:0] \$113 ;
   wire [9:0] \$114 ;
-  wire \$115 ;
-  wire [7:0] \$116 ;
+  wire [9:0] \$115 ;
+  wire [9:0] \$116 ;
   wire [9:0] \$117 ;
-  wire \$118 ;
+  wire [9:0] \$118 ;
   wire [7:0] \$119 ;
   wire \$12 ;
-  wire [9:0] \$120 ;
-  wire \$121 ;
+  wire [7:0] \$120 ;
+  wire [7:0] \$121 ;
   wire [7:0] \$122 ;
-  wire [9:0] \$123 ;
-  wire \$124 ;
+  wire [7:0] \$123 ;
+  wire [7:0] \$124 ;
   wire [7:0] \$125 ;
-  wire [9:0] \$126 ;
-  wire \$127 ;
+  wire [7:0] \$126 ;
+  wire [7:0] \$127 ;
   wire [7:0] \$128 ;
-  wire [9:0] \$129 ;
+  wire [7:0] \$129 ;
   wire \$13 ;
-  wire \$130 ;
+  wire [7:0] \$130 ;
   wire [7:0] \$131 ;
-  wire [9:0] \$132 ;
-  wire \$133 ;
+  wire [7:0] \$132 ;
+  wire [7:0] \$133 ;
   wire [7:0] \$134 ;
-  wire [9:0] \$135 ;
-  wire \$136 ;
+  wire [7:0] \$135 ;
+  wire [7:0] \$136 ;
   wire [7:0] \$137 ;
-  wire [9:0] \$138 ;
-  wire \$139 ;
+  wire [7:0] \$138 ;
+  wire [7:0] \$139 ;
   wire \$14 ;
   wire [7:0] \$140 ;
-  wire [9:0] \$141 ;
-  wire \$142 ;
+  wire [7:0] \$141 ;
+  wire [7:0] \$142 ;
   wire [7:0] \$143 ;
-  wire [9:0] \$144 ;
-  wire \$145 ;
+  wire [7:0] \$144 ;
+  wire [7:0] \$145 ;
   wire [7:0] \$146 ;
-  wire [9:0] \$147 ;
-  wire \$148 ;
+  wire [7:0] \$147 ;
+  wire [7:0] \$148 ;
   wire [7:0] \$149 ;
   wire \$15 ;
-  wire [9:0] \$150 ;
-  wire \$151 ;
+  wire [7:0] \$150 ;
+  wire [7:0] \$151 ;
   wire [7:0] \$152 ;
-  wire [9:0] \$153 ;
-  wire \$154 ;
+  wire [7:0] \$153 ;
+  wire [7:0] \$154 ;
   wire [7:0] \$155 ;
-  wire [9:0] \$156 ;
-  wire \$157 ;
+  wire [7:0] \$156 ;
+  wire [7:0] \$157 ;
   wire [7:0] \$158 ;
-  wire [9:0] \$159 ;
+  wire [7:0] \$159 ;
   wire \$16 ;
-  wire \$160 ;
+  wire [7:0] \$160 ;
   wire [7:0] \$161 ;
-  wire [9:0] \$162 ;
-  wire \$163 ;
+  wire [7:0] \$162 ;
+  wire [7:0] \$163 ;
   wire [7:0] \$164 ;
-  wire [9:0] \$165 ;
-  wire \$166 ;
+  wire [7:0] \$165 ;
+  wire [7:0] \$166 ;
   wire [7:0] \$167 ;
-  wire [9:0] \$168 ;
-  wire \$169 ;
+  wire [7:0] \$168 ;
+  wire [7:0] \$169 ;
   wire \$17 ;
   wire [7:0] \$170 ;
-  wire [9:0] \$171 ;
-  wire \$172 ;
+  wire [7:0] \$171 ;
+  wire [7:0] \$172 ;
   wire [7:0] \$173 ;
-  wire [9:0] \$174 ;
-  wire \$175 ;
+  wire [7:0] \$174 ;
+  wire [7:0] \$175 ;
   wire [7:0] \$176 ;
-  wire [9:0] \$177 ;
-  wire \$178 ;
+  wire [7:0] \$177 ;
+  wire [7:0] \$178 ;
   wire [7:0] \$179 ;
   wire \$18 ;
-  wire [9:0] \$180 ;
-  wire \$181 ;
+  wire [7:0] \$180 ;
+  wire [7:0] \$181 ;
   wire [7:0] \$182 ;
   wire [9:0] \$183 ;
-  wire \$184 ;
-  wire [7:0] \$185 ;
-  wire [9:0] \$186 ;
-  wire \$187 ;
-  wire [7:0] \$188 ;
-  wire [9:0] \$189 ;
+  wire [13:0] \$184 ;
+  wire \$185 ;
+  wire [13:0] \$186 ;
+  wire [13:0] \$187 ;
+  wire \$188 ;
+  wire \$189 ;
   wire \$19 ;
   wire \$190 ;
-  wire [7:0] \$191 ;
-  wire [9:0] \$192 ;
+  wire \$191 ;
+  wire \$192 ;
   wire \$193 ;
-  wire [7:0] \$194 ;
-  wire [9:0] \$195 ;
+  wire \$194 ;
+  wire \$195 ;
   wire \$196 ;
-  wire [7:0] \$197 ;
-  wire [9:0] \$198 ;
+  wire \$197 ;
+  wire \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire [9:0] \$20 ;
-  wire [7:0] \$200 ;
-  wire [9:0] \$201 ;
+  wire \$200 ;
+  wire \$201 ;
   wire \$202 ;
-  wire [7:0] \$203 ;
-  wire [9:0] \$204 ;
-  wire \$205 ;
-  wire [7:0] \$206 ;
-  wire [9:0] \$207 ;
-  wire \$208 ;
-  wire [7:0] \$209 ;
+  wire [8:0] \$203 ;
+  wire [8:0] \$204 ;
+  wire [8:0] \$205 ;
+  wire [8:0] \$206 ;
+  wire [8:0] \$207 ;
+  wire [8:0] \$208 ;
+  wire [8:0] \$209 ;
   wire \$21 ;
-  wire [9:0] \$210 ;
-  wire \$211 ;
-  wire [7:0] \$212 ;
-  wire [9:0] \$213 ;
-  wire \$214 ;
-  wire [7:0] \$215 ;
-  wire [9:0] \$216 ;
-  wire \$217 ;
-  wire [7:0] \$218 ;
-  wire [9:0] \$219 ;
+  wire [8:0] \$210 ;
+  wire [31:0] \$211 ;
+  wire [32:0] \$212 ;
+  wire [31:0] \$213 ;
+  wire [32:0] \$214 ;
+  wire [31:0] \$215 ;
+  wire [32:0] \$216 ;
+  wire [31:0] \$217 ;
+  wire [32:0] \$218 ;
+  wire [31:0] \$219 ;
   wire \$22 ;
-  wire \$220 ;
-  wire [7:0] \$221 ;
-  wire [9:0] \$222 ;
-  wire \$223 ;
-  wire [7:0] \$224 ;
-  wire [9:0] \$225 ;
-  wire \$226 ;
-  wire [7:0] \$227 ;
-  wire [9:0] \$228 ;
-  wire \$229 ;
+  wire [32:0] \$220 ;
+  wire [31:0] \$221 ;
+  wire [32:0] \$222 ;
+  wire [31:0] \$223 ;
+  wire [32:0] \$224 ;
+  wire [31:0] \$225 ;
+  wire [32:0] \$226 ;
+  wire \$227 ;
+  wire [8:0] \$228 ;
+  wire [9:0] \$229 ;
   wire [9:0] \$23 ;
-  wire [7:0] \$230 ;
-  wire [9:0] \$231 ;
-  wire \$232 ;
-  wire [7:0] \$233 ;
-  wire [9:0] \$234 ;
-  wire \$235 ;
-  wire [7:0] \$236 ;
+  wire \$230 ;
+  wire [7:0] \$231 ;
+  wire [8:0] \$232 ;
+  wire [9:0] \$233 ;
+  wire \$234 ;
+  wire [7:0] \$235 ;
+  wire [8:0] \$236 ;
   wire [9:0] \$237 ;
   wire \$238 ;
   wire [7:0] \$239 ;
   wire \$24 ;
-  wire [9:0] \$240 ;
-  wire \$241 ;
-  wire [7:0] \$242 ;
-  wire [9:0] \$243 ;
-  wire \$244 ;
-  wire [7:0] \$245 ;
-  wire [9:0] \$246 ;
-  wire \$247 ;
-  wire [7:0] \$248 ;
+  wire [8:0] \$240 ;
+  wire [9:0] \$241 ;
+  wire \$242 ;
+  wire [7:0] \$243 ;
+  wire [8:0] \$244 ;
+  wire [9:0] \$245 ;
+  wire \$246 ;
+  wire [7:0] \$247 ;
+  wire [8:0] \$248 ;
   wire [9:0] \$249 ;
   wire \$25 ;
   wire \$250 ;
   wire [7:0] \$251 ;
-  wire [9:0] \$252 ;
-  wire \$253 ;
-  wire [7:0] \$254 ;
-  wire [9:0] \$255 ;
-  wire \$256 ;
-  wire [7:0] \$257 ;
-  wire [9:0] \$258 ;
-  wire \$259 ;
+  wire [8:0] \$252 ;
+  wire [9:0] \$253 ;
+  wire \$254 ;
+  wire [7:0] \$255 ;
+  wire [8:0] \$256 ;
+  wire [9:0] \$257 ;
+  wire \$258 ;
+  wire [7:0] \$259 ;
   wire \$26 ;
-  wire [7:0] \$260 ;
-  wire [9:0] \$261 ;
+  wire \$260 ;
+  wire \$261 ;
   wire \$262 ;
-  wire [7:0] \$263 ;
-  wire [9:0] \$264 ;
+  wire \$263 ;
+  wire \$264 ;
   wire \$265 ;
-  wire [7:0] \$266 ;
-  wire [9:0] \$267 ;
+  wire \$266 ;
+  wire \$267 ;
   wire \$268 ;
-  wire [7:0] \$269 ;
+  wire \$269 ;
   wire [9:0] \$27 ;
-  wire [9:0] \$270 ;
+  wire \$270 ;
   wire \$271 ;
-  wire [7:0] \$272 ;
-  wire [9:0] \$273 ;
+  wire \$272 ;
+  wire \$273 ;
   wire \$274 ;
-  wire [7:0] \$275 ;
-  wire [9:0] \$276 ;
+  wire \$275 ;
+  wire \$276 ;
   wire \$277 ;
-  wire [7:0] \$278 ;
-  wire [9:0] \$279 ;
+  wire \$278 ;
+  wire \$279 ;
   wire \$28 ;
   wire \$280 ;
-  wire [7:0] \$281 ;
-  wire [9:0] \$282 ;
+  wire \$281 ;
+  wire \$282 ;
   wire \$283 ;
-  wire [7:0] \$284 ;
-  wire [9:0] \$285 ;
+  wire \$284 ;
+  wire \$285 ;
   wire \$286 ;
-  wire [7:0] \$287 ;
-  wire [9:0] \$288 ;
+  wire \$287 ;
+  wire \$288 ;
   wire \$289 ;
   wire \$29 ;
-  wire [7:0] \$290 ;
-  wire [9:0] \$291 ;
+  wire \$290 ;
+  wire \$291 ;
   wire \$292 ;
-  wire [7:0] \$293 ;
-  wire [9:0] \$294 ;
+  wire \$293 ;
+  wire \$294 ;
   wire \$295 ;
-  wire [7:0] \$296 ;
+  wire \$296 ;
   wire [9:0] \$297 ;
   wire \$298 ;
-  wire [7:0] \$299 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire [9:0] \$300 ;
-  wire \$301 ;
-  wire [7:0] \$302 ;
-  wire [9:0] \$303 ;
-  wire [13:0] \$304 ;
-  wire \$305 ;
-  wire [13:0] \$306 ;
-  wire [13:0] \$307 ;
-  wire \$308 ;
-  wire \$309 ;
+  wire \$300 ;
+  wire [6:0] \$301 ;
+  wire [9:0] \$302 ;
+  wire [13:0] \$303 ;
+  wire \$304 ;
+  wire [13:0] \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire [9:0] \$308 ;
+  wire [5:0] \$309 ;
   wire [9:0] \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
-  wire \$313 ;
-  wire \$314 ;
-  wire \$315 ;
+  wire [6:0] \$313 ;
+  wire [9:0] \$314 ;
+  wire [9:0] \$315 ;
   wire \$316 ;
-  wire \$317 ;
-  wire \$318 ;
+  wire [6:0] \$317 ;
+  wire [4:0] \$318 ;
   wire \$319 ;
   wire \$32 ;
   wire \$320 ;
   wire \$321 ;
-  wire [8:0] \$322 ;
-  wire [8:0] \$323 ;
-  wire [8:0] \$324 ;
-  wire [8:0] \$325 ;
+  wire [9:0] \$322 ;
+  wire \$323 ;
+  wire [6:0] \$324 ;
+  wire [4:0] \$325 ;
   wire [8:0] \$326 ;
-  wire [8:0] \$327 ;
-  wire [8:0] \$328 ;
-  wire [8:0] \$329 ;
+  wire \$327 ;
+  wire [9:0] \$328 ;
+  wire \$329 ;
   wire \$33 ;
-  wire [31:0] \$330 ;
-  wire [32:0] \$331 ;
-  wire [31:0] \$332 ;
-  wire [32:0] \$333 ;
-  wire [31:0] \$334 ;
-  wire [32:0] \$335 ;
-  wire [31:0] \$336 ;
-  wire [32:0] \$337 ;
-  wire [31:0] \$338 ;
-  wire [32:0] \$339 ;
+  wire [6:0] \$330 ;
+  wire [9:0] \$331 ;
+  wire [9:0] \$332 ;
+  wire \$333 ;
+  wire [9:0] \$334 ;
+  wire [13:0] \$335 ;
+  wire [13:0] \$336 ;
+  wire \$337 ;
+  wire [6:0] \$338 ;
+  wire [9:0] \$339 ;
   wire \$34 ;
-  wire [31:0] \$340 ;
-  wire [32:0] \$341 ;
-  wire [31:0] \$342 ;
-  wire [32:0] \$343 ;
-  wire [31:0] \$344 ;
-  wire [32:0] \$345 ;
+  wire [5:0] \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire [6:0] \$343 ;
+  wire [9:0] \$344 ;
+  wire [9:0] \$345 ;
   wire \$346 ;
-  wire [8:0] \$347 ;
-  wire [9:0] \$348 ;
-  wire \$349 ;
+  wire [9:0] \$347 ;
+  wire [13:0] \$348 ;
+  wire [13:0] \$349 ;
   wire \$35 ;
-  wire [7:0] \$350 ;
-  wire [8:0] \$351 ;
+  wire \$350 ;
+  wire [6:0] \$351 ;
   wire [9:0] \$352 ;
-  wire \$353 ;
-  wire [7:0] \$354 ;
-  wire [8:0] \$355 ;
-  wire [9:0] \$356 ;
+  wire [5:0] \$353 ;
+  wire [2:0] \$354 ;
+  wire [5:0] \$355 ;
+  wire \$356 ;
   wire \$357 ;
-  wire [7:0] \$358 ;
-  wire [8:0] \$359 ;
+  wire \$358 ;
+  wire [3:0] \$359 ;
   wire \$36 ;
-  wire [9:0] \$360 ;
+  wire [5:0] \$360 ;
   wire \$361 ;
-  wire [7:0] \$362 ;
-  wire [8:0] \$363 ;
-  wire [9:0] \$364 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire \$364 ;
   wire \$365 ;
-  wire [7:0] \$366 ;
-  wire [8:0] \$367 ;
-  wire [9:0] \$368 ;
+  wire \$366 ;
+  wire [4:0] \$367 ;
+  wire [5:0] \$368 ;
   wire \$369 ;
   wire \$37 ;
-  wire [7:0] \$370 ;
-  wire [8:0] \$371 ;
-  wire [9:0] \$372 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire \$372 ;
   wire \$373 ;
-  wire [7:0] \$374 ;
-  wire [8:0] \$375 ;
-  wire [9:0] \$376 ;
+  wire \$374 ;
+  wire [4:0] \$375 ;
+  wire \$376 ;
   wire \$377 ;
-  wire [7:0] \$378 ;
+  wire \$378 ;
   wire \$379 ;
   wire \$38 ;
   wire \$380 ;
   wire \$381 ;
   wire \$382 ;
-  wire \$383 ;
-  wire \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
-  wire \$388 ;
-  wire \$389 ;
+  reg \$383 ;
+  reg [62:0] \$384 ;
+  reg \$385 ;
+  reg [12:0] \$386 ;
+  reg [4:0] \$387 ;
+  reg [8:0] \$388 ;
+  reg [5:0] \$389 ;
   wire \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire \$394 ;
-  wire \$395 ;
-  wire \$396 ;
-  wire \$397 ;
-  wire \$398 ;
-  wire \$399 ;
+  reg [8:0] \$390 ;
+  reg [8:0] \$391 ;
+  reg [3:0] \$392 ;
+  reg [5:0] \$393 ;
+  reg [5:0] \$394 ;
+  reg [8:0] \$395 ;
+  reg [8:0] \$396 ;
+  reg [3:0] \$397 ;
+  reg [5:0] \$398 ;
+  reg [7:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$400 ;
-  wire \$401 ;
-  wire \$402 ;
-  wire \$403 ;
-  wire \$404 ;
-  wire \$405 ;
-  wire \$406 ;
-  wire \$407 ;
-  wire \$408 ;
-  wire \$409 ;
+  reg [8:0] \$400 ;
+  reg [12:0] \$401 ;
+  reg [5:0] \$402 ;
+  reg [8:0] \$403 ;
+  reg [5:0] \$404 ;
+  reg [8:0] \$405 ;
+  reg \$406 ;
+  reg \$407 ;
+  reg [1:0] \$408 ;
+  reg [3:0] \$409 ;
   wire \$41 ;
-  wire \$410 ;
-  wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire \$414 ;
-  wire \$415 ;
-  wire [9:0] \$416 ;
-  wire \$417 ;
-  wire \$418 ;
-  wire \$419 ;
+  reg [3:0] \$410 ;
+  reg \$411 ;
+  reg \$412 ;
+  reg [8:0] \$413 ;
+  reg [8:0] \$414 ;
+  reg [12:0] \$415 ;
+  reg [5:0] \$416 ;
+  reg [8:0] \$417 ;
+  reg [5:0] \$418 ;
+  reg [8:0] \$419 ;
   wire \$42 ;
-  wire [6:0] \$420 ;
-  wire [9:0] \$421 ;
-  wire [13:0] \$422 ;
-  wire \$423 ;
-  wire [13:0] \$424 ;
-  wire \$425 ;
-  wire \$426 ;
-  wire [9:0] \$427 ;
-  wire [5:0] \$428 ;
-  wire \$429 ;
+  reg [4:0] \$420 ;
+  reg \$421 ;
+  reg \$422 ;
+  reg [11:0] \$423 ;
+  reg \$424 ;
+  reg [11:0] \$425 ;
+  reg [11:0] \$426 ;
+  reg [11:0] \$427 ;
+  reg [11:0] \$428 ;
+  reg [11:0] \$429 ;
   wire \$43 ;
-  wire \$430 ;
-  wire \$431 ;
-  wire [6:0] \$432 ;
-  wire [9:0] \$433 ;
-  wire [9:0] \$434 ;
-  wire \$435 ;
-  wire [6:0] \$436 ;
-  wire [4:0] \$437 ;
-  wire \$438 ;
-  wire \$439 ;
+  reg [11:0] \$430 ;
+  reg [11:0] \$431 ;
+  reg [11:0] \$432 ;
+  reg [11:0] \$433 ;
+  reg [11:0] \$434 ;
+  reg [11:0] \$435 ;
+  reg [11:0] \$436 ;
+  reg [11:0] \$437 ;
+  reg [11:0] \$438 ;
+  reg [11:0] \$439 ;
   wire \$44 ;
-  wire \$440 ;
-  wire [9:0] \$441 ;
-  wire \$442 ;
-  wire [6:0] \$443 ;
-  wire [4:0] \$444 ;
-  wire [8:0] \$445 ;
-  wire \$446 ;
-  wire [9:0] \$447 ;
-  wire \$448 ;
-  wire [6:0] \$449 ;
+  reg \$440 ;
+  reg [4:0] \$441 ;
+  reg [255:0] \$442 ;
+  reg [4:0] \$443 ;
+  reg [4:0] \$444 ;
+  reg [4:0] \$445 ;
+  reg [4:0] \$446 ;
+  reg [4:0] \$447 ;
   wire \$45 ;
-  wire [9:0] \$450 ;
-  wire [9:0] \$451 ;
-  wire \$452 ;
-  wire [9:0] \$453 ;
-  wire [13:0] \$454 ;
-  wire [13:0] \$455 ;
-  wire \$456 ;
-  wire [6:0] \$457 ;
-  wire [9:0] \$458 ;
-  wire [5:0] \$459 ;
   wire \$46 ;
-  wire \$460 ;
-  wire \$461 ;
-  wire \$462 ;
-  wire [6:0] \$463 ;
-  wire [9:0] \$464 ;
-  wire [9:0] \$465 ;
-  wire \$466 ;
-  wire [9:0] \$467 ;
-  wire [13:0] \$468 ;
-  wire [13:0] \$469 ;
   wire \$47 ;
-  wire \$470 ;
-  wire [6:0] \$471 ;
-  wire [9:0] \$472 ;
-  wire [5:0] \$473 ;
-  wire [2:0] \$474 ;
-  wire [5:0] \$475 ;
-  wire \$476 ;
-  wire \$477 ;
-  wire [3:0] \$478 ;
-  wire [5:0] \$479 ;
   wire \$48 ;
-  wire \$480 ;
-  wire \$481 ;
-  wire \$482 ;
-  wire \$483 ;
-  wire \$484 ;
-  wire [4:0] \$485 ;
-  wire [5:0] \$486 ;
-  wire \$487 ;
-  wire \$488 ;
-  wire \$489 ;
   wire \$49 ;
-  wire \$490 ;
-  wire \$491 ;
-  wire [4:0] \$492 ;
-  wire \$493 ;
-  wire \$494 ;
-  wire \$495 ;
-  wire \$496 ;
-  wire \$497 ;
-  wire \$498 ;
-  wire \$499 ;
   wire \$5 ;
   wire \$50 ;
-  reg \$500 ;
-  reg [62:0] \$501 ;
-  reg \$502 ;
-  reg [12:0] \$503 ;
-  reg [4:0] \$504 ;
-  reg [8:0] \$505 ;
-  reg [5:0] \$506 ;
-  reg [8:0] \$507 ;
-  reg [8:0] \$508 ;
-  reg [3:0] \$509 ;
   wire \$51 ;
-  reg [5:0] \$510 ;
-  reg [5:0] \$511 ;
-  reg [8:0] \$512 ;
-  reg [8:0] \$513 ;
-  reg [3:0] \$514 ;
-  reg [5:0] \$515 ;
-  reg [7:0] \$516 ;
-  reg [8:0] \$517 ;
-  reg [12:0] \$518 ;
-  reg [5:0] \$519 ;
   wire \$52 ;
-  reg [8:0] \$520 ;
-  reg [5:0] \$521 ;
-  reg [8:0] \$522 ;
-  reg \$523 ;
-  reg \$524 ;
-  reg [1:0] \$525 ;
-  reg [3:0] \$526 ;
-  reg [3:0] \$527 ;
-  reg \$528 ;
-  reg \$529 ;
   wire \$53 ;
-  reg [8:0] \$530 ;
-  reg [8:0] \$531 ;
-  reg [12:0] \$532 ;
-  reg [5:0] \$533 ;
-  reg [8:0] \$534 ;
-  reg [5:0] \$535 ;
-  reg [8:0] \$536 ;
-  reg [4:0] \$537 ;
-  reg \$538 ;
-  reg \$539 ;
   wire \$54 ;
-  reg [11:0] \$540 ;
-  reg \$541 ;
-  reg [11:0] \$542 ;
-  reg [11:0] \$543 ;
-  reg [11:0] \$544 ;
-  reg [11:0] \$545 ;
-  reg [11:0] \$546 ;
-  reg [11:0] \$547 ;
-  reg [11:0] \$548 ;
-  reg [11:0] \$549 ;
   wire \$55 ;
-  reg [11:0] \$550 ;
-  reg [11:0] \$551 ;
-  reg [11:0] \$552 ;
-  reg [11:0] \$553 ;
-  reg [11:0] \$554 ;
-  reg [11:0] \$555 ;
-  reg [11:0] \$556 ;
-  reg \$557 ;
-  reg [255:0] \$558 ;
-  reg [4:0] \$559 ;
   wire \$56 ;
-  reg [4:0] \$560 ;
-  reg [4:0] \$561 ;
-  reg [4:0] \$562 ;
-  reg [4:0] \$563 ;
-  reg [4:0] \$564 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
@@ -1512,30 +1395,30 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [9:0] \$signature__addr$106 ;
   wire [9:0] \$signature__addr$107 ;
   wire [9:0] \$signature__addr$108 ;
-  wire [4:0] \$signature__addr$149 ;
-  wire [4:0] \$signature__addr$150 ;
-  wire [4:0] \$signature__addr$151 ;
-  wire [4:0] \$signature__addr$152 ;
-  wire [4:0] \$signature__addr$153 ;
-  wire [4:0] \$signature__addr$154 ;
-  wire [4:0] \$signature__addr$155 ;
-  wire [4:0] \$signature__addr$156 ;
+  wire [4:0] \$signature__addr$158 ;
+  wire [4:0] \$signature__addr$159 ;
+  wire [4:0] \$signature__addr$160 ;
+  wire [4:0] \$signature__addr$161 ;
+  wire [4:0] \$signature__addr$162 ;
+  wire [4:0] \$signature__addr$163 ;
+  wire [4:0] \$signature__addr$164 ;
+  wire [4:0] \$signature__addr$165 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$116 ;
-  wire [63:0] \$signature__data$117 ;
-  wire [63:0] \$signature__data$118 ;
-  wire [63:0] \$signature__data$119 ;
-  wire [63:0] \$signature__data$120 ;
-  wire [63:0] \$signature__data$121 ;
-  wire [63:0] \$signature__data$122 ;
-  wire [69:0] \$signature__data$165 ;
-  wire [69:0] \$signature__data$166 ;
-  wire [69:0] \$signature__data$167 ;
-  wire [69:0] \$signature__data$168 ;
-  wire [69:0] \$signature__data$169 ;
-  wire [69:0] \$signature__data$170 ;
-  wire [69:0] \$signature__data$171 ;
-  wire [69:0] \$signature__data$172 ;
+  wire [63:0] \$signature__data$124 ;
+  wire [63:0] \$signature__data$125 ;
+  wire [63:0] \$signature__data$126 ;
+  wire [63:0] \$signature__data$127 ;
+  wire [63:0] \$signature__data$128 ;
+  wire [63:0] \$signature__data$129 ;
+  wire [63:0] \$signature__data$130 ;
+  wire [69:0] \$signature__data$174 ;
+  wire [69:0] \$signature__data$175 ;
+  wire [69:0] \$signature__data$176 ;
+  wire [69:0] \$signature__data$177 ;
+  wire [69:0] \$signature__data$178 ;
+  wire [69:0] \$signature__data$179 ;
+  wire [69:0] \$signature__data$180 ;
+  wire [69:0] \$signature__data$181 ;
   wire [9:0] _act_read__addr;
   wire [63:0] _act_read__data;
   wire [71:0] a;
@@ -4743,7 +4626,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire \at_psum.valid ;
   reg bank = 1'h0;
   (* init = 1'h0 *)
-  wire \bank$139 ;
+  wire \bank$148 ;
   reg [3:0] bank0_drain = 4'h0;
   reg [3:0] bank1_drain = 4'h0;
   wire [4:0] block_rows;
@@ -4866,6 +4749,14 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [7:0] \load_data[7][6] ;
   wire [7:0] \load_data[7][7] ;
   reg [8:0] load_koff = 9'h000;
+  wire load_mask0;
+  wire load_mask1;
+  wire load_mask2;
+  wire load_mask3;
+  wire load_mask4;
+  wire load_mask5;
+  wire load_mask6;
+  wire load_mask7;
   wire [63:0] out;
   wire [7:0] \out[0] ;
   wire [7:0] \out[1] ;
@@ -5298,8 +5189,8 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   wire [31:0] \requant.params[7].m0 ;
   (* hdlname = "requant params[7].shift" *)
   wire [5:0] \requant.params[7].shift ;
-  (* hdlname = "requant port$1373$39" *)
-  wire [23:0] \requant.port$1373$39 ;
+  (* hdlname = "requant port$1265$39" *)
+  wire [23:0] \requant.port$1265$39 ;
   (* hdlname = "requant rst" *)
   wire \requant.rst ;
   (* hdlname = "requant valid" *)
@@ -5333,6 +5224,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   (* init = 9'h000 *)
   wire [8:0] ri_block;
   reg ri_done = 1'h0;
+  wire ri_final;
   wire ri_go;
   wire ri_klast;
   reg [8:0] ri_koff = 9'h000;
@@ -6785,7 +6677,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _3_ <= pl_mem0[at_psum[11:7]];
   end
-  assign \$signature__data$165  = _3_;
+  assign \$signature__data$174  = _3_;
   reg [69:0] pl_mem1 [31:0];
   initial begin
     pl_mem1[0] = 70'h000000000000000000;
@@ -6829,7 +6721,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _4_ <= pl_mem1[at_psum[11:7]];
   end
-  assign \$signature__data$166  = _4_;
+  assign \$signature__data$175  = _4_;
   reg [69:0] pl_mem2 [31:0];
   initial begin
     pl_mem2[0] = 70'h000000000000000000;
@@ -6873,7 +6765,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _5_ <= pl_mem2[at_psum[11:7]];
   end
-  assign \$signature__data$167  = _5_;
+  assign \$signature__data$176  = _5_;
   reg [69:0] pl_mem3 [31:0];
   initial begin
     pl_mem3[0] = 70'h000000000000000000;
@@ -6917,7 +6809,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _6_ <= pl_mem3[at_psum[11:7]];
   end
-  assign \$signature__data$168  = _6_;
+  assign \$signature__data$177  = _6_;
   reg [69:0] pl_mem4 [31:0];
   initial begin
     pl_mem4[0] = 70'h000000000000000000;
@@ -6961,7 +6853,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _7_ <= pl_mem4[at_psum[11:7]];
   end
-  assign \$signature__data$169  = _7_;
+  assign \$signature__data$178  = _7_;
   reg [69:0] pl_mem5 [31:0];
   initial begin
     pl_mem5[0] = 70'h000000000000000000;
@@ -7005,7 +6897,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _8_ <= pl_mem5[at_psum[11:7]];
   end
-  assign \$signature__data$170  = _8_;
+  assign \$signature__data$179  = _8_;
   reg [69:0] pl_mem6 [31:0];
   initial begin
     pl_mem6[0] = 70'h000000000000000000;
@@ -7049,7 +6941,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _9_ <= pl_mem6[at_psum[11:7]];
   end
-  assign \$signature__data$171  = _9_;
+  assign \$signature__data$180  = _9_;
   reg [69:0] pl_mem7 [31:0];
   initial begin
     pl_mem7[0] = 70'h000000000000000000;
@@ -7093,7 +6985,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _10_ <= pl_mem7[at_psum[11:7]];
   end
-  assign \$signature__data$172  = _10_;
+  assign \$signature__data$181  = _10_;
   reg [63:0] wl_mem0 [1023:0];
   initial begin
     wl_mem0[0] = 64'h0000000000000000;
@@ -9165,7 +9057,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _12_ <= wl_mem1[{ wt_nt[4:0], wt_kt[4:0] }];
   end
-  assign \$signature__data$116  = _12_;
+  assign \$signature__data$124  = _12_;
   reg [63:0] wl_mem2 [1023:0];
   initial begin
     wl_mem2[0] = 64'h0000000000000000;
@@ -10201,7 +10093,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _13_ <= wl_mem2[{ wt_nt[4:0], wt_kt[4:0] }];
   end
-  assign \$signature__data$117  = _13_;
+  assign \$signature__data$125  = _13_;
   reg [63:0] wl_mem3 [1023:0];
   initial begin
     wl_mem3[0] = 64'h0000000000000000;
@@ -11237,7 +11129,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _14_ <= wl_mem3[{ wt_nt[4:0], wt_kt[4:0] }];
   end
-  assign \$signature__data$118  = _14_;
+  assign \$signature__data$126  = _14_;
   reg [63:0] wl_mem4 [1023:0];
   initial begin
     wl_mem4[0] = 64'h0000000000000000;
@@ -12273,7 +12165,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _15_ <= wl_mem4[{ wt_nt[4:0], wt_kt[4:0] }];
   end
-  assign \$signature__data$119  = _15_;
+  assign \$signature__data$127  = _15_;
   reg [63:0] wl_mem5 [1023:0];
   initial begin
     wl_mem5[0] = 64'h0000000000000000;
@@ -13309,7 +13201,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _16_ <= wl_mem5[{ wt_nt[4:0], wt_kt[4:0] }];
   end
-  assign \$signature__data$120  = _16_;
+  assign \$signature__data$128  = _16_;
   reg [63:0] wl_mem6 [1023:0];
   initial begin
     wl_mem6[0] = 64'h0000000000000000;
@@ -14345,7 +14237,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _17_ <= wl_mem6[{ wt_nt[4:0], wt_kt[4:0] }];
   end
-  assign \$signature__data$121  = _17_;
+  assign \$signature__data$129  = _17_;
   reg [63:0] wl_mem7 [1023:0];
   initial begin
     wl_mem7[0] = 64'h0000000000000000;
@@ -15381,229 +15273,65 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   always @(posedge clk) begin
     _18_ <= wl_mem7[{ wt_nt[4:0], wt_kt[4:0] }];
   end
-  assign \$signature__data$122  = _18_;
-  assign \$407  = cmd__payload[21:13] > 9'h100;
-  assign \$408  = \$406  | \$407 ;
-  assign \$409  = cmd__payload[30:22] > 9'h100;
-  assign \$410  = \$408  | \$409 ;
-  assign \$411  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
-  assign \$412  = \$410  | \$411 ;
-  assign \$413  = ~ \$412 ;
-  assign \$414  = ld_row < cmd[12:0];
-  assign \$415  = busy & \$414 ;
-  assign \$416  = seq_block + 2'h2;
-  assign \$417  = ld_blocks < \$416 ;
-  assign \$418  = \$415  & \$417 ;
-  assign \$419  = act__valid & \$418 ;
-  assign \$420  = ld_kt + 1'h1;
-  assign \$421  = ld_koff + 4'h8;
-  assign \$422  = ld_row + 1'h1;
-  assign \$423  = ld_mloc == 4'hf;
-  assign \$424  = ld_row + 1'h1;
-  assign \$425  = \$424  == cmd[12:0];
-  assign \$426  = \$423  | \$425 ;
-  assign \$427  = ld_blocks + 1'h1;
-  assign \$428  = ld_mloc + 1'h1;
-  assign \$429  = wl_n < cmd[30:22];
-  assign \$430  = busy & \$429 ;
-  assign \$431  = wgt__valid & \$430 ;
-  assign \$432  = wl_kt + 1'h1;
-  assign \$433  = wl_koff + 4'h8;
-  assign \$434  = wl_n + 1'h1;
-  assign \$435  = wl_col == 3'h7;
-  assign \$436  = wl_tiles + 1'h1;
-  assign \$437  = wl_col + 1'h1;
-  assign \$438  = pl_n < cmd[30:22];
-  assign \$439  = busy & \$438 ;
-  assign \$440  = par__valid & \$439 ;
-  assign \$441  = pl_n + 1'h1;
-  assign \$442  = pl_col == 3'h7;
-  assign \$443  = pl_tiles + 1'h1;
-  assign \$444  = pl_col + 1'h1;
-  assign \$445  = reserved + \$321 ;
-  assign \$446  = res__valid & res__ready;
-  assign \$447  = \$445  - \$446 ;
-  assign \$448  = ~ wt_bank;
-  assign \$449  = wt_kt + 1'h1;
-  assign \$450  = wt_koff + 4'h8;
-  assign \$451  = wt_n0 + 4'h8;
-  assign \$452  = \$451  >= cmd[30:22];
-  assign \$453  = wt_block + 1'h1;
-  assign \$454  = wt_mbase + 5'h10;
-  assign \$455  = wt_mbase + 5'h10;
-  assign \$456  = \$455  >= cmd[12:0];
-  assign \$457  = wt_nt + 1'h1;
-  assign \$458  = wt_n0 + 4'h8;
-  assign \$459  = \$307 [4:0] - 1'h1;
-  assign \$460  = ri_row == \$459 ;
-  assign \$461  = ri_go & \$460 ;
-  assign \$462  = ~ ri_bank;
-  assign \$463  = ri_kt + 1'h1;
-  assign \$464  = ri_koff + 4'h8;
-  assign \$465  = ri_n0 + 4'h8;
-  assign \$466  = \$465  >= cmd[30:22];
-  assign \$467  = seq_block + 1'h1;
-  assign \$468  = ri_mbase + 5'h10;
-  assign \$469  = ri_mbase + 5'h10;
-  assign \$470  = \$469  >= cmd[12:0];
-  assign \$471  = ri_nt + 1'h1;
-  assign \$472  = ri_n0 + 4'h8;
-  assign \$473  = ri_row + 1'h1;
-  assign \$474  = tiles_ahead + wt_go;
-  assign \$475  = \$307 [4:0] - 1'h1;
-  assign \$476  = ri_row == \$475 ;
-  assign \$477  = ri_go & \$476 ;
-  assign \$478  = \$474  - \$477 ;
-  assign \$479  = \$307 [4:0] - 1'h1;
-  assign \$480  = ri_row == \$479 ;
-  assign \$481  = ri_go & \$480 ;
-  assign \$482  = ! ri_bank;
-  assign \$483  = \$481  & \$482 ;
-  assign \$484  = | bank0_drain;
-  assign \$485  = bank0_drain - 1'h1;
-  assign \$486  = \$307 [4:0] - 1'h1;
-  assign \$487  = ri_row == \$486 ;
-  assign \$488  = ri_go & \$487 ;
-  assign \$490  = \$488  & \$489 ;
-  assign \$491  = | bank1_drain;
-  assign \$492  = bank1_drain - 1'h1;
-  assign \$493  = | ri_kt;
-  assign \$494  = ~ \$493 ;
-  assign \$495  = at_psum[0] & at_psum[2];
-  assign \$496  = busy & ri_done;
-  assign \$497  = | reserved;
-  assign \$498  = ~ \$497 ;
-  assign \$499  = \$496  & \$498 ;
+  assign \$signature__data$130  = _18_;
   always @(posedge clk)
-    error <= \$500 ;
+    ri_koff <= \$419 ;
   always @(posedge clk)
-    cmd <= \$501 ;
+    ri_row <= \$420 ;
   always @(posedge clk)
-    busy <= \$502 ;
+    ri_bank <= \$421 ;
   always @(posedge clk)
-    ld_row <= \$503 ;
+    ri_done <= \$422 ;
   always @(posedge clk)
-    ld_mloc <= \$504 ;
+    issued <= \$423 ;
   always @(posedge clk)
-    ld_blocks <= \$505 ;
+    bank <= \$424 ;
   always @(posedge clk)
-    ld_kt <= \$506 ;
+    tag_d1 <= \$425 ;
   always @(posedge clk)
-    ld_koff <= \$507 ;
+    tag_d2 <= \$426 ;
   always @(posedge clk)
-    wl_n <= \$508 ;
+    tag_d3 <= \$427 ;
   always @(posedge clk)
-    wl_col <= \$509 ;
+    tag_d4 <= \$428 ;
   always @(posedge clk)
-    wl_tiles <= \$510 ;
+    tag_d5 <= \$429 ;
   always @(posedge clk)
-    wl_kt <= \$511 ;
+    tag_d6 <= \$430 ;
   always @(posedge clk)
-    wl_koff <= \$512 ;
+    tag_d7 <= \$431 ;
   always @(posedge clk)
-    pl_n <= \$513 ;
+    tag_d8 <= \$432 ;
   always @(posedge clk)
-    pl_col <= \$514 ;
+    tag_d9 <= \$433 ;
   always @(posedge clk)
-    pl_tiles <= \$515 ;
+    tag_d10 <= \$434 ;
   always @(posedge clk)
-    reserved <= \$516 ;
+    tag_d11 <= \$435 ;
   always @(posedge clk)
-    wt_block <= \$517 ;
+    tag_d12 <= \$436 ;
   always @(posedge clk)
-    wt_mbase <= \$518 ;
+    tag_d13 <= \$437 ;
   always @(posedge clk)
-    wt_nt <= \$519 ;
+    tag_d14 <= \$438 ;
   always @(posedge clk)
-    wt_n0 <= \$520 ;
+    at_psum <= \$439 ;
   always @(posedge clk)
-    wt_kt <= \$521 ;
+    valid <= \$440 ;
   always @(posedge clk)
-    wt_koff <= \$522 ;
+    row_nt <= \$441 ;
   always @(posedge clk)
-    wt_bank <= \$523 ;
+    acc <= \$442 ;
   always @(posedge clk)
-    wt_done <= \$524 ;
+    out_nt_d1 <= \$443 ;
   always @(posedge clk)
-    tiles_ahead <= \$525 ;
+    out_nt_d2 <= \$444 ;
   always @(posedge clk)
-    bank0_drain <= \$526 ;
+    out_nt_d3 <= \$445 ;
   always @(posedge clk)
-    bank1_drain <= \$527 ;
+    out_nt_d4 <= \$446 ;
   always @(posedge clk)
-    load <= \$528 ;
-  always @(posedge clk)
-    load_bank <= \$529 ;
-  always @(posedge clk)
-    load_koff <= \$530 ;
-  always @(posedge clk)
-    seq_block <= \$531 ;
-  always @(posedge clk)
-    ri_mbase <= \$532 ;
-  always @(posedge clk)
-    ri_nt <= \$533 ;
-  always @(posedge clk)
-    ri_n0 <= \$534 ;
-  always @(posedge clk)
-    ri_kt <= \$535 ;
-  always @(posedge clk)
-    ri_koff <= \$536 ;
-  always @(posedge clk)
-    ri_row <= \$537 ;
-  always @(posedge clk)
-    ri_bank <= \$538 ;
-  always @(posedge clk)
-    ri_done <= \$539 ;
-  always @(posedge clk)
-    issued <= \$540 ;
-  always @(posedge clk)
-    bank <= \$541 ;
-  always @(posedge clk)
-    tag_d1 <= \$542 ;
-  always @(posedge clk)
-    tag_d2 <= \$543 ;
-  always @(posedge clk)
-    tag_d3 <= \$544 ;
-  always @(posedge clk)
-    tag_d4 <= \$545 ;
-  always @(posedge clk)
-    tag_d5 <= \$546 ;
-  always @(posedge clk)
-    tag_d6 <= \$547 ;
-  always @(posedge clk)
-    tag_d7 <= \$548 ;
-  always @(posedge clk)
-    tag_d8 <= \$549 ;
-  always @(posedge clk)
-    tag_d9 <= \$550 ;
-  always @(posedge clk)
-    tag_d10 <= \$551 ;
-  always @(posedge clk)
-    tag_d11 <= \$552 ;
-  always @(posedge clk)
-    tag_d12 <= \$553 ;
-  always @(posedge clk)
-    tag_d13 <= \$554 ;
-  always @(posedge clk)
-    tag_d14 <= \$555 ;
-  always @(posedge clk)
-    at_psum <= \$556 ;
-  always @(posedge clk)
-    valid <= \$557 ;
-  always @(posedge clk)
-    acc <= \$558 ;
-  always @(posedge clk)
-    row_nt <= \$559 ;
-  always @(posedge clk)
-    out_nt_d1 <= \$560 ;
-  always @(posedge clk)
-    out_nt_d2 <= \$561 ;
-  always @(posedge clk)
-    out_nt_d3 <= \$562 ;
-  always @(posedge clk)
-    out_nt_d4 <= \$563 ;
-  always @(posedge clk)
-    out_nt_d5 <= \$564 ;
+    out_nt_d5 <= \$447 ;
   assign cmd__ready = ~ busy;
   assign \$1  = ~ busy;
   assign \$2  = cmd__valid & \$1 ;
@@ -15741,304 +15469,355 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$110  = ~ \$109 ;
   assign wt_go = \$107  & \$110 ;
   assign \$111  = load_koff + 1'h0;
-  assign \$112  = \$111  < cmd[21:13];
-  assign \$113  = \$112  ? \$signature__data [7:0] : 8'h00;
-  assign \$114  = load_koff + 1'h1;
-  assign \$115  = \$114  < cmd[21:13];
-  assign \$116  = \$115  ? \$signature__data [15:8] : 8'h00;
-  assign \$117  = load_koff + 2'h2;
-  assign \$118  = \$117  < cmd[21:13];
-  assign \$119  = \$118  ? \$signature__data [23:16] : 8'h00;
-  assign \$120  = load_koff + 2'h3;
-  assign \$121  = \$120  < cmd[21:13];
-  assign \$122  = \$121  ? \$signature__data [31:24] : 8'h00;
-  assign \$123  = load_koff + 3'h4;
-  assign \$124  = \$123  < cmd[21:13];
-  assign \$125  = \$124  ? \$signature__data [39:32] : 8'h00;
-  assign \$126  = load_koff + 3'h5;
-  assign \$127  = \$126  < cmd[21:13];
-  assign \$128  = \$127  ? \$signature__data [47:40] : 8'h00;
-  assign \$129  = load_koff + 3'h6;
-  assign \$130  = \$129  < cmd[21:13];
-  assign \$131  = \$130  ? \$signature__data [55:48] : 8'h00;
-  assign \$132  = load_koff + 3'h7;
-  assign \$133  = \$132  < cmd[21:13];
-  assign \$134  = \$133  ? \$signature__data [63:56] : 8'h00;
-  assign \$135  = load_koff + 1'h0;
-  assign \$136  = \$135  < cmd[21:13];
-  assign \$137  = \$136  ? \$signature__data$116 [7:0] : 8'h00;
-  assign \$138  = load_koff + 1'h1;
-  assign \$139  = \$138  < cmd[21:13];
-  assign \$140  = \$139  ? \$signature__data$116 [15:8] : 8'h00;
-  assign \$141  = load_koff + 2'h2;
-  assign \$142  = \$141  < cmd[21:13];
-  assign \$143  = \$142  ? \$signature__data$116 [23:16] : 8'h00;
-  assign \$144  = load_koff + 2'h3;
-  assign \$145  = \$144  < cmd[21:13];
-  assign \$146  = \$145  ? \$signature__data$116 [31:24] : 8'h00;
-  assign \$147  = load_koff + 3'h4;
-  assign \$148  = \$147  < cmd[21:13];
-  assign \$149  = \$148  ? \$signature__data$116 [39:32] : 8'h00;
-  assign \$150  = load_koff + 3'h5;
-  assign \$151  = \$150  < cmd[21:13];
-  assign \$152  = \$151  ? \$signature__data$116 [47:40] : 8'h00;
-  assign \$153  = load_koff + 3'h6;
-  assign \$154  = \$153  < cmd[21:13];
-  assign \$155  = \$154  ? \$signature__data$116 [55:48] : 8'h00;
-  assign \$156  = load_koff + 3'h7;
-  assign \$157  = \$156  < cmd[21:13];
-  assign \$158  = \$157  ? \$signature__data$116 [63:56] : 8'h00;
-  assign \$159  = load_koff + 1'h0;
-  assign \$160  = \$159  < cmd[21:13];
-  assign \$161  = \$160  ? \$signature__data$117 [7:0] : 8'h00;
-  assign \$162  = load_koff + 1'h1;
-  assign \$163  = \$162  < cmd[21:13];
-  assign \$164  = \$163  ? \$signature__data$117 [15:8] : 8'h00;
-  assign \$165  = load_koff + 2'h2;
-  assign \$166  = \$165  < cmd[21:13];
-  assign \$167  = \$166  ? \$signature__data$117 [23:16] : 8'h00;
-  assign \$168  = load_koff + 2'h3;
-  assign \$169  = \$168  < cmd[21:13];
-  assign \$170  = \$169  ? \$signature__data$117 [31:24] : 8'h00;
-  assign \$171  = load_koff + 3'h4;
-  assign \$172  = \$171  < cmd[21:13];
-  assign \$173  = \$172  ? \$signature__data$117 [39:32] : 8'h00;
-  assign \$174  = load_koff + 3'h5;
-  assign \$175  = \$174  < cmd[21:13];
-  assign \$176  = \$175  ? \$signature__data$117 [47:40] : 8'h00;
-  assign \$177  = load_koff + 3'h6;
-  assign \$178  = \$177  < cmd[21:13];
-  assign \$179  = \$178  ? \$signature__data$117 [55:48] : 8'h00;
-  assign \$180  = load_koff + 3'h7;
-  assign \$181  = \$180  < cmd[21:13];
-  assign \$182  = \$181  ? \$signature__data$117 [63:56] : 8'h00;
-  assign \$183  = load_koff + 1'h0;
-  assign \$184  = \$183  < cmd[21:13];
-  assign \$185  = \$184  ? \$signature__data$118 [7:0] : 8'h00;
-  assign \$186  = load_koff + 1'h1;
-  assign \$187  = \$186  < cmd[21:13];
-  assign \$188  = \$187  ? \$signature__data$118 [15:8] : 8'h00;
-  assign \$189  = load_koff + 2'h2;
-  assign \$190  = \$189  < cmd[21:13];
-  assign \$191  = \$190  ? \$signature__data$118 [23:16] : 8'h00;
-  assign \$192  = load_koff + 2'h3;
-  assign \$193  = \$192  < cmd[21:13];
-  assign \$194  = \$193  ? \$signature__data$118 [31:24] : 8'h00;
-  assign \$195  = load_koff + 3'h4;
-  assign \$196  = \$195  < cmd[21:13];
-  assign \$197  = \$196  ? \$signature__data$118 [39:32] : 8'h00;
-  assign \$198  = load_koff + 3'h5;
-  assign \$199  = \$198  < cmd[21:13];
-  assign \$200  = \$199  ? \$signature__data$118 [47:40] : 8'h00;
-  assign \$201  = load_koff + 3'h6;
-  assign \$202  = \$201  < cmd[21:13];
-  assign \$203  = \$202  ? \$signature__data$118 [55:48] : 8'h00;
-  assign \$204  = load_koff + 3'h7;
-  assign \$205  = \$204  < cmd[21:13];
-  assign \$206  = \$205  ? \$signature__data$118 [63:56] : 8'h00;
-  assign \$207  = load_koff + 1'h0;
-  assign \$208  = \$207  < cmd[21:13];
-  assign \$209  = \$208  ? \$signature__data$119 [7:0] : 8'h00;
-  assign \$210  = load_koff + 1'h1;
-  assign \$211  = \$210  < cmd[21:13];
-  assign \$212  = \$211  ? \$signature__data$119 [15:8] : 8'h00;
-  assign \$213  = load_koff + 2'h2;
-  assign \$214  = \$213  < cmd[21:13];
-  assign \$215  = \$214  ? \$signature__data$119 [23:16] : 8'h00;
-  assign \$216  = load_koff + 2'h3;
-  assign \$217  = \$216  < cmd[21:13];
-  assign \$218  = \$217  ? \$signature__data$119 [31:24] : 8'h00;
-  assign \$219  = load_koff + 3'h4;
-  assign \$220  = \$219  < cmd[21:13];
-  assign \$221  = \$220  ? \$signature__data$119 [39:32] : 8'h00;
-  assign \$222  = load_koff + 3'h5;
-  assign \$223  = \$222  < cmd[21:13];
-  assign \$224  = \$223  ? \$signature__data$119 [47:40] : 8'h00;
-  assign \$225  = load_koff + 3'h6;
-  assign \$226  = \$225  < cmd[21:13];
-  assign \$227  = \$226  ? \$signature__data$119 [55:48] : 8'h00;
-  assign \$228  = load_koff + 3'h7;
-  assign \$229  = \$228  < cmd[21:13];
-  assign \$230  = \$229  ? \$signature__data$119 [63:56] : 8'h00;
-  assign \$231  = load_koff + 1'h0;
-  assign \$232  = \$231  < cmd[21:13];
-  assign \$233  = \$232  ? \$signature__data$120 [7:0] : 8'h00;
-  assign \$234  = load_koff + 1'h1;
-  assign \$235  = \$234  < cmd[21:13];
-  assign \$236  = \$235  ? \$signature__data$120 [15:8] : 8'h00;
-  assign \$237  = load_koff + 2'h2;
-  assign \$238  = \$237  < cmd[21:13];
-  assign \$239  = \$238  ? \$signature__data$120 [23:16] : 8'h00;
-  assign \$240  = load_koff + 2'h3;
-  assign \$241  = \$240  < cmd[21:13];
-  assign \$242  = \$241  ? \$signature__data$120 [31:24] : 8'h00;
-  assign \$243  = load_koff + 3'h4;
-  assign \$244  = \$243  < cmd[21:13];
-  assign \$245  = \$244  ? \$signature__data$120 [39:32] : 8'h00;
-  assign \$246  = load_koff + 3'h5;
-  assign \$247  = \$246  < cmd[21:13];
-  assign \$248  = \$247  ? \$signature__data$120 [47:40] : 8'h00;
-  assign \$249  = load_koff + 3'h6;
-  assign \$250  = \$249  < cmd[21:13];
-  assign \$251  = \$250  ? \$signature__data$120 [55:48] : 8'h00;
-  assign \$252  = load_koff + 3'h7;
-  assign \$253  = \$252  < cmd[21:13];
-  assign \$254  = \$253  ? \$signature__data$120 [63:56] : 8'h00;
-  assign \$255  = load_koff + 1'h0;
-  assign \$256  = \$255  < cmd[21:13];
-  assign \$257  = \$256  ? \$signature__data$121 [7:0] : 8'h00;
-  assign \$258  = load_koff + 1'h1;
-  assign \$259  = \$258  < cmd[21:13];
-  assign \$260  = \$259  ? \$signature__data$121 [15:8] : 8'h00;
-  assign \$261  = load_koff + 2'h2;
-  assign \$262  = \$261  < cmd[21:13];
-  assign \$263  = \$262  ? \$signature__data$121 [23:16] : 8'h00;
-  assign \$264  = load_koff + 2'h3;
-  assign \$265  = \$264  < cmd[21:13];
-  assign \$266  = \$265  ? \$signature__data$121 [31:24] : 8'h00;
-  assign \$267  = load_koff + 3'h4;
-  assign \$268  = \$267  < cmd[21:13];
-  assign \$269  = \$268  ? \$signature__data$121 [39:32] : 8'h00;
-  assign \$270  = load_koff + 3'h5;
-  assign \$271  = \$270  < cmd[21:13];
-  assign \$272  = \$271  ? \$signature__data$121 [47:40] : 8'h00;
-  assign \$273  = load_koff + 3'h6;
-  assign \$274  = \$273  < cmd[21:13];
-  assign \$275  = \$274  ? \$signature__data$121 [55:48] : 8'h00;
-  assign \$276  = load_koff + 3'h7;
-  assign \$277  = \$276  < cmd[21:13];
-  assign \$278  = \$277  ? \$signature__data$121 [63:56] : 8'h00;
-  assign \$279  = load_koff + 1'h0;
-  assign \$280  = \$279  < cmd[21:13];
-  assign \$281  = \$280  ? \$signature__data$122 [7:0] : 8'h00;
-  assign \$282  = load_koff + 1'h1;
-  assign \$283  = \$282  < cmd[21:13];
-  assign \$284  = \$283  ? \$signature__data$122 [15:8] : 8'h00;
-  assign \$285  = load_koff + 2'h2;
-  assign \$286  = \$285  < cmd[21:13];
-  assign \$287  = \$286  ? \$signature__data$122 [23:16] : 8'h00;
-  assign \$288  = load_koff + 2'h3;
-  assign \$289  = \$288  < cmd[21:13];
-  assign \$290  = \$289  ? \$signature__data$122 [31:24] : 8'h00;
-  assign \$291  = load_koff + 3'h4;
-  assign \$292  = \$291  < cmd[21:13];
-  assign \$293  = \$292  ? \$signature__data$122 [39:32] : 8'h00;
-  assign \$294  = load_koff + 3'h5;
-  assign \$295  = \$294  < cmd[21:13];
-  assign \$296  = \$295  ? \$signature__data$122 [47:40] : 8'h00;
-  assign \$297  = load_koff + 3'h6;
-  assign \$298  = \$297  < cmd[21:13];
-  assign \$299  = \$298  ? \$signature__data$122 [55:48] : 8'h00;
-  assign \$300  = load_koff + 3'h7;
-  assign \$301  = \$300  < cmd[21:13];
-  assign \$302  = \$301  ? \$signature__data$122 [63:56] : 8'h00;
-  assign \$303  = ri_koff + 4'h8;
-  assign ri_klast = \$303  >= cmd[21:13];
-  assign \$304  = cmd[12:0] - ri_mbase;
-  assign \$305  = $signed(\$304 ) < $signed(6'h10);
-  assign \$306  = cmd[12:0] - ri_mbase;
-  assign \$307  = \$305  ? \$306  : 14'h0010;
-  assign \$308  = ~ ri_done;
-  assign \$309  = busy & \$308 ;
-  assign \$310  = tiles_ahead >= 1'h1;
-  assign \$311  = \$309  & \$310 ;
-  assign \$312  = ld_blocks > seq_block;
-  assign \$313  = \$311  & \$312 ;
-  assign \$314  = ~ ri_klast;
-  assign \$315  = reserved < 7'h7f;
-  assign \$316  = pl_tiles > ri_nt;
-  assign \$317  = pl_n == cmd[30:22];
-  assign \$318  = \$316  | \$317 ;
-  assign \$319  = \$315  & \$318 ;
-  assign \$320  = \$314  | \$319 ;
-  assign ri_go = \$313  & \$320 ;
-  assign \$321  = ri_go & ri_klast;
-  assign \$322  = $signed(_act_read__data[7:0]) - $signed(cmd[38:31]);
-  assign \$323  = $signed(_act_read__data[15:8]) - $signed(cmd[38:31]);
-  assign \$324  = $signed(_act_read__data[23:16]) - $signed(cmd[38:31]);
-  assign \$325  = $signed(_act_read__data[31:24]) - $signed(cmd[38:31]);
-  assign \$326  = $signed(_act_read__data[39:32]) - $signed(cmd[38:31]);
-  assign \$327  = $signed(_act_read__data[47:40]) - $signed(cmd[38:31]);
-  assign \$328  = $signed(_act_read__data[55:48]) - $signed(cmd[38:31]);
-  assign \$329  = $signed(_act_read__data[63:56]) - $signed(cmd[38:31]);
-  assign \$330  = at_psum[1] ? 32'd0 : acc_rp__data[31:0];
-  assign \$331  = $signed(\$330 ) + $signed(psum[31:0]);
-  assign \$332  = at_psum[1] ? 32'd0 : acc_rp__data[63:32];
-  assign \$333  = $signed(\$332 ) + $signed(psum[63:32]);
-  assign \$334  = at_psum[1] ? 32'd0 : acc_rp__data[95:64];
-  assign \$335  = $signed(\$334 ) + $signed(psum[95:64]);
-  assign \$336  = at_psum[1] ? 32'd0 : acc_rp__data[127:96];
-  assign \$337  = $signed(\$336 ) + $signed(psum[127:96]);
-  assign \$338  = at_psum[1] ? 32'd0 : acc_rp__data[159:128];
-  assign \$339  = $signed(\$338 ) + $signed(psum[159:128]);
-  assign \$340  = at_psum[1] ? 32'd0 : acc_rp__data[191:160];
-  assign \$341  = $signed(\$340 ) + $signed(psum[191:160]);
-  assign \$342  = at_psum[1] ? 32'd0 : acc_rp__data[223:192];
-  assign \$343  = $signed(\$342 ) + $signed(psum[223:192]);
-  assign \$344  = at_psum[1] ? 32'd0 : acc_rp__data[255:224];
-  assign \$345  = $signed(\$344 ) + $signed(psum[255:224]);
-  assign \$346  = ~ at_psum[2];
-  assign acc_wp__en = at_psum[0] & \$346 ;
-  assign \$347  = out_nt_d5 * 4'h8;
-  assign \$348  = \$347  + 1'h0;
-  assign \$349  = \$348  < cmd[30:22];
-  assign \$350  = \$349  ? out[7:0] : 8'h00;
-  assign \$351  = out_nt_d5 * 4'h8;
-  assign \$352  = \$351  + 1'h1;
-  assign \$353  = \$352  < cmd[30:22];
-  assign \$354  = \$353  ? out[15:8] : 8'h00;
-  assign \$355  = out_nt_d5 * 4'h8;
-  assign \$356  = \$355  + 2'h2;
-  assign \$357  = \$356  < cmd[30:22];
-  assign \$358  = \$357  ? out[23:16] : 8'h00;
-  assign \$359  = out_nt_d5 * 4'h8;
-  assign \$360  = \$359  + 2'h3;
-  assign \$361  = \$360  < cmd[30:22];
-  assign \$362  = \$361  ? out[31:24] : 8'h00;
-  assign \$363  = out_nt_d5 * 4'h8;
-  assign \$364  = \$363  + 3'h4;
-  assign \$365  = \$364  < cmd[30:22];
-  assign \$366  = \$365  ? out[39:32] : 8'h00;
-  assign \$367  = out_nt_d5 * 4'h8;
-  assign \$368  = \$367  + 3'h5;
-  assign \$369  = \$368  < cmd[30:22];
-  assign \$370  = \$369  ? out[47:40] : 8'h00;
-  assign \$371  = out_nt_d5 * 4'h8;
-  assign \$372  = \$371  + 3'h6;
-  assign \$373  = \$372  < cmd[30:22];
-  assign \$374  = \$373  ? out[55:48] : 8'h00;
-  assign \$375  = out_nt_d5 * 4'h8;
-  assign \$376  = \$375  + 3'h7;
-  assign \$377  = \$376  < cmd[30:22];
-  assign \$378  = \$377  ? out[63:56] : 8'h00;
-  assign \$379  = ~ busy;
-  assign \$380  = cmd__valid & \$379 ;
-  assign \$381  = | cmd__payload[12:0];
-  assign \$382  = ~ \$381 ;
-  assign \$383  = | cmd__payload[21:13];
-  assign \$384  = ~ \$383 ;
-  assign \$385  = \$382  | \$384 ;
-  assign \$386  = | cmd__payload[30:22];
-  assign \$387  = ~ \$386 ;
-  assign \$388  = \$385  | \$387 ;
-  assign \$389  = cmd__payload[12:0] > 13'h1000;
-  assign \$390  = \$388  | \$389 ;
-  assign \$391  = cmd__payload[21:13] > 9'h100;
-  assign \$392  = \$390  | \$391 ;
-  assign \$393  = cmd__payload[30:22] > 9'h100;
-  assign \$394  = \$392  | \$393 ;
-  assign \$395  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
-  assign \$396  = \$394  | \$395 ;
-  assign \$397  = | cmd__payload[12:0];
-  assign \$398  = ~ \$397 ;
-  assign \$399  = | cmd__payload[21:13];
-  assign \$400  = ~ \$399 ;
-  assign \$401  = \$398  | \$400 ;
-  assign \$402  = | cmd__payload[30:22];
-  assign \$403  = ~ \$402 ;
-  assign \$404  = \$401  | \$403 ;
-  assign \$405  = cmd__payload[12:0] > 13'h1000;
-  assign \$406  = \$404  | \$405 ;
+  assign load_mask0 = \$111  < cmd[21:13];
+  assign \$112  = load_koff + 1'h1;
+  assign load_mask1 = \$112  < cmd[21:13];
+  assign \$113  = load_koff + 2'h2;
+  assign load_mask2 = \$113  < cmd[21:13];
+  assign \$114  = load_koff + 2'h3;
+  assign load_mask3 = \$114  < cmd[21:13];
+  assign \$115  = load_koff + 3'h4;
+  assign load_mask4 = \$115  < cmd[21:13];
+  assign \$116  = load_koff + 3'h5;
+  assign load_mask5 = \$116  < cmd[21:13];
+  assign \$117  = load_koff + 3'h6;
+  assign load_mask6 = \$117  < cmd[21:13];
+  assign \$118  = load_koff + 3'h7;
+  assign load_mask7 = \$118  < cmd[21:13];
+  assign \$119  = load_mask0 ? \$signature__data [7:0] : 8'h00;
+  assign \$120  = load_mask1 ? \$signature__data [15:8] : 8'h00;
+  assign \$121  = load_mask2 ? \$signature__data [23:16] : 8'h00;
+  assign \$122  = load_mask3 ? \$signature__data [31:24] : 8'h00;
+  assign \$123  = load_mask4 ? \$signature__data [39:32] : 8'h00;
+  assign \$124  = load_mask5 ? \$signature__data [47:40] : 8'h00;
+  assign \$125  = load_mask6 ? \$signature__data [55:48] : 8'h00;
+  assign \$126  = load_mask7 ? \$signature__data [63:56] : 8'h00;
+  assign \$127  = load_mask0 ? \$signature__data$124 [7:0] : 8'h00;
+  assign \$128  = load_mask1 ? \$signature__data$124 [15:8] : 8'h00;
+  assign \$129  = load_mask2 ? \$signature__data$124 [23:16] : 8'h00;
+  assign \$130  = load_mask3 ? \$signature__data$124 [31:24] : 8'h00;
+  assign \$131  = load_mask4 ? \$signature__data$124 [39:32] : 8'h00;
+  assign \$132  = load_mask5 ? \$signature__data$124 [47:40] : 8'h00;
+  assign \$133  = load_mask6 ? \$signature__data$124 [55:48] : 8'h00;
+  assign \$134  = load_mask7 ? \$signature__data$124 [63:56] : 8'h00;
+  assign \$135  = load_mask0 ? \$signature__data$125 [7:0] : 8'h00;
+  assign \$136  = load_mask1 ? \$signature__data$125 [15:8] : 8'h00;
+  assign \$137  = load_mask2 ? \$signature__data$125 [23:16] : 8'h00;
+  assign \$138  = load_mask3 ? \$signature__data$125 [31:24] : 8'h00;
+  assign \$139  = load_mask4 ? \$signature__data$125 [39:32] : 8'h00;
+  assign \$140  = load_mask5 ? \$signature__data$125 [47:40] : 8'h00;
+  assign \$141  = load_mask6 ? \$signature__data$125 [55:48] : 8'h00;
+  assign \$142  = load_mask7 ? \$signature__data$125 [63:56] : 8'h00;
+  assign \$143  = load_mask0 ? \$signature__data$126 [7:0] : 8'h00;
+  assign \$144  = load_mask1 ? \$signature__data$126 [15:8] : 8'h00;
+  assign \$145  = load_mask2 ? \$signature__data$126 [23:16] : 8'h00;
+  assign \$146  = load_mask3 ? \$signature__data$126 [31:24] : 8'h00;
+  assign \$147  = load_mask4 ? \$signature__data$126 [39:32] : 8'h00;
+  assign \$148  = load_mask5 ? \$signature__data$126 [47:40] : 8'h00;
+  assign \$149  = load_mask6 ? \$signature__data$126 [55:48] : 8'h00;
+  assign \$150  = load_mask7 ? \$signature__data$126 [63:56] : 8'h00;
+  assign \$151  = load_mask0 ? \$signature__data$127 [7:0] : 8'h00;
+  assign \$152  = load_mask1 ? \$signature__data$127 [15:8] : 8'h00;
+  assign \$153  = load_mask2 ? \$signature__data$127 [23:16] : 8'h00;
+  assign \$154  = load_mask3 ? \$signature__data$127 [31:24] : 8'h00;
+  assign \$155  = load_mask4 ? \$signature__data$127 [39:32] : 8'h00;
+  assign \$156  = load_mask5 ? \$signature__data$127 [47:40] : 8'h00;
+  assign \$157  = load_mask6 ? \$signature__data$127 [55:48] : 8'h00;
+  assign \$158  = load_mask7 ? \$signature__data$127 [63:56] : 8'h00;
+  assign \$159  = load_mask0 ? \$signature__data$128 [7:0] : 8'h00;
+  assign \$160  = load_mask1 ? \$signature__data$128 [15:8] : 8'h00;
+  assign \$161  = load_mask2 ? \$signature__data$128 [23:16] : 8'h00;
+  assign \$162  = load_mask3 ? \$signature__data$128 [31:24] : 8'h00;
+  assign \$163  = load_mask4 ? \$signature__data$128 [39:32] : 8'h00;
+  assign \$164  = load_mask5 ? \$signature__data$128 [47:40] : 8'h00;
+  assign \$165  = load_mask6 ? \$signature__data$128 [55:48] : 8'h00;
+  assign \$166  = load_mask7 ? \$signature__data$128 [63:56] : 8'h00;
+  assign \$167  = load_mask0 ? \$signature__data$129 [7:0] : 8'h00;
+  assign \$168  = load_mask1 ? \$signature__data$129 [15:8] : 8'h00;
+  assign \$169  = load_mask2 ? \$signature__data$129 [23:16] : 8'h00;
+  assign \$170  = load_mask3 ? \$signature__data$129 [31:24] : 8'h00;
+  assign \$171  = load_mask4 ? \$signature__data$129 [39:32] : 8'h00;
+  assign \$172  = load_mask5 ? \$signature__data$129 [47:40] : 8'h00;
+  assign \$173  = load_mask6 ? \$signature__data$129 [55:48] : 8'h00;
+  assign \$174  = load_mask7 ? \$signature__data$129 [63:56] : 8'h00;
+  assign \$175  = load_mask0 ? \$signature__data$130 [7:0] : 8'h00;
+  assign \$176  = load_mask1 ? \$signature__data$130 [15:8] : 8'h00;
+  assign \$177  = load_mask2 ? \$signature__data$130 [23:16] : 8'h00;
+  assign \$178  = load_mask3 ? \$signature__data$130 [31:24] : 8'h00;
+  assign \$179  = load_mask4 ? \$signature__data$130 [39:32] : 8'h00;
+  assign \$180  = load_mask5 ? \$signature__data$130 [47:40] : 8'h00;
+  assign \$181  = load_mask6 ? \$signature__data$130 [55:48] : 8'h00;
+  assign \$182  = load_mask7 ? \$signature__data$130 [63:56] : 8'h00;
+  assign \$183  = ri_koff + 4'h8;
+  assign ri_klast = \$183  >= cmd[21:13];
+  assign \$184  = cmd[12:0] - ri_mbase;
+  assign \$185  = $signed(\$184 ) < $signed(6'h10);
+  assign \$186  = cmd[12:0] - ri_mbase;
+  assign \$187  = \$185  ? \$186  : 14'h0010;
+  assign \$189  = ~ ri_done;
+  assign \$190  = busy & \$189 ;
+  assign \$191  = tiles_ahead >= 1'h1;
+  assign \$192  = \$190  & \$191 ;
+  assign \$193  = ld_blocks > seq_block;
+  assign \$194  = \$192  & \$193 ;
+  assign \$195  = ~ ri_final;
+  assign \$196  = reserved < 7'h7f;
+  assign \$197  = pl_tiles > ri_nt;
+  assign \$198  = pl_n == cmd[30:22];
+  assign \$199  = \$197  | \$198 ;
+  assign \$200  = \$196  & \$199 ;
+  assign \$201  = \$195  | \$200 ;
+  assign ri_go = \$194  & \$201 ;
+  assign \$202  = ri_go & ri_final;
+  assign \$203  = $signed(_act_read__data[7:0]) - $signed(cmd[38:31]);
+  assign \$204  = $signed(_act_read__data[15:8]) - $signed(cmd[38:31]);
+  assign \$205  = $signed(_act_read__data[23:16]) - $signed(cmd[38:31]);
+  assign \$206  = $signed(_act_read__data[31:24]) - $signed(cmd[38:31]);
+  assign \$207  = $signed(_act_read__data[39:32]) - $signed(cmd[38:31]);
+  assign \$208  = $signed(_act_read__data[47:40]) - $signed(cmd[38:31]);
+  assign \$209  = $signed(_act_read__data[55:48]) - $signed(cmd[38:31]);
+  assign \$210  = $signed(_act_read__data[63:56]) - $signed(cmd[38:31]);
+  assign \$211  = at_psum[1] ? 32'd0 : acc_rp__data[31:0];
+  assign \$212  = $signed(\$211 ) + $signed(psum[31:0]);
+  assign \$213  = at_psum[1] ? 32'd0 : acc_rp__data[63:32];
+  assign \$214  = $signed(\$213 ) + $signed(psum[63:32]);
+  assign \$215  = at_psum[1] ? 32'd0 : acc_rp__data[95:64];
+  assign \$216  = $signed(\$215 ) + $signed(psum[95:64]);
+  assign \$217  = at_psum[1] ? 32'd0 : acc_rp__data[127:96];
+  assign \$218  = $signed(\$217 ) + $signed(psum[127:96]);
+  assign \$219  = at_psum[1] ? 32'd0 : acc_rp__data[159:128];
+  assign \$220  = $signed(\$219 ) + $signed(psum[159:128]);
+  assign \$221  = at_psum[1] ? 32'd0 : acc_rp__data[191:160];
+  assign \$222  = $signed(\$221 ) + $signed(psum[191:160]);
+  assign \$223  = at_psum[1] ? 32'd0 : acc_rp__data[223:192];
+  assign \$224  = $signed(\$223 ) + $signed(psum[223:192]);
+  assign \$225  = at_psum[1] ? 32'd0 : acc_rp__data[255:224];
+  assign \$226  = $signed(\$225 ) + $signed(psum[255:224]);
+  assign \$227  = ~ at_psum[2];
+  assign acc_wp__en = at_psum[0] & \$227 ;
+  assign \$228  = out_nt_d5 * 4'h8;
+  assign \$229  = \$228  + 1'h0;
+  assign \$230  = \$229  < cmd[30:22];
+  assign \$231  = \$230  ? out[7:0] : 8'h00;
+  assign \$232  = out_nt_d5 * 4'h8;
+  assign \$233  = \$232  + 1'h1;
+  assign \$234  = \$233  < cmd[30:22];
+  assign \$235  = \$234  ? out[15:8] : 8'h00;
+  assign \$236  = out_nt_d5 * 4'h8;
+  assign \$237  = \$236  + 2'h2;
+  assign \$238  = \$237  < cmd[30:22];
+  assign \$239  = \$238  ? out[23:16] : 8'h00;
+  assign \$240  = out_nt_d5 * 4'h8;
+  assign \$241  = \$240  + 2'h3;
+  assign \$242  = \$241  < cmd[30:22];
+  assign \$243  = \$242  ? out[31:24] : 8'h00;
+  assign \$244  = out_nt_d5 * 4'h8;
+  assign \$245  = \$244  + 3'h4;
+  assign \$246  = \$245  < cmd[30:22];
+  assign \$247  = \$246  ? out[39:32] : 8'h00;
+  assign \$248  = out_nt_d5 * 4'h8;
+  assign \$249  = \$248  + 3'h5;
+  assign \$250  = \$249  < cmd[30:22];
+  assign \$251  = \$250  ? out[47:40] : 8'h00;
+  assign \$252  = out_nt_d5 * 4'h8;
+  assign \$253  = \$252  + 3'h6;
+  assign \$254  = \$253  < cmd[30:22];
+  assign \$255  = \$254  ? out[55:48] : 8'h00;
+  assign \$256  = out_nt_d5 * 4'h8;
+  assign \$257  = \$256  + 3'h7;
+  assign \$258  = \$257  < cmd[30:22];
+  assign \$259  = \$258  ? out[63:56] : 8'h00;
+  assign \$260  = ~ busy;
+  assign \$261  = cmd__valid & \$260 ;
+  assign \$262  = | cmd__payload[12:0];
+  assign \$263  = ~ \$262 ;
+  assign \$264  = | cmd__payload[21:13];
+  assign \$265  = ~ \$264 ;
+  assign \$266  = \$263  | \$265 ;
+  assign \$267  = | cmd__payload[30:22];
+  assign \$268  = ~ \$267 ;
+  assign \$269  = \$266  | \$268 ;
+  assign \$270  = cmd__payload[12:0] > 13'h1000;
+  assign \$271  = \$269  | \$270 ;
+  assign \$272  = cmd__payload[21:13] > 9'h100;
+  assign \$273  = \$271  | \$272 ;
+  assign \$274  = cmd__payload[30:22] > 9'h100;
+  assign \$275  = \$273  | \$274 ;
+  assign \$276  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
+  assign \$277  = \$275  | \$276 ;
+  assign \$278  = | cmd__payload[12:0];
+  assign \$279  = ~ \$278 ;
+  assign \$280  = | cmd__payload[21:13];
+  assign \$281  = ~ \$280 ;
+  assign \$282  = \$279  | \$281 ;
+  assign \$283  = | cmd__payload[30:22];
+  assign \$284  = ~ \$283 ;
+  assign \$285  = \$282  | \$284 ;
+  assign \$286  = cmd__payload[12:0] > 13'h1000;
+  assign \$287  = \$285  | \$286 ;
+  assign \$288  = cmd__payload[21:13] > 9'h100;
+  assign \$289  = \$287  | \$288 ;
+  assign \$290  = cmd__payload[30:22] > 9'h100;
+  assign \$291  = \$289  | \$290 ;
+  assign \$292  = $signed(cmd__payload[54:47]) > $signed(cmd__payload[62:55]);
+  assign \$293  = \$291  | \$292 ;
+  assign \$294  = ~ \$293 ;
+  assign \$295  = ld_row < cmd[12:0];
+  assign \$296  = busy & \$295 ;
+  assign \$297  = seq_block + 2'h2;
+  assign \$298  = ld_blocks < \$297 ;
+  assign \$299  = \$296  & \$298 ;
+  assign \$300  = act__valid & \$299 ;
+  assign \$301  = ld_kt + 1'h1;
+  assign \$302  = ld_koff + 4'h8;
+  assign \$303  = ld_row + 1'h1;
+  assign \$304  = ld_mloc == 4'hf;
+  assign \$305  = ld_row + 1'h1;
+  assign \$306  = \$305  == cmd[12:0];
+  assign \$307  = \$304  | \$306 ;
+  assign \$308  = ld_blocks + 1'h1;
+  assign \$309  = ld_mloc + 1'h1;
+  assign \$310  = wl_n < cmd[30:22];
+  assign \$311  = busy & \$310 ;
+  assign \$312  = wgt__valid & \$311 ;
+  assign \$313  = wl_kt + 1'h1;
+  assign \$314  = wl_koff + 4'h8;
+  assign \$315  = wl_n + 1'h1;
+  assign \$316  = wl_col == 3'h7;
+  assign \$317  = wl_tiles + 1'h1;
+  assign \$318  = wl_col + 1'h1;
+  assign \$319  = pl_n < cmd[30:22];
+  assign \$320  = busy & \$319 ;
+  assign \$321  = par__valid & \$320 ;
+  assign \$322  = pl_n + 1'h1;
+  assign \$323  = pl_col == 3'h7;
+  assign \$324  = pl_tiles + 1'h1;
+  assign \$325  = pl_col + 1'h1;
+  assign \$326  = reserved + \$202 ;
+  assign \$327  = res__valid & res__ready;
+  assign \$328  = \$326  - \$327 ;
+  assign \$329  = ~ wt_bank;
+  assign \$330  = wt_kt + 1'h1;
+  assign \$331  = wt_koff + 4'h8;
+  assign \$332  = wt_n0 + 4'h8;
+  assign \$333  = \$332  >= cmd[30:22];
+  assign \$334  = wt_block + 1'h1;
+  assign \$335  = wt_mbase + 5'h10;
+  assign \$336  = wt_mbase + 5'h10;
+  assign \$337  = \$336  >= cmd[12:0];
+  assign \$338  = wt_nt + 1'h1;
+  assign \$339  = wt_n0 + 4'h8;
+  assign \$340  = \$187 [4:0] - 1'h1;
+  assign \$341  = ri_row == \$340 ;
+  assign \$342  = ~ ri_bank;
+  assign \$343  = ri_kt + 1'h1;
+  assign \$344  = ri_koff + 4'h8;
+  assign \$345  = ri_n0 + 4'h8;
+  assign \$346  = \$345  >= cmd[30:22];
+  assign \$347  = seq_block + 1'h1;
+  assign \$348  = ri_mbase + 5'h10;
+  assign \$349  = ri_mbase + 5'h10;
+  assign \$350  = \$349  >= cmd[12:0];
+  assign \$351  = ri_nt + 1'h1;
+  assign \$352  = ri_n0 + 4'h8;
+  assign \$353  = ri_row + 1'h1;
+  assign \$354  = tiles_ahead + wt_go;
+  assign \$355  = \$187 [4:0] - 1'h1;
+  assign \$356  = ri_row == \$355 ;
+  assign \$357  = ri_go & \$356 ;
+  assign \$359  = \$354  - \$358 ;
+  assign \$360  = \$187 [4:0] - 1'h1;
+  assign \$361  = ri_row == \$360 ;
+  assign \$362  = ri_go & \$361 ;
+  assign \$364  = ! ri_bank;
+  assign \$365  = \$363  & \$364 ;
+  assign \$366  = | bank0_drain;
+  assign \$367  = bank0_drain - 1'h1;
+  assign \$368  = \$187 [4:0] - 1'h1;
+  assign \$369  = ri_row == \$368 ;
+  assign \$370  = ri_go & \$369 ;
+  assign \$373  = \$371  & \$372 ;
+  assign \$374  = | bank1_drain;
+  assign \$375  = bank1_drain - 1'h1;
+  assign \$376  = | ri_kt;
+  assign \$377  = ~ \$376 ;
+  assign \$378  = at_psum[0] & at_psum[2];
+  assign \$379  = busy & ri_done;
+  assign \$380  = | reserved;
+  assign \$381  = ~ \$380 ;
+  assign \$382  = \$379  & \$381 ;
+  always @(posedge clk)
+    error <= \$383 ;
+  always @(posedge clk)
+    cmd <= \$384 ;
+  always @(posedge clk)
+    busy <= \$385 ;
+  always @(posedge clk)
+    ld_row <= \$386 ;
+  always @(posedge clk)
+    ld_mloc <= \$387 ;
+  always @(posedge clk)
+    ld_blocks <= \$388 ;
+  always @(posedge clk)
+    ld_kt <= \$389 ;
+  always @(posedge clk)
+    ld_koff <= \$390 ;
+  always @(posedge clk)
+    wl_n <= \$391 ;
+  always @(posedge clk)
+    wl_col <= \$392 ;
+  always @(posedge clk)
+    wl_tiles <= \$393 ;
+  always @(posedge clk)
+    wl_kt <= \$394 ;
+  always @(posedge clk)
+    wl_koff <= \$395 ;
+  always @(posedge clk)
+    pl_n <= \$396 ;
+  always @(posedge clk)
+    pl_col <= \$397 ;
+  always @(posedge clk)
+    pl_tiles <= \$398 ;
+  always @(posedge clk)
+    reserved <= \$399 ;
+  always @(posedge clk)
+    wt_block <= \$400 ;
+  always @(posedge clk)
+    wt_mbase <= \$401 ;
+  always @(posedge clk)
+    wt_nt <= \$402 ;
+  always @(posedge clk)
+    wt_n0 <= \$403 ;
+  always @(posedge clk)
+    wt_kt <= \$404 ;
+  always @(posedge clk)
+    wt_koff <= \$405 ;
+  always @(posedge clk)
+    wt_bank <= \$406 ;
+  always @(posedge clk)
+    wt_done <= \$407 ;
+  always @(posedge clk)
+    tiles_ahead <= \$408 ;
+  always @(posedge clk)
+    bank0_drain <= \$409 ;
+  always @(posedge clk)
+    bank1_drain <= \$410 ;
+  always @(posedge clk)
+    load <= \$411 ;
+  always @(posedge clk)
+    load_bank <= \$412 ;
+  always @(posedge clk)
+    load_koff <= \$413 ;
+  always @(posedge clk)
+    seq_block <= \$414 ;
+  always @(posedge clk)
+    ri_mbase <= \$415 ;
+  always @(posedge clk)
+    ri_nt <= \$416 ;
+  always @(posedge clk)
+    ri_n0 <= \$417 ;
+  always @(posedge clk)
+    ri_kt <= \$418 ;
   always @(posedge \array.clk )
     \array.skew_a3_d2  <= \$flatten\array.$8 ;
   always @(posedge \array.clk )
@@ -17100,10 +16879,10 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$19  = \$flatten\requant.$17  + \$flatten\requant.$18 ;
   assign \$flatten\requant.$20  = \$flatten\requant.$16  > \$flatten\requant.$19 ;
   assign \$flatten\requant.$21  = $signed(\$flatten\requant.$15 ) + $signed({ 1'h0, \$flatten\requant.$20  });
-  assign \$flatten\requant.$22  = $signed(\$flatten\requant.$203 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$23  = $signed(\$flatten\requant.$203 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$24  = \$flatten\requant.$23  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$203 [31:0];
-  assign \$flatten\requant.$25  = \$flatten\requant.$22  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$24 ;
+  assign \$flatten\requant.$22  = $signed(\$flatten\requant.$203 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$23  = $signed(\$flatten\requant.$203 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$24  = \$flatten\requant.$23  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$203 [31:0];
+  assign \$flatten\requant.$25  = \$flatten\requant.$22  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$24 ;
   assign \$flatten\requant.$26  = $signed(\requant.acc [63:32]) + $signed(\requant.params [101:70]);
   assign \$flatten\requant.$27  = $signed(\requant.params [139:134]) > $signed(1'h0);
   assign \$flatten\requant.$28  = \$flatten\requant.$27  ? \requant.params [139:134] : 6'h00;
@@ -17123,10 +16902,10 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$44  = \$flatten\requant.$42  + \$flatten\requant.$43 ;
   assign \$flatten\requant.$45  = \$flatten\requant.$41  > \$flatten\requant.$44 ;
   assign \$flatten\requant.$46  = $signed(\$flatten\requant.$40 ) + $signed({ 1'h0, \$flatten\requant.$45  });
-  assign \$flatten\requant.$47  = $signed(\$flatten\requant.$206 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$48  = $signed(\$flatten\requant.$206 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$49  = \$flatten\requant.$48  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$206 [31:0];
-  assign \$flatten\requant.$50  = \$flatten\requant.$47  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$49 ;
+  assign \$flatten\requant.$47  = $signed(\$flatten\requant.$206 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$48  = $signed(\$flatten\requant.$206 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$49  = \$flatten\requant.$48  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$206 [31:0];
+  assign \$flatten\requant.$50  = \$flatten\requant.$47  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$49 ;
   assign \$flatten\requant.$51  = $signed(\requant.acc [95:64]) + $signed(\requant.params [171:140]);
   assign \$flatten\requant.$52  = $signed(\requant.params [209:204]) > $signed(1'h0);
   assign \$flatten\requant.$53  = \$flatten\requant.$52  ? \requant.params [209:204] : 6'h00;
@@ -17146,10 +16925,10 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$69  = \$flatten\requant.$67  + \$flatten\requant.$68 ;
   assign \$flatten\requant.$70  = \$flatten\requant.$66  > \$flatten\requant.$69 ;
   assign \$flatten\requant.$71  = $signed(\$flatten\requant.$65 ) + $signed({ 1'h0, \$flatten\requant.$70  });
-  assign \$flatten\requant.$72  = $signed(\$flatten\requant.$209 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$73  = $signed(\$flatten\requant.$209 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$74  = \$flatten\requant.$73  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$209 [31:0];
-  assign \$flatten\requant.$75  = \$flatten\requant.$72  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$74 ;
+  assign \$flatten\requant.$72  = $signed(\$flatten\requant.$209 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$73  = $signed(\$flatten\requant.$209 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$74  = \$flatten\requant.$73  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$209 [31:0];
+  assign \$flatten\requant.$75  = \$flatten\requant.$72  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$74 ;
   assign \$flatten\requant.$76  = $signed(\requant.acc [127:96]) + $signed(\requant.params [241:210]);
   assign \$flatten\requant.$77  = $signed(\requant.params [279:274]) > $signed(1'h0);
   assign \$flatten\requant.$78  = \$flatten\requant.$77  ? \requant.params [279:274] : 6'h00;
@@ -17169,10 +16948,10 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$94  = \$flatten\requant.$92  + \$flatten\requant.$93 ;
   assign \$flatten\requant.$95  = \$flatten\requant.$91  > \$flatten\requant.$94 ;
   assign \$flatten\requant.$96  = $signed(\$flatten\requant.$90 ) + $signed({ 1'h0, \$flatten\requant.$95  });
-  assign \$flatten\requant.$97  = $signed(\$flatten\requant.$212 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$98  = $signed(\$flatten\requant.$212 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$99  = \$flatten\requant.$98  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$212 [31:0];
-  assign \$flatten\requant.$100  = \$flatten\requant.$97  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$99 ;
+  assign \$flatten\requant.$97  = $signed(\$flatten\requant.$212 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$98  = $signed(\$flatten\requant.$212 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$99  = \$flatten\requant.$98  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$212 [31:0];
+  assign \$flatten\requant.$100  = \$flatten\requant.$97  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$99 ;
   assign \$flatten\requant.$101  = $signed(\requant.acc [159:128]) + $signed(\requant.params [311:280]);
   assign \$flatten\requant.$102  = $signed(\requant.params [349:344]) > $signed(1'h0);
   assign \$flatten\requant.$103  = \$flatten\requant.$102  ? \requant.params [349:344] : 6'h00;
@@ -17192,10 +16971,10 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$119  = \$flatten\requant.$117  + \$flatten\requant.$118 ;
   assign \$flatten\requant.$120  = \$flatten\requant.$116  > \$flatten\requant.$119 ;
   assign \$flatten\requant.$121  = $signed(\$flatten\requant.$115 ) + $signed({ 1'h0, \$flatten\requant.$120  });
-  assign \$flatten\requant.$122  = $signed(\$flatten\requant.$215 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$123  = $signed(\$flatten\requant.$215 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$124  = \$flatten\requant.$123  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$215 [31:0];
-  assign \$flatten\requant.$125  = \$flatten\requant.$122  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$124 ;
+  assign \$flatten\requant.$122  = $signed(\$flatten\requant.$215 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$123  = $signed(\$flatten\requant.$215 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$124  = \$flatten\requant.$123  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$215 [31:0];
+  assign \$flatten\requant.$125  = \$flatten\requant.$122  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$124 ;
   assign \$flatten\requant.$126  = $signed(\requant.acc [191:160]) + $signed(\requant.params [381:350]);
   assign \$flatten\requant.$127  = $signed(\requant.params [419:414]) > $signed(1'h0);
   assign \$flatten\requant.$128  = \$flatten\requant.$127  ? \requant.params [419:414] : 6'h00;
@@ -17215,10 +16994,10 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$144  = \$flatten\requant.$142  + \$flatten\requant.$143 ;
   assign \$flatten\requant.$145  = \$flatten\requant.$141  > \$flatten\requant.$144 ;
   assign \$flatten\requant.$146  = $signed(\$flatten\requant.$140 ) + $signed({ 1'h0, \$flatten\requant.$145  });
-  assign \$flatten\requant.$147  = $signed(\$flatten\requant.$218 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$148  = $signed(\$flatten\requant.$218 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$149  = \$flatten\requant.$148  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$218 [31:0];
-  assign \$flatten\requant.$150  = \$flatten\requant.$147  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$149 ;
+  assign \$flatten\requant.$147  = $signed(\$flatten\requant.$218 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$148  = $signed(\$flatten\requant.$218 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$149  = \$flatten\requant.$148  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$218 [31:0];
+  assign \$flatten\requant.$150  = \$flatten\requant.$147  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$149 ;
   assign \$flatten\requant.$151  = $signed(\requant.acc [223:192]) + $signed(\requant.params [451:420]);
   assign \$flatten\requant.$152  = $signed(\requant.params [489:484]) > $signed(1'h0);
   assign \$flatten\requant.$153  = \$flatten\requant.$152  ? \requant.params [489:484] : 6'h00;
@@ -17238,10 +17017,10 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$169  = \$flatten\requant.$167  + \$flatten\requant.$168 ;
   assign \$flatten\requant.$170  = \$flatten\requant.$166  > \$flatten\requant.$169 ;
   assign \$flatten\requant.$171  = $signed(\$flatten\requant.$165 ) + $signed({ 1'h0, \$flatten\requant.$170  });
-  assign \$flatten\requant.$172  = $signed(\$flatten\requant.$221 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$173  = $signed(\$flatten\requant.$221 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$174  = \$flatten\requant.$173  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$221 [31:0];
-  assign \$flatten\requant.$175  = \$flatten\requant.$172  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$174 ;
+  assign \$flatten\requant.$172  = $signed(\$flatten\requant.$221 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$173  = $signed(\$flatten\requant.$221 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$174  = \$flatten\requant.$173  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$221 [31:0];
+  assign \$flatten\requant.$175  = \$flatten\requant.$172  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$174 ;
   assign \$flatten\requant.$176  = $signed(\requant.acc [255:224]) + $signed(\requant.params [521:490]);
   assign \$flatten\requant.$177  = $signed(\requant.params [559:554]) > $signed(1'h0);
   assign \$flatten\requant.$178  = \$flatten\requant.$177  ? \requant.params [559:554] : 6'h00;
@@ -17261,34 +17040,34 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$flatten\requant.$194  = \$flatten\requant.$192  + \$flatten\requant.$193 ;
   assign \$flatten\requant.$195  = \$flatten\requant.$191  > \$flatten\requant.$194 ;
   assign \$flatten\requant.$196  = $signed(\$flatten\requant.$190 ) + $signed({ 1'h0, \$flatten\requant.$195  });
-  assign \$flatten\requant.$197  = $signed(\$flatten\requant.$224 [31:0]) < $signed(\requant.port$1373$39 [15:8]);
-  assign \$flatten\requant.$198  = $signed(\$flatten\requant.$224 [31:0]) > $signed(\requant.port$1373$39 [23:16]);
-  assign \$flatten\requant.$199  = \$flatten\requant.$198  ? { \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23], \requant.port$1373$39 [23:16] } : \$flatten\requant.$224 [31:0];
-  assign \$flatten\requant.$200  = \$flatten\requant.$197  ? { \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15], \requant.port$1373$39 [15:8] } : \$flatten\requant.$199 ;
+  assign \$flatten\requant.$197  = $signed(\$flatten\requant.$224 [31:0]) < $signed(\requant.port$1265$39 [15:8]);
+  assign \$flatten\requant.$198  = $signed(\$flatten\requant.$224 [31:0]) > $signed(\requant.port$1265$39 [23:16]);
+  assign \$flatten\requant.$199  = \$flatten\requant.$198  ? { \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23], \requant.port$1265$39 [23:16] } : \$flatten\requant.$224 [31:0];
+  assign \$flatten\requant.$200  = \$flatten\requant.$197  ? { \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15], \requant.port$1265$39 [15:8] } : \$flatten\requant.$199 ;
   assign \$flatten\requant.$201  = 1'h1 << \requant.c0_right3 ;
   assign \$flatten\requant.$202  = \$flatten\requant.$201  - 1'h1;
-  assign \$flatten\requant.$203  = $signed(\requant.c0_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$203  = $signed(\requant.c0_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   assign \$flatten\requant.$204  = 1'h1 << \requant.c1_right3 ;
   assign \$flatten\requant.$205  = \$flatten\requant.$204  - 1'h1;
-  assign \$flatten\requant.$206  = $signed(\requant.c1_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$206  = $signed(\requant.c1_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   assign \$flatten\requant.$207  = 1'h1 << \requant.c2_right3 ;
   assign \$flatten\requant.$208  = \$flatten\requant.$207  - 1'h1;
-  assign \$flatten\requant.$209  = $signed(\requant.c2_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$209  = $signed(\requant.c2_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   assign \$flatten\requant.$210  = 1'h1 << \requant.c3_right3 ;
   assign \$flatten\requant.$211  = \$flatten\requant.$210  - 1'h1;
-  assign \$flatten\requant.$212  = $signed(\requant.c3_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$212  = $signed(\requant.c3_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   assign \$flatten\requant.$213  = 1'h1 << \requant.c4_right3 ;
   assign \$flatten\requant.$214  = \$flatten\requant.$213  - 1'h1;
-  assign \$flatten\requant.$215  = $signed(\requant.c4_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$215  = $signed(\requant.c4_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   assign \$flatten\requant.$216  = 1'h1 << \requant.c5_right3 ;
   assign \$flatten\requant.$217  = \$flatten\requant.$216  - 1'h1;
-  assign \$flatten\requant.$218  = $signed(\requant.c5_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$218  = $signed(\requant.c5_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   assign \$flatten\requant.$219  = 1'h1 << \requant.c6_right3 ;
   assign \$flatten\requant.$220  = \$flatten\requant.$219  - 1'h1;
-  assign \$flatten\requant.$221  = $signed(\requant.c6_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$221  = $signed(\requant.c6_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   assign \$flatten\requant.$222  = 1'h1 << \requant.c7_right3 ;
   assign \$flatten\requant.$223  = \$flatten\requant.$222  - 1'h1;
-  assign \$flatten\requant.$224  = $signed(\requant.c7_scaled ) + $signed(\requant.port$1373$39 [7:0]);
+  assign \$flatten\requant.$224  = $signed(\requant.c7_scaled ) + $signed(\requant.port$1265$39 [7:0]);
   always @(posedge \requant.clk )
     \requant.nxt  <= \$flatten\requant.$225 ;
   always @(posedge \requant.clk )
@@ -17461,823 +17240,830 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
     \requant.c7_out  <= \$flatten\requant.$309 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$500  = error;
-    if (\$380 ) begin
-      \$500  = \$396 ;
-    end
-    if (rst) begin
-      \$500  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$501  = cmd;
-    if (\$380 ) begin
-      if (\$413 ) begin
-        \$501  = cmd__payload;
-      end
-    end
-    if (rst) begin
-      \$501  = 63'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$502  = busy;
-    if (\$380 ) begin
-      if (\$413 ) begin
-        \$502  = 1'h1;
-      end
-    end
-    if (\$499 ) begin
-      \$502  = 1'h0;
-    end
-    if (rst) begin
-      \$502  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$503  = ld_row;
+    \$420  = ri_row;
     if (start) begin
-      \$503  = 13'h0000;
-    end
-    if (\$419 ) begin
-      if (ld_klast) begin
-        \$503  = \$422 [12:0];
-      end
-    end
-    if (rst) begin
-      \$503  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$504  = ld_mloc;
-    if (start) begin
-      \$504  = 5'h00;
-    end
-    if (\$419 ) begin
-      if (ld_klast) begin
-        (* full_case = 32'd1 *)
-        if (\$426 ) begin
-          \$504  = 5'h00;
-        end else begin
-          \$504  = \$428 [4:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$504  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$505  = ld_blocks;
-    if (start) begin
-      \$505  = 9'h000;
-    end
-    if (\$419 ) begin
-      if (ld_klast) begin
-        if (\$426 ) begin
-          \$505  = \$427 [8:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$505  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$506  = ld_kt;
-    if (start) begin
-      \$506  = 6'h00;
-    end
-    if (\$419 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_klast) begin
-        \$506  = 6'h00;
-      end else begin
-        \$506  = \$420 [5:0];
-      end
-    end
-    if (rst) begin
-      \$506  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$507  = ld_koff;
-    if (start) begin
-      \$507  = 9'h000;
-    end
-    if (\$419 ) begin
-      (* full_case = 32'd1 *)
-      if (ld_klast) begin
-        \$507  = 9'h000;
-      end else begin
-        \$507  = \$421 [8:0];
-      end
-    end
-    if (rst) begin
-      \$507  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$508  = wl_n;
-    if (start) begin
-      \$508  = 9'h000;
-    end
-    if (\$431 ) begin
-      if (wl_klast) begin
-        \$508  = \$434 [8:0];
-      end
-    end
-    if (rst) begin
-      \$508  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$509  = wl_col;
-    if (start) begin
-      \$509  = 4'h0;
-    end
-    if (\$431 ) begin
-      if (wl_klast) begin
-        (* full_case = 32'd1 *)
-        if (\$435 ) begin
-          \$509  = 4'h0;
-        end else begin
-          \$509  = \$437 [3:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$509  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$510  = wl_tiles;
-    if (start) begin
-      \$510  = 6'h00;
-    end
-    if (\$431 ) begin
-      if (wl_klast) begin
-        if (\$435 ) begin
-          \$510  = \$436 [5:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$510  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$511  = wl_kt;
-    if (start) begin
-      \$511  = 6'h00;
-    end
-    if (\$431 ) begin
-      (* full_case = 32'd1 *)
-      if (wl_klast) begin
-        \$511  = 6'h00;
-      end else begin
-        \$511  = \$432 [5:0];
-      end
-    end
-    if (rst) begin
-      \$511  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$512  = wl_koff;
-    if (start) begin
-      \$512  = 9'h000;
-    end
-    if (\$431 ) begin
-      (* full_case = 32'd1 *)
-      if (wl_klast) begin
-        \$512  = 9'h000;
-      end else begin
-        \$512  = \$433 [8:0];
-      end
-    end
-    if (rst) begin
-      \$512  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$513  = pl_n;
-    if (start) begin
-      \$513  = 9'h000;
-    end
-    if (\$440 ) begin
-      \$513  = \$441 [8:0];
-    end
-    if (rst) begin
-      \$513  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$514  = pl_col;
-    if (start) begin
-      \$514  = 4'h0;
-    end
-    if (\$440 ) begin
-      (* full_case = 32'd1 *)
-      if (\$442 ) begin
-        \$514  = 4'h0;
-      end else begin
-        \$514  = \$444 [3:0];
-      end
-    end
-    if (rst) begin
-      \$514  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$515  = pl_tiles;
-    if (start) begin
-      \$515  = 6'h00;
-    end
-    if (\$440 ) begin
-      if (\$442 ) begin
-        \$515  = \$443 [5:0];
-      end
-    end
-    if (rst) begin
-      \$515  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$516  = \$447 [7:0];
-    if (rst) begin
-      \$516  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$517  = wt_block;
-    if (start) begin
-      \$517  = 9'h000;
-    end
-    if (wt_go) begin
-      if (wt_klast) begin
-        if (\$452 ) begin
-          \$517  = \$453 [8:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$517  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$518  = wt_mbase;
-    if (start) begin
-      \$518  = 13'h0000;
-    end
-    if (wt_go) begin
-      if (wt_klast) begin
-        if (\$452 ) begin
-          \$518  = \$454 [12:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$518  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$519  = wt_nt;
-    if (start) begin
-      \$519  = 6'h00;
-    end
-    if (wt_go) begin
-      if (wt_klast) begin
-        (* full_case = 32'd1 *)
-        if (\$452 ) begin
-          \$519  = 6'h00;
-        end else begin
-          \$519  = \$457 [5:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$519  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$520  = wt_n0;
-    if (start) begin
-      \$520  = 9'h000;
-    end
-    if (wt_go) begin
-      if (wt_klast) begin
-        (* full_case = 32'd1 *)
-        if (\$452 ) begin
-          \$520  = 9'h000;
-        end else begin
-          \$520  = \$458 [8:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$520  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$521  = wt_kt;
-    if (start) begin
-      \$521  = 6'h00;
-    end
-    if (wt_go) begin
-      (* full_case = 32'd1 *)
-      if (wt_klast) begin
-        \$521  = 6'h00;
-      end else begin
-        \$521  = \$449 [5:0];
-      end
-    end
-    if (rst) begin
-      \$521  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$522  = wt_koff;
-    if (start) begin
-      \$522  = 9'h000;
-    end
-    if (wt_go) begin
-      (* full_case = 32'd1 *)
-      if (wt_klast) begin
-        \$522  = 9'h000;
-      end else begin
-        \$522  = \$450 [8:0];
-      end
-    end
-    if (rst) begin
-      \$522  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$523  = wt_bank;
-    if (start) begin
-      \$523  = 1'h0;
-    end
-    if (wt_go) begin
-      \$523  = \$448 ;
-    end
-    if (rst) begin
-      \$523  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$524  = wt_done;
-    if (start) begin
-      \$524  = 1'h0;
-    end
-    if (wt_go) begin
-      if (wt_klast) begin
-        if (\$452 ) begin
-          if (\$456 ) begin
-            \$524  = 1'h1;
-          end
-        end
-      end
-    end
-    if (rst) begin
-      \$524  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$525  = \$478 [1:0];
-    if (rst) begin
-      \$525  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$526  = bank0_drain;
-    if (start) begin
-      \$526  = 4'h0;
-    end
-    if (\$483 ) begin
-      \$526  = 4'hd;
-    end else if (\$484 ) begin
-      \$526  = \$485 [3:0];
-    end
-    if (rst) begin
-      \$526  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$527  = bank1_drain;
-    if (start) begin
-      \$527  = 4'h0;
-    end
-    if (\$490 ) begin
-      \$527  = 4'hd;
-    end else if (\$491 ) begin
-      \$527  = \$492 [3:0];
-    end
-    if (rst) begin
-      \$527  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$528  = wt_go;
-    if (rst) begin
-      \$528  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$529  = wt_bank;
-    if (rst) begin
-      \$529  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$530  = wt_koff;
-    if (rst) begin
-      \$530  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$531  = seq_block;
-    if (start) begin
-      \$531  = 9'h000;
+      \$420  = 5'h00;
     end
     if (ri_go) begin
-      if (\$461 ) begin
+      (* full_case = 32'd1 *)
+      if (\$341 ) begin
+        \$420  = 5'h00;
+      end else begin
+        \$420  = \$353 [4:0];
+      end
+    end
+    if (rst) begin
+      \$420  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$421  = ri_bank;
+    if (start) begin
+      \$421  = 1'h0;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
+        \$421  = \$342 ;
+      end
+    end
+    if (rst) begin
+      \$421  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$422  = ri_done;
+    if (start) begin
+      \$422  = 1'h0;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
         if (ri_klast) begin
-          if (\$466 ) begin
-            \$531  = \$467 [8:0];
-          end
-        end
-      end
-    end
-    if (rst) begin
-      \$531  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$532  = ri_mbase;
-    if (start) begin
-      \$532  = 13'h0000;
-    end
-    if (ri_go) begin
-      if (\$461 ) begin
-        if (ri_klast) begin
-          if (\$466 ) begin
-            \$532  = \$468 [12:0];
-          end
-        end
-      end
-    end
-    if (rst) begin
-      \$532  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$533  = ri_nt;
-    if (start) begin
-      \$533  = 6'h00;
-    end
-    if (ri_go) begin
-      if (\$461 ) begin
-        if (ri_klast) begin
-          (* full_case = 32'd1 *)
-          if (\$466 ) begin
-            \$533  = 6'h00;
-          end else begin
-            \$533  = \$471 [5:0];
-          end
-        end
-      end
-    end
-    if (rst) begin
-      \$533  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$534  = ri_n0;
-    if (start) begin
-      \$534  = 9'h000;
-    end
-    if (ri_go) begin
-      if (\$461 ) begin
-        if (ri_klast) begin
-          (* full_case = 32'd1 *)
-          if (\$466 ) begin
-            \$534  = 9'h000;
-          end else begin
-            \$534  = \$472 [8:0];
-          end
-        end
-      end
-    end
-    if (rst) begin
-      \$534  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$535  = ri_kt;
-    if (start) begin
-      \$535  = 6'h00;
-    end
-    if (ri_go) begin
-      if (\$461 ) begin
-        (* full_case = 32'd1 *)
-        if (ri_klast) begin
-          \$535  = 6'h00;
-        end else begin
-          \$535  = \$463 [5:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$535  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$536  = ri_koff;
-    if (start) begin
-      \$536  = 9'h000;
-    end
-    if (ri_go) begin
-      if (\$461 ) begin
-        (* full_case = 32'd1 *)
-        if (ri_klast) begin
-          \$536  = 9'h000;
-        end else begin
-          \$536  = \$464 [8:0];
-        end
-      end
-    end
-    if (rst) begin
-      \$536  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$537  = ri_row;
-    if (start) begin
-      \$537  = 5'h00;
-    end
-    if (ri_go) begin
-      (* full_case = 32'd1 *)
-      if (\$461 ) begin
-        \$537  = 5'h00;
-      end else begin
-        \$537  = \$473 [4:0];
-      end
-    end
-    if (rst) begin
-      \$537  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$538  = ri_bank;
-    if (start) begin
-      \$538  = 1'h0;
-    end
-    if (ri_go) begin
-      if (\$461 ) begin
-        \$538  = \$462 ;
-      end
-    end
-    if (rst) begin
-      \$538  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$539  = ri_done;
-    if (start) begin
-      \$539  = 1'h0;
-    end
-    if (ri_go) begin
-      if (\$461 ) begin
-        if (ri_klast) begin
-          if (\$466 ) begin
-            if (\$470 ) begin
-              \$539  = 1'h1;
+          if (\$346 ) begin
+            if (\$350 ) begin
+              \$422  = 1'h1;
             end
           end
         end
       end
     end
     if (rst) begin
-      \$539  = 1'h0;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$540 [0] = ri_go;
-    \$540 [1] = \$494 ;
-    \$540 [2] = ri_klast;
-    \$540 [6:3] = ri_row[3:0];
-    \$540 [11:7] = ri_nt[4:0];
+    \$423 [0] = ri_go;
+    \$423 [1] = \$377 ;
+    \$423 [2] = ri_final;
+    \$423 [6:3] = ri_row[3:0];
+    \$423 [11:7] = ri_nt[4:0];
     if (rst) begin
-      \$540  = 12'h000;
+      \$423  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$541  = ri_bank;
+    \$424  = ri_bank;
     if (rst) begin
-      \$541  = 1'h0;
+      \$424  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$542  = issued;
+    \$425  = issued;
     if (rst) begin
-      \$542  = 12'h000;
+      \$425  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$543  = tag_d1;
+    \$426  = tag_d1;
     if (rst) begin
-      \$543  = 12'h000;
+      \$426  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$544  = tag_d2;
+    \$427  = tag_d2;
     if (rst) begin
-      \$544  = 12'h000;
+      \$427  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$545  = tag_d3;
+    \$428  = tag_d3;
     if (rst) begin
-      \$545  = 12'h000;
+      \$428  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$546  = tag_d4;
+    \$429  = tag_d4;
     if (rst) begin
-      \$546  = 12'h000;
+      \$429  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$547  = tag_d5;
+    \$430  = tag_d5;
     if (rst) begin
-      \$547  = 12'h000;
+      \$430  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$548  = tag_d6;
+    \$431  = tag_d6;
     if (rst) begin
-      \$548  = 12'h000;
+      \$431  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$549  = tag_d7;
+    \$432  = tag_d7;
     if (rst) begin
-      \$549  = 12'h000;
+      \$432  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$550  = tag_d8;
+    \$433  = tag_d8;
     if (rst) begin
-      \$550  = 12'h000;
+      \$433  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$551  = tag_d9;
+    \$434  = tag_d9;
     if (rst) begin
-      \$551  = 12'h000;
+      \$434  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$552  = tag_d10;
+    \$435  = tag_d10;
     if (rst) begin
-      \$552  = 12'h000;
+      \$435  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$553  = tag_d11;
+    \$436  = tag_d11;
     if (rst) begin
-      \$553  = 12'h000;
+      \$436  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$554  = tag_d12;
+    \$437  = tag_d12;
     if (rst) begin
-      \$554  = 12'h000;
+      \$437  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$555  = tag_d13;
+    \$438  = tag_d13;
     if (rst) begin
-      \$555  = 12'h000;
+      \$438  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$556  = tag_d14;
+    \$439  = tag_d14;
     if (rst) begin
-      \$556  = 12'h000;
+      \$439  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$557  = \$495 ;
+    \$440  = \$378 ;
     if (rst) begin
-      \$557  = 1'h0;
+      \$440  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$558  = total;
+    \$441  = at_psum[11:7];
     if (rst) begin
-      \$558  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$441  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$559  = at_psum[11:7];
+    \$442 [31:0] = total[31:0];
+    \$442 [63:32] = total[63:32];
+    \$442 [95:64] = total[95:64];
+    \$442 [127:96] = total[127:96];
+    \$442 [159:128] = total[159:128];
+    \$442 [191:160] = total[191:160];
+    \$442 [223:192] = total[223:192];
+    \$442 [255:224] = total[255:224];
     if (rst) begin
-      \$559  = 5'h00;
+      \$442  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$560  = row_nt;
+    \$443  = row_nt;
     if (rst) begin
-      \$560  = 5'h00;
+      \$443  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$561  = out_nt_d1;
+    \$444  = out_nt_d1;
     if (rst) begin
-      \$561  = 5'h00;
+      \$444  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$562  = out_nt_d2;
+    \$445  = out_nt_d2;
     if (rst) begin
-      \$562  = 5'h00;
+      \$445  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$563  = out_nt_d3;
+    \$446  = out_nt_d3;
     if (rst) begin
-      \$563  = 5'h00;
+      \$446  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
-    \$564  = out_nt_d4;
+    \$447  = out_nt_d4;
     if (rst) begin
-      \$564  = 5'h00;
+      \$447  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$383  = error;
+    if (\$261 ) begin
+      \$383  = \$277 ;
+    end
+    if (rst) begin
+      \$383  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$384  = cmd;
+    if (\$261 ) begin
+      if (\$294 ) begin
+        \$384  = cmd__payload;
+      end
+    end
+    if (rst) begin
+      \$384  = 63'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$385  = busy;
+    if (\$261 ) begin
+      if (\$294 ) begin
+        \$385  = 1'h1;
+      end
+    end
+    if (\$382 ) begin
+      \$385  = 1'h0;
+    end
+    if (rst) begin
+      \$385  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$386  = ld_row;
+    if (start) begin
+      \$386  = 13'h0000;
+    end
+    if (\$300 ) begin
+      if (ld_klast) begin
+        \$386  = \$303 [12:0];
+      end
+    end
+    if (rst) begin
+      \$386  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$387  = ld_mloc;
+    if (start) begin
+      \$387  = 5'h00;
+    end
+    if (\$300 ) begin
+      if (ld_klast) begin
+        (* full_case = 32'd1 *)
+        if (\$307 ) begin
+          \$387  = 5'h00;
+        end else begin
+          \$387  = \$309 [4:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$387  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$388  = ld_blocks;
+    if (start) begin
+      \$388  = 9'h000;
+    end
+    if (\$300 ) begin
+      if (ld_klast) begin
+        if (\$307 ) begin
+          \$388  = \$308 [8:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$388  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$389  = ld_kt;
+    if (start) begin
+      \$389  = 6'h00;
+    end
+    if (\$300 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_klast) begin
+        \$389  = 6'h00;
+      end else begin
+        \$389  = \$301 [5:0];
+      end
+    end
+    if (rst) begin
+      \$389  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$390  = ld_koff;
+    if (start) begin
+      \$390  = 9'h000;
+    end
+    if (\$300 ) begin
+      (* full_case = 32'd1 *)
+      if (ld_klast) begin
+        \$390  = 9'h000;
+      end else begin
+        \$390  = \$302 [8:0];
+      end
+    end
+    if (rst) begin
+      \$390  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$391  = wl_n;
+    if (start) begin
+      \$391  = 9'h000;
+    end
+    if (\$312 ) begin
+      if (wl_klast) begin
+        \$391  = \$315 [8:0];
+      end
+    end
+    if (rst) begin
+      \$391  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$392  = wl_col;
+    if (start) begin
+      \$392  = 4'h0;
+    end
+    if (\$312 ) begin
+      if (wl_klast) begin
+        (* full_case = 32'd1 *)
+        if (\$316 ) begin
+          \$392  = 4'h0;
+        end else begin
+          \$392  = \$318 [3:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$392  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$393  = wl_tiles;
+    if (start) begin
+      \$393  = 6'h00;
+    end
+    if (\$312 ) begin
+      if (wl_klast) begin
+        if (\$316 ) begin
+          \$393  = \$317 [5:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$393  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$394  = wl_kt;
+    if (start) begin
+      \$394  = 6'h00;
+    end
+    if (\$312 ) begin
+      (* full_case = 32'd1 *)
+      if (wl_klast) begin
+        \$394  = 6'h00;
+      end else begin
+        \$394  = \$313 [5:0];
+      end
+    end
+    if (rst) begin
+      \$394  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$395  = wl_koff;
+    if (start) begin
+      \$395  = 9'h000;
+    end
+    if (\$312 ) begin
+      (* full_case = 32'd1 *)
+      if (wl_klast) begin
+        \$395  = 9'h000;
+      end else begin
+        \$395  = \$314 [8:0];
+      end
+    end
+    if (rst) begin
+      \$395  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$396  = pl_n;
+    if (start) begin
+      \$396  = 9'h000;
+    end
+    if (\$321 ) begin
+      \$396  = \$322 [8:0];
+    end
+    if (rst) begin
+      \$396  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$397  = pl_col;
+    if (start) begin
+      \$397  = 4'h0;
+    end
+    if (\$321 ) begin
+      (* full_case = 32'd1 *)
+      if (\$323 ) begin
+        \$397  = 4'h0;
+      end else begin
+        \$397  = \$325 [3:0];
+      end
+    end
+    if (rst) begin
+      \$397  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$398  = pl_tiles;
+    if (start) begin
+      \$398  = 6'h00;
+    end
+    if (\$321 ) begin
+      if (\$323 ) begin
+        \$398  = \$324 [5:0];
+      end
+    end
+    if (rst) begin
+      \$398  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$399  = \$328 [7:0];
+    if (rst) begin
+      \$399  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$400  = wt_block;
+    if (start) begin
+      \$400  = 9'h000;
+    end
+    if (wt_go) begin
+      if (wt_klast) begin
+        if (\$333 ) begin
+          \$400  = \$334 [8:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$400  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$401  = wt_mbase;
+    if (start) begin
+      \$401  = 13'h0000;
+    end
+    if (wt_go) begin
+      if (wt_klast) begin
+        if (\$333 ) begin
+          \$401  = \$335 [12:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$401  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$402  = wt_nt;
+    if (start) begin
+      \$402  = 6'h00;
+    end
+    if (wt_go) begin
+      if (wt_klast) begin
+        (* full_case = 32'd1 *)
+        if (\$333 ) begin
+          \$402  = 6'h00;
+        end else begin
+          \$402  = \$338 [5:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$402  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$403  = wt_n0;
+    if (start) begin
+      \$403  = 9'h000;
+    end
+    if (wt_go) begin
+      if (wt_klast) begin
+        (* full_case = 32'd1 *)
+        if (\$333 ) begin
+          \$403  = 9'h000;
+        end else begin
+          \$403  = \$339 [8:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$403  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$404  = wt_kt;
+    if (start) begin
+      \$404  = 6'h00;
+    end
+    if (wt_go) begin
+      (* full_case = 32'd1 *)
+      if (wt_klast) begin
+        \$404  = 6'h00;
+      end else begin
+        \$404  = \$330 [5:0];
+      end
+    end
+    if (rst) begin
+      \$404  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$405  = wt_koff;
+    if (start) begin
+      \$405  = 9'h000;
+    end
+    if (wt_go) begin
+      (* full_case = 32'd1 *)
+      if (wt_klast) begin
+        \$405  = 9'h000;
+      end else begin
+        \$405  = \$331 [8:0];
+      end
+    end
+    if (rst) begin
+      \$405  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$406  = wt_bank;
+    if (start) begin
+      \$406  = 1'h0;
+    end
+    if (wt_go) begin
+      \$406  = \$329 ;
+    end
+    if (rst) begin
+      \$406  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$407  = wt_done;
+    if (start) begin
+      \$407  = 1'h0;
+    end
+    if (wt_go) begin
+      if (wt_klast) begin
+        if (\$333 ) begin
+          if (\$337 ) begin
+            \$407  = 1'h1;
+          end
+        end
+      end
+    end
+    if (rst) begin
+      \$407  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$408  = \$359 [1:0];
+    if (rst) begin
+      \$408  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$409  = bank0_drain;
+    if (start) begin
+      \$409  = 4'h0;
+    end
+    if (\$365 ) begin
+      \$409  = 4'hd;
+    end else if (\$366 ) begin
+      \$409  = \$367 [3:0];
+    end
+    if (rst) begin
+      \$409  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$410  = bank1_drain;
+    if (start) begin
+      \$410  = 4'h0;
+    end
+    if (\$373 ) begin
+      \$410  = 4'hd;
+    end else if (\$374 ) begin
+      \$410  = \$375 [3:0];
+    end
+    if (rst) begin
+      \$410  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$411  = wt_go;
+    if (rst) begin
+      \$411  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$412  = wt_bank;
+    if (rst) begin
+      \$412  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$413  = wt_koff;
+    if (rst) begin
+      \$413  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$414  = seq_block;
+    if (start) begin
+      \$414  = 9'h000;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
+        if (ri_klast) begin
+          if (\$346 ) begin
+            \$414  = \$347 [8:0];
+          end
+        end
+      end
+    end
+    if (rst) begin
+      \$414  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$415  = ri_mbase;
+    if (start) begin
+      \$415  = 13'h0000;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
+        if (ri_klast) begin
+          if (\$346 ) begin
+            \$415  = \$348 [12:0];
+          end
+        end
+      end
+    end
+    if (rst) begin
+      \$415  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$416  = ri_nt;
+    if (start) begin
+      \$416  = 6'h00;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
+        if (ri_klast) begin
+          (* full_case = 32'd1 *)
+          if (\$346 ) begin
+            \$416  = 6'h00;
+          end else begin
+            \$416  = \$351 [5:0];
+          end
+        end
+      end
+    end
+    if (rst) begin
+      \$416  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$417  = ri_n0;
+    if (start) begin
+      \$417  = 9'h000;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
+        if (ri_klast) begin
+          (* full_case = 32'd1 *)
+          if (\$346 ) begin
+            \$417  = 9'h000;
+          end else begin
+            \$417  = \$352 [8:0];
+          end
+        end
+      end
+    end
+    if (rst) begin
+      \$417  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$418  = ri_kt;
+    if (start) begin
+      \$418  = 6'h00;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
+        (* full_case = 32'd1 *)
+        if (ri_klast) begin
+          \$418  = 6'h00;
+        end else begin
+          \$418  = \$343 [5:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$418  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
+    \$419  = ri_koff;
+    if (start) begin
+      \$419  = 9'h000;
+    end
+    if (ri_go) begin
+      if (\$341 ) begin
+        (* full_case = 32'd1 *)
+        if (ri_klast) begin
+          \$419  = 9'h000;
+        end else begin
+          \$419  = \$344 [8:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$419  = 9'h000;
     end
   end
   always @* begin
@@ -22563,22 +22349,22 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \$signature__addr$108  = { wt_nt[4:0], wt_kt[4:0] };
   assign \load$110  = load;
   assign \load_bank$112  = load_bank;
-  assign block_rows = \$307 [4:0];
+  assign block_rows = \$187 [4:0];
   assign ri_block = seq_block;
-  assign reserve = { 7'h00, \$321  };
+  assign reserve = { 7'h00, \$202  };
   assign _act_read__addr = { seq_block[0], ri_row[3:0], ri_kt[4:0] };
-  assign \bank$139  = bank;
+  assign \bank$148  = bank;
   assign acc_rp__addr = tag_d14[6:3];
   assign acc_wp__addr = at_psum[6:3];
   assign acc_wp__data = total;
-  assign \$signature__addr$149  = at_psum[11:7];
-  assign \$signature__addr$150  = at_psum[11:7];
-  assign \$signature__addr$151  = at_psum[11:7];
-  assign \$signature__addr$152  = at_psum[11:7];
-  assign \$signature__addr$153  = at_psum[11:7];
-  assign \$signature__addr$154  = at_psum[11:7];
-  assign \$signature__addr$155  = at_psum[11:7];
-  assign \$signature__addr$156  = at_psum[11:7];
+  assign \$signature__addr$158  = at_psum[11:7];
+  assign \$signature__addr$159  = at_psum[11:7];
+  assign \$signature__addr$160  = at_psum[11:7];
+  assign \$signature__addr$161  = at_psum[11:7];
+  assign \$signature__addr$162  = at_psum[11:7];
+  assign \$signature__addr$163  = at_psum[11:7];
+  assign \$signature__addr$164  = at_psum[11:7];
+  assign \$signature__addr$165  = at_psum[11:7];
   assign row_valid = valid;
   assign row_acc = acc;
   assign out_zero_point = cmd[46:39];
@@ -22867,103 +22653,108 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \tag_d13.last  = tag_d13[2];
   assign \tag_d13.row  = tag_d13[6:3];
   assign \tag_d13.nt  = tag_d13[11:7];
-  assign result[63:56] = \$378 ;
-  assign result[55:48] = \$374 ;
-  assign result[47:40] = \$370 ;
-  assign result[39:32] = \$366 ;
-  assign result[31:24] = \$362 ;
-  assign result[23:16] = \$358 ;
-  assign result[15:8] = \$354 ;
-  assign result[7:0] = \$350 ;
-  assign params[559:490] = \$signature__data$172 ;
-  assign params[489:420] = \$signature__data$171 ;
-  assign params[419:350] = \$signature__data$170 ;
-  assign params[349:280] = \$signature__data$169 ;
-  assign params[279:210] = \$signature__data$168 ;
-  assign params[209:140] = \$signature__data$167 ;
-  assign params[139:70] = \$signature__data$166 ;
-  assign params[69:0] = \$signature__data$165 ;
-  assign total[255:224] = \$345 [31:0];
-  assign total[223:192] = \$343 [31:0];
-  assign total[191:160] = \$341 [31:0];
-  assign total[159:128] = \$339 [31:0];
-  assign total[127:96] = \$337 [31:0];
-  assign total[95:64] = \$335 [31:0];
-  assign total[63:32] = \$333 [31:0];
-  assign total[31:0] = \$331 [31:0];
-  assign a[71:63] = \$329 ;
-  assign a[62:54] = \$328 ;
-  assign a[53:45] = \$327 ;
-  assign a[44:36] = \$326 ;
-  assign a[35:27] = \$325 ;
-  assign a[26:18] = \$324 ;
-  assign a[17:9] = \$323 ;
-  assign a[8:0] = \$322 ;
-  assign load_data[511:504] = \$302 ;
-  assign load_data[503:496] = \$299 ;
-  assign load_data[495:488] = \$296 ;
-  assign load_data[487:480] = \$293 ;
-  assign load_data[479:472] = \$290 ;
-  assign load_data[471:464] = \$287 ;
-  assign load_data[463:456] = \$284 ;
-  assign load_data[455:448] = \$281 ;
-  assign load_data[447:440] = \$278 ;
-  assign load_data[439:432] = \$275 ;
-  assign load_data[431:424] = \$272 ;
-  assign load_data[423:416] = \$269 ;
-  assign load_data[415:408] = \$266 ;
-  assign load_data[407:400] = \$263 ;
-  assign load_data[399:392] = \$260 ;
-  assign load_data[391:384] = \$257 ;
-  assign load_data[383:376] = \$254 ;
-  assign load_data[375:368] = \$251 ;
-  assign load_data[367:360] = \$248 ;
-  assign load_data[359:352] = \$245 ;
-  assign load_data[351:344] = \$242 ;
-  assign load_data[343:336] = \$239 ;
-  assign load_data[335:328] = \$236 ;
-  assign load_data[327:320] = \$233 ;
-  assign load_data[319:312] = \$230 ;
-  assign load_data[311:304] = \$227 ;
-  assign load_data[303:296] = \$224 ;
-  assign load_data[295:288] = \$221 ;
-  assign load_data[287:280] = \$218 ;
-  assign load_data[279:272] = \$215 ;
-  assign load_data[271:264] = \$212 ;
-  assign load_data[263:256] = \$209 ;
-  assign load_data[255:248] = \$206 ;
-  assign load_data[247:240] = \$203 ;
-  assign load_data[239:232] = \$200 ;
-  assign load_data[231:224] = \$197 ;
-  assign load_data[223:216] = \$194 ;
-  assign load_data[215:208] = \$191 ;
-  assign load_data[207:200] = \$188 ;
-  assign load_data[199:192] = \$185 ;
-  assign load_data[191:184] = \$182 ;
-  assign load_data[183:176] = \$179 ;
-  assign load_data[175:168] = \$176 ;
-  assign load_data[167:160] = \$173 ;
-  assign load_data[159:152] = \$170 ;
-  assign load_data[151:144] = \$167 ;
-  assign load_data[143:136] = \$164 ;
-  assign load_data[135:128] = \$161 ;
-  assign load_data[127:120] = \$158 ;
-  assign load_data[119:112] = \$155 ;
-  assign load_data[111:104] = \$152 ;
-  assign load_data[103:96] = \$149 ;
-  assign load_data[95:88] = \$146 ;
-  assign load_data[87:80] = \$143 ;
-  assign load_data[79:72] = \$140 ;
-  assign load_data[71:64] = \$137 ;
-  assign load_data[63:56] = \$134 ;
-  assign load_data[55:48] = \$131 ;
-  assign load_data[47:40] = \$128 ;
-  assign load_data[39:32] = \$125 ;
+  assign result[63:56] = \$259 ;
+  assign result[55:48] = \$255 ;
+  assign result[47:40] = \$251 ;
+  assign result[39:32] = \$247 ;
+  assign result[31:24] = \$243 ;
+  assign result[23:16] = \$239 ;
+  assign result[15:8] = \$235 ;
+  assign result[7:0] = \$231 ;
+  assign params[559:490] = \$signature__data$181 ;
+  assign params[489:420] = \$signature__data$180 ;
+  assign params[419:350] = \$signature__data$179 ;
+  assign params[349:280] = \$signature__data$178 ;
+  assign params[279:210] = \$signature__data$177 ;
+  assign params[209:140] = \$signature__data$176 ;
+  assign params[139:70] = \$signature__data$175 ;
+  assign params[69:0] = \$signature__data$174 ;
+  assign total[255:224] = \$226 [31:0];
+  assign total[223:192] = \$224 [31:0];
+  assign total[191:160] = \$222 [31:0];
+  assign total[159:128] = \$220 [31:0];
+  assign total[127:96] = \$218 [31:0];
+  assign total[95:64] = \$216 [31:0];
+  assign total[63:32] = \$214 [31:0];
+  assign total[31:0] = \$212 [31:0];
+  assign a[71:63] = \$210 ;
+  assign a[62:54] = \$209 ;
+  assign a[53:45] = \$208 ;
+  assign a[44:36] = \$207 ;
+  assign a[35:27] = \$206 ;
+  assign a[26:18] = \$205 ;
+  assign a[17:9] = \$204 ;
+  assign a[8:0] = \$203 ;
+  assign load_data[511:504] = \$182 ;
+  assign load_data[503:496] = \$181 ;
+  assign load_data[495:488] = \$180 ;
+  assign load_data[487:480] = \$179 ;
+  assign load_data[479:472] = \$178 ;
+  assign load_data[471:464] = \$177 ;
+  assign load_data[463:456] = \$176 ;
+  assign load_data[455:448] = \$175 ;
+  assign load_data[447:440] = \$174 ;
+  assign load_data[439:432] = \$173 ;
+  assign load_data[431:424] = \$172 ;
+  assign load_data[423:416] = \$171 ;
+  assign load_data[415:408] = \$170 ;
+  assign load_data[407:400] = \$169 ;
+  assign load_data[399:392] = \$168 ;
+  assign load_data[391:384] = \$167 ;
+  assign load_data[383:376] = \$166 ;
+  assign load_data[375:368] = \$165 ;
+  assign load_data[367:360] = \$164 ;
+  assign load_data[359:352] = \$163 ;
+  assign load_data[351:344] = \$162 ;
+  assign load_data[343:336] = \$161 ;
+  assign load_data[335:328] = \$160 ;
+  assign load_data[327:320] = \$159 ;
+  assign load_data[319:312] = \$158 ;
+  assign load_data[311:304] = \$157 ;
+  assign load_data[303:296] = \$156 ;
+  assign load_data[295:288] = \$155 ;
+  assign load_data[287:280] = \$154 ;
+  assign load_data[279:272] = \$153 ;
+  assign load_data[271:264] = \$152 ;
+  assign load_data[263:256] = \$151 ;
+  assign load_data[255:248] = \$150 ;
+  assign load_data[247:240] = \$149 ;
+  assign load_data[239:232] = \$148 ;
+  assign load_data[231:224] = \$147 ;
+  assign load_data[223:216] = \$146 ;
+  assign load_data[215:208] = \$145 ;
+  assign load_data[207:200] = \$144 ;
+  assign load_data[199:192] = \$143 ;
+  assign load_data[191:184] = \$142 ;
+  assign load_data[183:176] = \$141 ;
+  assign load_data[175:168] = \$140 ;
+  assign load_data[167:160] = \$139 ;
+  assign load_data[159:152] = \$138 ;
+  assign load_data[151:144] = \$137 ;
+  assign load_data[143:136] = \$136 ;
+  assign load_data[135:128] = \$135 ;
+  assign load_data[127:120] = \$134 ;
+  assign load_data[119:112] = \$133 ;
+  assign load_data[111:104] = \$132 ;
+  assign load_data[103:96] = \$131 ;
+  assign load_data[95:88] = \$130 ;
+  assign load_data[87:80] = \$129 ;
+  assign load_data[79:72] = \$128 ;
+  assign load_data[71:64] = \$127 ;
+  assign load_data[63:56] = \$126 ;
+  assign load_data[55:48] = \$125 ;
+  assign load_data[47:40] = \$124 ;
+  assign load_data[39:32] = \$123 ;
   assign load_data[31:24] = \$122 ;
-  assign load_data[23:16] = \$119 ;
-  assign load_data[15:8] = \$116 ;
-  assign load_data[7:0] = \$113 ;
-  assign \$489  = ri_bank;
+  assign load_data[23:16] = \$121 ;
+  assign load_data[15:8] = \$120 ;
+  assign load_data[7:0] = \$119 ;
+  assign \$188  = ri_klast;
+  assign ri_final = ri_klast;
+  assign \$358  = \$357 ;
+  assign \$363  = \$362 ;
+  assign \$371  = \$370 ;
+  assign \$372  = ri_bank;
   assign \out_fifo.level  = \out_fifo.w_level ;
   assign \out_fifo.r_level  = \out_fifo.w_level ;
   assign \out_fifo.produce  = \out_fifo.w_port__addr ;
@@ -24155,8 +23946,8 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \array.clk  = clk;
   assign \requant.c0_mask  = \$flatten\requant.$202 [31:0];
   assign \requant.c0_plus_zp  = \$flatten\requant.$203 [31:0];
-  assign \requant.act_min  = \requant.port$1373$39 [15:8];
-  assign \requant.act_max  = \requant.port$1373$39 [23:16];
+  assign \requant.act_min  = \requant.port$1265$39 [15:8];
+  assign \requant.act_max  = \requant.port$1265$39 [23:16];
   assign \requant.c1_mask  = \$flatten\requant.$205 [31:0];
   assign \requant.c1_plus_zp  = \$flatten\requant.$206 [31:0];
   assign \requant.c2_mask  = \$flatten\requant.$208 [31:0];
@@ -24172,7 +23963,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign \requant.c7_mask  = \$flatten\requant.$223 [31:0];
   assign \requant.c7_plus_zp  = \$flatten\requant.$224 [31:0];
   assign \requant.out_valid  = \requant.nxt$7 ;
-  assign \requant.out_zero_point  = \requant.port$1373$39 [7:0];
+  assign \requant.out_zero_point  = \requant.port$1265$39 [7:0];
   assign \requant.acc[0]  = \requant.acc [31:0];
   assign \requant.acc[1]  = \requant.acc [63:32];
   assign \requant.acc[2]  = \requant.acc [95:64];
@@ -24249,7 +24040,7 @@ module qmac_ws_8x8_a8w8(cmd__valid, act__payload, act__valid, wgt__payload, wgt_
   assign w_en = \requant.nxt$7 ;
   assign \requant.acc  = acc;
   assign \requant.valid  = valid;
-  assign \requant.port$1373$39  = cmd[62:39];
+  assign \requant.port$1265$39  = cmd[62:39];
   assign \requant.params  = params;
   assign \requant.rst  = rst;
   assign \requant.clk  = clk;

@@ -89,7 +89,14 @@ BAD = [
     (["--rows", "65"], r"ArrayConfig\.rows must be at most 64 for the hardware generator, "
                        r"not 65 \(larger arrays can only be modelled\)"),
     (["--dataflow", "xy"], r"ArrayConfig\.dataflow must be one of ws, os, not 'xy'"),
-    (["--pe-mode", "xnor"], r"ArrayConfig\.pe_mode must be one of mac, not 'xnor'"),
+    (["--pe-mode", "xor"], r"ArrayConfig\.pe_mode must be one of mac, xnor, bitserial, "
+                           r"not 'xor'"),
+    (["--pe-mode", "xnor", "--pack", "3"], r"ArrayConfig\.pack must be a power of two in "
+                                           r"1\.\.64 \(1, 2, 4, 8, 16, 32, 64\), not 3"),
+    (["--pack", "8"], r"ArrayConfig\.pack must be 1 for pe_mode 'mac', not 8"),
+    (["--threshold", "--requant"], r"ArrayConfig\.requant must be False when threshold is "
+                                   r"True \(the threshold compares replace the requantizer\), "
+                                   r"not True"),
     (["--acc-bits", "33"], r"ArrayConfig\.acc_bits must be an integer in 2\.\.32, not 33"),
     (["--acc-bits", "1"], r"ArrayConfig\.acc_bits must be an integer in 2\.\.32, not 1"),
     (["--out-bits", "17"], r"ArrayConfig\.out_bits must be an integer in 2\.\.16, not 17"),
@@ -149,6 +156,14 @@ ODD = {
     "os_3x5_raw_acc20": ArrayConfig(rows=3, cols=5, dataflow="os", requant=False, acc_bits=20),
     "ws_2x2_au4w6": ArrayConfig(rows=2, cols=2, a_bits=4, a_signed=False, w_bits=6),
     "ws_2x3_out4_unsigned": ArrayConfig(rows=2, cols=3, out_bits=4, out_signed=False),
+    # Low-bit PE modes at their smallest: one-element words, one-bit planes, one PE.
+    "ws_1x1_xnor_p1": ArrayConfig(rows=1, cols=1, pe_mode="xnor", pack=1),
+    "os_2x3_xnor_thr": ArrayConfig(rows=2, cols=3, dataflow="os", pe_mode="xnor", pack=4,
+                                   threshold=True),
+    "os_1x1_bs_a1w1": ArrayConfig(rows=1, cols=1, dataflow="os", pe_mode="bitserial", pack=1,
+                                  a_bits=1, w_bits=1, requant=False),
+    "ws_2x2_bs_au3w2_thr": ArrayConfig(rows=2, cols=2, pe_mode="bitserial", pack=2, a_bits=3,
+                                       a_signed=False, w_bits=2, threshold=True),
 }
 
 @pytest.fixture(scope="module")
@@ -222,7 +237,7 @@ def check_manifest(config, name, verilog, manifest_text):
     assert manifest["config"] == config.to_dict()
     assert ArrayConfig.from_dict(manifest["config"]).to_dict() == config.to_dict()
     expected_streams = {"cmd": "input", "act": "input", "wgt": "input", "res": "output"}
-    if config.requant:
+    if config.has_params:
         expected_streams["par"] = "input"
     assert {s: v["direction"] for s, v in manifest["streams"].items()} == expected_streams
     for stream, info in manifest["streams"].items():
@@ -251,11 +266,16 @@ def test_manifest_of_rtl(config):
     name = config.default_name
     manifest, ports = check_manifest(config, name, (RTL / f"{name}.v").read_text(),
                                      (RTL / f"{name}.json").read_text())
-    # Hand-derived widths of the 8x8 a8w8 defaults: m 13 bits (max 4096), k and n 9 (256),
-    # four 8-bit fields; 8 lanes of 8 bits; bias 32 + m0 32 + shift 6; 8 results of 8 bits.
-    assert ports["cmd__payload"] == ("input", 13 + 9 + 9 + 4 * 8)
-    assert ports["act__payload"] == ("input", 64)
-    assert ports["wgt__payload"] == ("input", 64)
+    # Hand-derived widths of the 8x8 defaults. mac a8w8: m 13 bits (max 4096), k and n 9
+    # (256), then the 8-bit activation zero point and three 8-bit output fields; 8 lanes of 8
+    # bits. xnor (max_k 2048): k 12 bits, no zero point; 8 lanes of 8 one-bit elements.
+    # bitserial: two 4-bit plane counts (1..8) for the zero point; 8 lanes of 8 elements of
+    # 8 bits. All: bias 32 + m0 32 + shift 6; 8 results of 8 bits.
+    cmd, operand = {"mac": (13 + 9 + 9 + 4 * 8, 64), "xnor": (13 + 12 + 9 + 3 * 8, 64),
+                    "bitserial": (13 + 9 + 9 + 2 * 4 + 3 * 8, 512)}[config.pe_mode]
+    assert ports["cmd__payload"] == ("input", cmd)
+    assert ports["act__payload"] == ("input", operand)
+    assert ports["wgt__payload"] == ("input", operand)
     assert ports["par__payload"] == ("input", 70)
     assert ports["res__payload"] == ("output", 64)
     assert len(ports) == 2 + 5 * 3 + 2
