@@ -52,7 +52,7 @@ __all__ = ["MODEL_VERSION", "Latencies", "latencies", "run_patterns", "gemm_cycl
            "gemm_schedule", "ScheduleSummary", "bandwidth_limited"]
 
 #: The engine timing version this model implements (``hw.config.TIMING_VERSION``).
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 assert MODEL_VERSION == TIMING_VERSION, "the cycle model and the engine's schedule disagree"
 
 _JIT = {"cache": True, "nogil": True}
@@ -67,19 +67,19 @@ class Latencies:
 
     ``ws_row``: issue of a weight-stationary row to its FIFO write. The buffer read (1),
     the array and deskew (R + C - 1), the accumulation register (1), the post-array
-    register (1), the requantizer (5, when present).
+    register (1), the output stage (requantizer 5, threshold compares 1, none 0).
     ``os_row0``: last step of an output-stationary tile to the FIFO write of its row 0:
     the buffer read (1), the array, result chain and deskew (R + C), the post-array
-    register (1), the requantizer (5). Row ``j`` follows ``j`` cycles later.
+    register (1), the output stage. Row ``j`` follows ``j`` cycles later.
     ``fifo``: FIFO write to the first cycle the word can be taken (2).
     ``ws_drain``: cycles a PE bank stays busy after its tile's last row issue (R + C - 3).
     """
 
     def __init__(self, config: ArrayConfig):
         r, c = config.rows, config.cols
-        requant = 5 if config.requant else 0
-        self.ws_row = r + c + 1 + requant
-        self.os_row0 = r + c + 2 + requant
+        stage = 5 if config.requant else 1 if config.threshold else 0
+        self.ws_row = r + c + 1 + stage
+        self.os_row0 = r + c + 2 + stage
         self.fifo = 2
         self.ws_drain = max(r + c - 3, 0)
 
@@ -95,23 +95,48 @@ def _check_config(config):
     return config
 
 
-def _check_shapes(shapes):
+def _check_shapes(config, shapes):
+    """GEMMs as an int64 array of ``(M, K, N, a_planes, w_planes)`` rows.
+
+    ``shapes`` holds ``(M, K, N)`` triples, or in the bit-serial mode also
+    ``(M, K, N, a_planes, w_planes)`` (triples use all ``a_bits`` and ``w_bits`` planes).
+    Outside the bit-serial mode the planes are 1.
+    """
     arr = np.asarray(shapes)
     if arr.ndim == 1:
         arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"shapes must be a list of (M, K, N) integer triples, not {shapes!r}")
-    if arr.size and arr.min() < 1:
-        bad = arr[(arr < 1).any(axis=1)][0]
+    widths = (3, 5) if config.pe_mode == "bitserial" else (3,)
+    if arr.ndim != 2 or arr.shape[1] not in widths or not np.issubdtype(arr.dtype, np.integer):
+        what = ("(M, K, N) or (M, K, N, a_planes, w_planes)" if len(widths) == 2
+                else "(M, K, N)")
+        raise ValueError(f"shapes must be a list of {what} integer tuples, not {shapes!r}")
+    if arr.size and arr[:, :3].min() < 1:
+        bad = arr[(arr[:, :3] < 1).any(axis=1)][0]
         raise ValueError(f"GEMM sizes must be positive, not (M, K, N) = "
-                         f"{tuple(int(x) for x in bad)}")
-    return arr.astype(np.int64)
+                         f"{tuple(int(x) for x in bad[:3])}")
+    arr = arr.astype(np.int64)
+    if arr.shape[1] == 3:
+        planes = (config.a_bits, config.w_bits) if config.pe_mode == "bitserial" else (1, 1)
+        arr = np.concatenate([arr, np.tile(np.array(planes, np.int64), (len(arr), 1))], axis=1)
+    for col, name, top in ((3, "a_planes", config.a_bits), (4, "w_planes", config.w_bits)):
+        bad = (arr[:, col] < 1) | (arr[:, col] > top)
+        if bad.any():
+            raise ValueError(f"{name} must be in 1..{top}, not {int(arr[bad][0, col])}")
+    return arr
+
+
+def _work(config, shapes):
+    """The kernels' view of the GEMMs: K in PE words (``ceil(K / pack)``)."""
+    work = shapes.copy()
+    work[:, 1] = -(-work[:, 1] // config.pack)
+    return np.ascontiguousarray(work)
 
 
 def _kernel_args(config):
     lat = Latencies(config)
     return (config.rows, config.cols, config.block, config.fifo_depth,
-            config.dataflow == "ws", config.requant, lat.ws_row, lat.os_row0, lat.ws_drain)
+            config.dataflow == "ws", config.has_params, lat.ws_row, lat.os_row0,
+            lat.ws_drain)
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,6 +147,9 @@ def _kernel_args(config):
 def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid, ready,
               bandwidth, max_cycles):
     """Cycle-by-cycle replay of the engine's control. Returns (first, last, cycles run).
+
+    ``shapes`` rows are ``(M, K words, N, a_planes, w_planes)``; ``requant`` is whether
+    the engine has a per-channel parameter stream.
 
     ``valid`` is (4, L) and ``ready`` (L,); cycles past L count as all true. When
     ``bandwidth`` > 0, the valid patterns are replaced by a host that can move at most
@@ -153,6 +181,8 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
     busy = False
     g_cur = -1
     M = K = N = 0
+    A_P = W_P = 1
+    S = 0
     ld_row = ld_mloc = ld_blocks = ld_koff = 0
     wl_n = wl_col = wl_tiles = wl_koff = 0
     pl_n = pl_col = pl_tiles = 0
@@ -164,11 +194,13 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
     # weight-stationary sequencer
     wt_mbase = wt_nt = wt_n0 = wt_koff = 0
     wt_bank = 0
+    wt_j = 0
     wt_done = False
     ahead = 0
     drain0 = drain1 = 0
     ri_block = ri_mbase = ri_nt = ri_n0 = ri_koff = ri_row = 0
     ri_bank = 0
+    ri_j = ri_i = 0
     ri_done = False
     # output-stationary sequencer
     mt = os_mbase = os_nt = os_n0 = step = 0
@@ -218,15 +250,21 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
             ri_klast = ri_koff + R >= K
             rows_blk = min(block, M - ri_mbase)
             p_ok = (not requant) or pl_tiles > ri_nt or pl_n == N
+            ri_final = ri_klast and ri_j == W_P - 1 and ri_i == A_P - 1
             ri_go = (busy and not ri_done and ahead >= 1 and ld_blocks > ri_block
-                     and ((not ri_klast) or (reserved < depth - 1 and p_ok)))
-            tile_end = ri_go and ri_row == rows_blk - 1
+                     and ((not ri_final) or (reserved < depth - 1 and p_ok)))
+            row_end = ri_row == rows_blk - 1
+            tile_end = ri_go and row_end and ri_i == A_P - 1
             ended_bank = ri_bank
-            if ri_go and ri_klast:
+            if ri_go and ri_final:
                 reserve = 1
                 ring[(t + lat_ws) % ring_size] += 1
-            if wt_go:
+            if wt_go and wt_j < W_P - 1:
                 wt_bank ^= 1
+                wt_j += 1
+            elif wt_go:
+                wt_bank ^= 1
+                wt_j = 0
                 if wt_klast:
                     wt_koff = 0
                     if wt_n0 + C >= N:
@@ -240,9 +278,19 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
                         wt_n0 += C
                 else:
                     wt_koff += R
-            if ri_go:
+            if ri_go and row_end and ri_i < A_P - 1:
+                ri_row = 0
+                ri_i += 1
+            elif ri_go and tile_end and ri_j < W_P - 1:
+                ri_row = 0
+                ri_i = 0
+                ri_bank ^= 1
+                ri_j += 1
+            elif ri_go:
                 if tile_end:
                     ri_row = 0
+                    ri_i = 0
+                    ri_j = 0
                     ri_bank ^= 1
                     if ri_klast:
                         ri_koff = 0
@@ -272,12 +320,12 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
         else:
             issued_all = os_done
             tile_rows = min(R, M - os_mbase)
-            is_last = step == K - 1
+            is_last = step == S - 1
             w_ok = wl_tiles > os_nt or wl_n == N
             p_ok = (not requant) or pl_tiles > os_nt or pl_n == N
             can_start = (busy and not os_done and not in_tile and ld_blocks > mt and w_ok
                          and p_ok and reserved + tile_rows <= depth - 1
-                         and since + K >= R + 1)
+                         and since + S >= R + 1)
             go = in_tile or can_start
             if can_start:
                 reserve = tile_rows
@@ -362,13 +410,17 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
             g_cur += 1
             first[g_cur] = t
             M, K, N = shapes[g_cur, 0], shapes[g_cur, 1], shapes[g_cur, 2]
+            A_P, W_P = shapes[g_cur, 3], shapes[g_cur, 4]
+            S = K * A_P * W_P
             busy = True
             ld_row = ld_mloc = ld_blocks = ld_koff = 0
             wl_n = wl_col = wl_tiles = wl_koff = 0
             pl_n = pl_col = pl_tiles = 0
             wt_mbase = wt_nt = wt_n0 = wt_koff = 0
             wt_bank = 0
+            wt_j = 0
             wt_done = False
+            ri_i = ri_j = 0
             ri_block = ri_mbase = ri_nt = ri_n0 = ri_koff = ri_row = 0
             ri_bank = 0
             ri_done = False
@@ -403,21 +455,27 @@ def _pattern_arrays(valid, ready):
     return arr, np.ascontiguousarray(np.asarray(ready, dtype=np.bool_))
 
 
-def _cycle_budget(config, shapes, pattern_length):
+def _cycle_budget(config, work, pattern_length):
     """A cycle count no run can exceed (to turn a model bug into an error, not a hang)."""
     total = 0
-    for m, k, n in shapes:
+    for m, k, n, ap, wp in work.tolist():
         chunks = -(-k // config.rows)
-        total += (m * chunks * -(-n // config.cols) * max(k, config.rows) + (m + n) * chunks
-                  + 4 * (config.rows + config.cols) + 64)
+        total += (m * chunks * -(-n // config.cols) * max(k, config.rows) * ap * wp
+                  + (m + n) * chunks + 4 * (config.rows + config.cols) + 64)
     return 2 * (total + pattern_length) + 10_000
 
 
-def _records(first, last, shapes):
+def _records(config, first, last, shapes):
     if (last < 0).any():
         raise RuntimeError("the cycle model did not finish: a model bug")
-    return [{"M": int(m), "K": int(k), "N": int(n), "first": int(f), "last": int(l),
-             "cycles": int(l - f + 1)} for (m, k, n), f, l in zip(shapes, first, last, strict=True)]
+    records = []
+    for (m, k, n, ap, wp), f, l in zip(shapes.tolist(), first, last, strict=True):
+        record = {"M": m, "K": k, "N": n, "first": int(f), "last": int(l),
+                  "cycles": int(l - f + 1)}
+        if config.pe_mode == "bitserial":
+            record.update(a_planes=ap, w_planes=wp)
+        records.append(record)
+    return records
 
 
 def run_patterns(config, shapes, valid, ready):
@@ -427,6 +485,7 @@ def run_patterns(config, shapes, valid, ready):
     ----------
     config : ArrayConfig
     shapes : sequence of (M, K, N)
+        Bit-serial engines also take ``(M, K, N, a_planes, w_planes)``.
     valid : dict of bool arrays, keys among "cmd", "act", "wgt", "par"
         Per-cycle valid patterns of the input drivers (missing streams: always valid).
     ready : bool array
@@ -437,14 +496,16 @@ def run_patterns(config, shapes, valid, ready):
     -------
     list of dict
         Per GEMM: ``M``, ``K``, ``N``, ``first`` (cycle its command was taken), ``last``
-        (cycle its last result was taken) and ``cycles = last - first + 1``.
+        (cycle its last result was taken) and ``cycles = last - first + 1`` (bit-serial:
+        also ``a_planes``, ``w_planes``).
     """
     config = _check_config(config)
-    shapes = _check_shapes(shapes)
+    shapes = _check_shapes(config, shapes)
+    work = _work(config, shapes)
     valid_arr, ready_arr = _pattern_arrays(valid, ready)
-    first, last, _ = _simulate(*_kernel_args(config), shapes, valid_arr, ready_arr, 0.0,
-                               _cycle_budget(config, shapes.tolist(), len(ready_arr)))
-    return _records(first, last, shapes.tolist())
+    first, last, _ = _simulate(*_kernel_args(config), work, valid_arr, ready_arr, 0.0,
+                               _cycle_budget(config, work, len(ready_arr)))
+    return _records(config, first, last, shapes)
 
 
 def bandwidth_limited(config, shapes, words_per_cycle):
@@ -457,16 +518,17 @@ def bandwidth_limited(config, shapes, words_per_cycle):
     is always ready. Returns the records of :func:`run_patterns`.
     """
     config = _check_config(config)
-    shapes = _check_shapes(shapes)
+    shapes = _check_shapes(config, shapes)
+    work = _work(config, shapes)
     if not (isinstance(words_per_cycle, (int, float)) and words_per_cycle > 0
             and np.isfinite(words_per_cycle)):
         raise ValueError(f"words_per_cycle must be a positive number, not {words_per_cycle!r}")
     empty = np.zeros(0, dtype=np.bool_)
-    budget = _cycle_budget(config, shapes.tolist(), 0)
+    budget = _cycle_budget(config, work, 0)
     budget = int(budget * max(1.0, 2.0 / words_per_cycle))
-    first, last, _ = _simulate(*_kernel_args(config), shapes, np.ones((4, 0), np.bool_), empty,
+    first, last, _ = _simulate(*_kernel_args(config), work, np.ones((4, 0), np.bool_), empty,
                                float(words_per_cycle), budget)
-    return _records(first, last, shapes.tolist())
+    return _records(config, first, last, shapes)
 
 
 # ---------------------------------------------------------------------------------------
@@ -474,13 +536,14 @@ def bandwidth_limited(config, shapes, words_per_cycle):
 # ---------------------------------------------------------------------------------------
 
 @njit(**_JIT)
-def _stall_free(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, M, K, N, fifo):
+def _stall_free(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, M, K, N, AP, WP, fifo):
     """Event times of one GEMM with every stream always valid and ready.
 
     Follows tile by tile the same rules as :func:`_simulate` does cycle by cycle, with the
-    command taken in cycle 0. Returns ``(cycles, first_issue, last_issue, issue_cycles,
-    ok)``; ``ok`` is False if output credits could have throttled the array, in which
-    case the caller falls back to the cycle-by-cycle simulation.
+    command taken in cycle 0; ``K`` counts PE words and ``AP``, ``WP`` are the bit planes
+    (1 outside the bit-serial mode). Returns ``(cycles, first_issue, last_issue,
+    issue_cycles, ok)``; ``ok`` is False if output credits could have throttled the
+    array, in which case the caller falls back to the cycle-by-cycle simulation.
     """
     kt_n = (K + R - 1) // R
     nt_n = (N + C - 1) // C
@@ -512,25 +575,30 @@ def _stall_free(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, M, K, N, fi
                 w_ready = channels * kt_n + 1
                 p_ready = channels + 1 if requant else 0
                 for kt in range(kt_n):
-                    x = max(x_prev + 1, w_ready, 1)
-                    if j >= 2:
-                        x = max(x, e_prev2 + 1 + d0)
-                    r = max(e_prev + 1, x + 1, ready_a[b])
-                    if kt == kt_n - 1:
-                        r = max(r, p_ready)
-                    if first_issue < 0:
-                        first_issue = r
-                    e = r + rows - 1
-                    issues += rows
-                    x_prev = x
-                    e_prev2 = e_prev
-                    e_prev = e
-                    j += 1
+                    # Bit-serial: one tile per weight plane, its rows once per activation
+                    # plane; only the very last pass of a row needs its parameters.
+                    for wp in range(WP):
+                        x = max(x_prev + 1, w_ready, 1)
+                        if j >= 2:
+                            x = max(x, e_prev2 + 1 + d0)
+                        r = max(e_prev + 1, x + 1, ready_a[b])
+                        if first_issue < 0:
+                            first_issue = r
+                        final = r + rows * (AP - 1)
+                        if kt == kt_n - 1 and wp == WP - 1:
+                            final = max(final, p_ready)
+                        e = final + rows - 1
+                        issues += rows * AP
+                        x_prev = x
+                        e_prev2 = e_prev
+                        e_prev = e
+                        j += 1
             release[b] = e_prev + 1
         last_issue = e_prev
         cycles = last_issue + lat_ws + fifo + 1
         return cycles, first_issue, last_issue, issues, ok
-    # output-stationary
+    # output-stationary: every tile takes `steps` back-to-back steps
+    steps = K * AP * WP
     tiles = blocks * nt_n
     last_steps = np.empty(tiles, np.int64)
     tile_rows = np.empty(tiles, np.int64)
@@ -553,7 +621,7 @@ def _stall_free(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, M, K, N, fi
             if requant:
                 s = max(s, channels + 1)
             if j >= 1:
-                s = max(s, s_prev + max(K, R))
+                s = max(s, s_prev + max(steps, R))
             # Credits: results of earlier tiles still promised in cycle s.
             promised = 0
             while oldest_live < j and last_steps[oldest_live] + lat_os + fifo \
@@ -569,14 +637,14 @@ def _stall_free(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, M, K, N, fi
                 ok = False
             if first_issue < 0:
                 first_issue = s
-            last_steps[j] = s + K - 1
+            last_steps[j] = s + steps - 1
             tile_rows[j] = rows
             s_prev = s
             j += 1
-        release[b] = s_prev + K
+        release[b] = s_prev + steps
     last_issue = last_steps[tiles - 1]
     cycles = last_issue + lat_os + tile_rows[tiles - 1] - 1 + fifo + 1
-    return cycles, first_issue, last_issue, tiles * K, ok
+    return cycles, first_issue, last_issue, tiles * steps, ok
 
 
 class ScheduleSummary:
@@ -612,22 +680,29 @@ class ScheduleSummary:
         return f"ScheduleSummary({', '.join(f'{k}={v}' for k, v in self.as_dict().items())})"
 
 
-def gemm_schedule(config, m, k, n):
+def gemm_schedule(config, m, k, n, a_planes=None, w_planes=None):
     """Stall-free :class:`ScheduleSummary` of one GEMM on ``config``.
 
-    Computed tile by tile (fast); when output credits could throttle the array (a small
-    ``out_depth``), computed cycle by cycle instead, with the same result.
+    ``a_planes``, ``w_planes``: the bit planes of a bit-serial GEMM (default: all of
+    ``a_bits`` and ``w_bits``). Computed tile by tile (fast); when output credits could
+    throttle the array (a small ``out_depth``), computed cycle by cycle instead, with the
+    same result.
     """
     config = _check_config(config)
-    (m, k, n), = _check_shapes([(m, k, n)]).tolist()
+    shape = (m, k, n) if a_planes is None and w_planes is None else (
+        m, k, n, config.a_bits if a_planes is None else a_planes,
+        config.w_bits if w_planes is None else w_planes)
+    shapes = _check_shapes(config, [shape])
+    work = _work(config, shapes)
+    (m, k, n, ap, wp), = shapes.tolist()
+    kw = int(work[0, 1])
     lat = Latencies(config)
-    cycles, first_issue, last_issue, issues, ok = _stall_free(*_kernel_args(config), m, k, n,
-                                                              lat.fifo)
+    cycles, first_issue, last_issue, issues, ok = _stall_free(*_kernel_args(config), m, kw, n,
+                                                              ap, wp, lat.fifo)
     if not ok:
         empty = np.zeros(0, dtype=np.bool_)
-        first, last, _ = _simulate(*_kernel_args(config), np.array([[m, k, n]], np.int64),
-                                   np.ones((4, 0), np.bool_), empty, 0.0,
-                                   _cycle_budget(config, [(m, k, n)], 0))
+        first, last, _ = _simulate(*_kernel_args(config), work, np.ones((4, 0), np.bool_),
+                                   empty, 0.0, _cycle_budget(config, work, 0))
         return _summary_from_cycles(config, m, k, n, int(last[0] - first[0] + 1),
                                     first_issue, issues)
     return ScheduleSummary(int(cycles), int(first_issue), int(issues),
@@ -646,6 +721,6 @@ def _summary_from_cycles(config, m, k, n, cycles, first_issue, issues):
                            m * k * n)
 
 
-def gemm_cycles(config, m, k, n):
+def gemm_cycles(config, m, k, n, a_planes=None, w_planes=None):
     """Stall-free cycles of one GEMM, from its command to its last result, inclusive."""
-    return gemm_schedule(config, m, k, n).cycles
+    return gemm_schedule(config, m, k, n, a_planes, w_planes).cycles
