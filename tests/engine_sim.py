@@ -6,8 +6,10 @@ stream rules). The result stream's ready follows its own pattern. The harness re
 the cycle of every transfer, so cycle counts can be compared with the cycle model.
 """
 
+import gemm_jobs
 import numpy as np
 from amaranth.sim import Simulator
+from gemm_jobs import expected_output
 
 import golden
 from hw.beats import Gemm, StreamCodec
@@ -16,19 +18,18 @@ from hw.engine import GemmEngine
 __all__ = ["expected_output", "random_gemm", "run_engine", "StreamPatterns"]
 
 
-def expected_output(config, gemm):
-    """The golden model's answer for ``gemm`` on ``config``, computed from golden alone."""
-    acc = golden.gemm(gemm.a, gemm.w, gemm.a_zero_point, 0,
-                      gemm.bias if config.requant else None, acc_bits=config.acc_bits)
-    if not config.requant:
-        return acc.astype(np.int64)
-    return golden.requantize(acc, gemm.m0, gemm.shift, gemm.out_zero_point, gemm.act_min,
-                             gemm.act_max, out_bits=config.out_bits,
-                             out_signed=config.out_signed).astype(np.int64)
+def random_gemm(config, rng, m, k, n, extremes=False, planes=(None, None)):
+    """A random GEMM for ``config``; ``extremes`` pins operands and zero points to the ends.
 
+    The low-bit modes take their operands (and, bit-serial, the ``planes``) and output
+    stage parameters from :mod:`gemm_jobs`.
+    """
+    if config.pe_mode != "mac":
+        (a_lo, a_hi), (w_lo, w_hi) = gemm_jobs._ranges(config, planes)
+        pick = gemm_jobs._extreme if extremes else gemm_jobs._uniform
+        return gemm_jobs._gemm(config, rng, pick(rng, (a_lo, a_hi), (m, k)),
+                               pick(rng, (w_lo, w_hi), (k, n)), 0, planes)
 
-def random_gemm(config, rng, m, k, n, extremes=False):
-    """A random GEMM for ``config``; ``extremes`` pins operands and zero points to the ends."""
     def draw(bits, signed, shape):
         lo, hi = golden.qrange(bits, signed)
         if extremes:
@@ -69,22 +70,23 @@ class StreamPatterns:
         return p
 
 
-def run_engine(config, gemms, patterns, max_cycles=None):
+def run_engine(config, gemms, patterns, max_cycles=None, padding_rng=None):
     """Run ``gemms`` back to back; return ``(outputs, records)``.
 
     ``records[i]`` holds the cycle of GEMM i's command transfer (``first``), of its last
-    result (``last``) and ``cycles = last - first + 1``.
+    result (``last``) and ``cycles = last - first + 1``. With ``padding_rng``, operand
+    elements past K are random (the engine must ignore them).
     """
     dut = GemmEngine(config)
-    codec = StreamCodec(config)
+    codec = StreamCodec(config, padding_rng=padding_rng)
     queues = {"cmd": [], "act": [], "wgt": [], "par": []}
     for g in gemms:
         queues["cmd"].append(codec.command(g))
         queues["act"].extend(codec.activations(g))
         queues["wgt"].extend(codec.weights(g))
-        if config.requant:
+        if config.has_params:
             queues["par"].extend(codec.params(g))
-    if not config.requant:
+    if not config.has_params:
         del queues["par"]
     expect_beats = [len(codec.result_order(g.shape[0], g.shape[2])) for g in gemms]
     ports = {name: getattr(dut, name) for name in queues}

@@ -14,13 +14,22 @@ random GEMMs:
   clamp bounds strictly inside the output range that do clamp, output zero points at
   both ends, biases at both ends of the accumulator range;
 * raw engines: a GEMM whose exact sums leave the accumulator range (they wrap), whenever
-  the configuration's ``max_k`` allows one.
+  the configuration's ``max_k`` allows one;
+* threshold engines: thresholds equal to sums that occur (the compare is ``>=``), at
+  both ends of the accumulator range, with and without ``invert``.
 
-Expected results come from :func:`golden.gemm` and :func:`golden.requantize` (or, for the
-TFLite oracle, from TFLite's own output); nothing here uses the hardware generator.
-:class:`hw.beats.Gemm` is only the container the stream codec packs.
+The low-bit PE modes have their own edge cases (:func:`lowbit_edge_cases`): ``xnor``
+all-ones and all-zeros words on both operands, K below, at and one over the PE word and
+the beat; ``bitserial`` GEMMs with 1 and with the most bit planes on each operand, their
+extreme values, K not a multiple of the word.
+
+Expected results come from :func:`golden.gemm`, :func:`golden.xnor_popcount_gemm`,
+:func:`golden.requantize` and :func:`golden.threshold` (or, for the TFLite oracle, from
+TFLite's own output); nothing here uses the hardware generator. :class:`hw.beats.Gemm` is
+only the container the stream codec packs.
 """
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -32,8 +41,8 @@ import golden
 from hw.beats import Gemm
 
 __all__ = ["Case", "default_limits", "coverage_errors", "default_oracle_path", "edge_cases",
-           "expected_output", "exact_sums", "generate_cases", "job_cases", "oracle_cases",
-           "random_case", "wrap_reachable"]
+           "expected_output", "exact_sums", "generate_cases", "job_cases", "lowbit_edge_cases",
+           "oracle_cases", "random_case", "wrap_reachable"]
 
 #: Multipliers of the random requantization parameters: log-uniform in this range, so
 #: that most scale down (``shift < 0``) and some scale up (``shift > 0``).
@@ -64,7 +73,7 @@ def default_oracle_path():
 # --- golden answers ------------------------------------------------------------------------
 
 def exact_sums(config, gemm):
-    """The exact (unwrapped) ``sum((a - za) * w) + bias`` in int64."""
+    """The exact (unwrapped) ``sum((a - za) * w) + bias`` in int64 (xnor: the ±1 dots)."""
     a = np.asarray(gemm.a, dtype=np.int64) - int(gemm.a_zero_point)
     acc = a @ np.asarray(gemm.w, dtype=np.int64)
     if config.requant:
@@ -72,12 +81,31 @@ def exact_sums(config, gemm):
     return acc
 
 
+def golden_accumulators(config, gemm):
+    """The golden accumulators of ``gemm``: sums (plus bias when requantizing), wrapped.
+
+    ``xnor``: the ±1 dot products from :func:`golden.xnor_popcount_gemm` on the packed
+    bits; the other modes: :func:`golden.gemm` of the integers.
+    """
+    bias = gemm.bias if config.requant else None
+    if config.pe_mode == "xnor":
+        k = gemm.a.shape[1]
+        dots = golden.xnor_popcount_gemm(golden.pack_signs(gemm.a, axis=1),
+                                         golden.pack_signs(gemm.w, axis=0), k).astype(np.int64)
+        if bias is not None:
+            dots = dots + np.asarray(bias, dtype=np.int64)
+        return golden.wrap(dots, config.acc_bits)
+    return golden.gemm(gemm.a, gemm.w, gemm.a_zero_point, 0, bias,
+                       acc_bits=config.acc_bits).astype(np.int64)
+
+
 def expected_output(config, gemm):
     """The golden model's (M, N) result of ``gemm`` on ``config``, as int64."""
-    acc = golden.gemm(gemm.a, gemm.w, gemm.a_zero_point, 0,
-                      gemm.bias if config.requant else None, acc_bits=config.acc_bits)
+    acc = golden_accumulators(config, gemm)
+    if config.threshold:
+        return golden.threshold(acc, gemm.threshold, gemm.invert).astype(np.int64)
     if not config.requant:
-        return acc.astype(np.int64)
+        return acc
     return golden.requantize(acc, gemm.m0, gemm.shift, gemm.out_zero_point, gemm.act_min,
                              gemm.act_max, out_bits=config.out_bits,
                              out_signed=config.out_signed).astype(np.int64)
@@ -99,14 +127,20 @@ def _case(config, label, gemm):
 
 # --- operand helpers -----------------------------------------------------------------------
 
-def _ranges(config):
-    return golden.qrange(config.a_bits, config.a_signed), golden.qrange(config.w_bits,
-                                                                         config.w_signed)
+def _ranges(config, planes=(None, None)):
+    """Operand ranges: the element types, or a bit-serial GEMM's planes; xnor: -1, +1."""
+    if config.pe_mode == "xnor":
+        return (-1, 1), (-1, 1)
+    a_bits = planes[0] or config.a_bits
+    w_bits = planes[1] or config.w_bits
+    return golden.qrange(a_bits, config.a_signed), golden.qrange(w_bits, config.w_signed)
 
 
 def _largest_product(config):
     """The largest ``|(a - za) * w|`` the configuration allows."""
     (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
+    if config.pe_mode != "mac":
+        return max(abs(a_lo), abs(a_hi)) * max(abs(w_lo), abs(w_hi))
     return (a_hi - a_lo) * max(abs(w_lo), abs(w_hi))
 
 
@@ -124,7 +158,7 @@ def default_limits(config):
     ``max_m``, ``max_k``, ``max_n``.
     """
     return (min(config.max_m, max(3 * config.block + 1, 9)),
-            min(config.max_k, max(3 * config.rows + 1, 9)),
+            min(config.max_k, max(3 * config.chunk + 1, 9)),
             min(config.max_n, max(3 * config.cols + 1, 9)))
 
 
@@ -171,16 +205,40 @@ def _requant_params(config, rng, n, real=None, bias=None, out_zero_point=None, c
                 out_zero_point=out_zero_point, act_min=clamp[0], act_max=clamp[1])
 
 
-def _gemm(config, rng, a, w, a_zero_point, **requant):
+def _threshold_params(config, rng, sums, threshold=None, invert=None):
+    """Per-channel thresholds, mostly sums that occur in the column (so that ``acc ==
+    threshold`` happens), some one off them, some at the ends of the accumulator range."""
+    acc_lo, acc_hi = _acc_range(config)
+    acc = golden.wrap(sums, config.acc_bits)
+    n = acc.shape[1]
+    if threshold is None:
+        rows = rng.integers(0, acc.shape[0], size=n)
+        threshold = acc[rows, np.arange(n)] + rng.integers(-1, 2, size=n)
+        ends = rng.random(n) < 0.15
+        threshold[ends] = rng.choice(np.array([acc_lo, acc_hi]), size=int(ends.sum()))
+        threshold = np.clip(threshold, acc_lo, acc_hi)
+    if invert is None:
+        invert = rng.integers(0, 2, size=n)
+    return dict(threshold=np.asarray(threshold, dtype=np.int64),
+                invert=np.asarray(invert, dtype=np.int64))
+
+
+def _gemm(config, rng, a, w, a_zero_point, planes=(None, None), **stage):
     a, w = np.asarray(a, dtype=np.int64), np.asarray(w, dtype=np.int64)
-    if not config.requant:
-        return Gemm(a, w, int(a_zero_point))
+    extra = {}
+    if config.pe_mode == "bitserial":
+        extra = dict(a_planes=planes[0] or config.a_bits, w_planes=planes[1] or config.w_bits)
     sums = (a - int(a_zero_point)) @ w
-    params = _requant_params(config, rng, w.shape[1], sums=sums, **requant)
-    return Gemm(a, w, int(a_zero_point), **params)
+    if config.requant:
+        extra.update(_requant_params(config, rng, w.shape[1], sums=sums, **stage))
+    elif config.threshold:
+        extra.update(_threshold_params(config, rng, sums, **stage))
+    return Gemm(a, w, int(a_zero_point), **extra)
 
 
 def _uniform(rng, bounds, shape):
+    if bounds == (-1, 1):                  # xnor: the two codes only
+        return rng.choice(np.array(bounds), size=shape)
     return rng.integers(bounds[0], bounds[1] + 1, size=shape)
 
 
@@ -192,6 +250,8 @@ def _extreme(rng, bounds, shape):
 
 def edge_cases(config, rng, limits=None):
     """The edge cases of ``config`` (see the module docstring), as ``(label, Gemm)`` pairs."""
+    if config.pe_mode != "mac":
+        return lowbit_edge_cases(config, rng, limits)
     lm, lk, ln = limits or default_limits(config)
     (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
     a_b, w_b = (a_lo, a_hi), (w_lo, w_hi)
@@ -253,7 +313,111 @@ def edge_cases(config, rng, limits=None):
                 a, za, w = np.full((min(lm, 3), k), a_hi), a_lo, np.array([w_hi, w_hi])
             a[1:2] = a_hi if config.w_signed else a_lo   # the other sign of (a - za)
             add("wrap", a, np.tile(w[:min(ln, 2)], (k, 1)), za)
+    if config.threshold:
+        cases += _threshold_edges(config, rng, (lm, lk, ln))
     return cases
+
+
+def _threshold_edges(config, rng, limits):
+    """Thresholds equal to sums that occur, one off them, and at both ends of the range."""
+    lm, lk, ln = limits
+    (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
+    m, k, n = min(lm, config.block + 1), min(lk, config.chunk + 1), min(ln, 2 * config.cols)
+    a, w = _uniform(rng, (a_lo, a_hi), (m, k)), _uniform(rng, (w_lo, w_hi), (k, n))
+    za = int(_uniform(rng, (a_lo, a_hi), ())) if config.pe_mode == "mac" else 0
+    acc = golden.wrap((a - za) @ w, config.acc_bits)
+    acc_lo, acc_hi = _acc_range(config)
+    cols = np.arange(n)
+    threshold = acc[cols % m, cols] + (cols % 3) - 1          # equal, one above, one below
+    threshold[:2] = [acc_lo, acc_hi][:min(n, 2)]
+    invert = (cols // 2) % 2
+    return [("threshold-edges", _gemm(config, rng, a, w, za, threshold=threshold,
+                                      invert=invert))]
+
+
+def lowbit_edge_cases(config, rng, limits=None):
+    """Edge cases of the ``xnor`` and ``bitserial`` PE modes, as ``(label, Gemm)`` pairs.
+
+    Both: tiling over every dimension with K not a multiple of the PE word, M = 1, K = 1,
+    N = 1, 1 x 1 x 1, K one under / one over a PE word and one over a beat; then the
+    output stage's cases (multipliers above 1, a clamp that bites and bias extremes;
+    thresholds at and beside occurring sums; a wrap of raw accumulators when reachable).
+    ``xnor``: all-ones and all-zeros words, in each operand and in both. ``bitserial``:
+    1 plane and the most planes on each operand, with extreme values.
+    """
+    lm, lk, ln = limits or default_limits(config)
+    C, B, P = config.cols, config.block, config.pack
+    chunk = config.chunk
+    big_m, big_n = _not_multiple(lm, B), _not_multiple(ln, C)
+    big_k = _not_multiple(_not_multiple(lk, chunk), P)
+    xnor = config.pe_mode == "xnor"
+    cases = []
+
+    def add(label, a, w, planes=(None, None), **stage):
+        cases.append((label, _gemm(config, rng, a, w, 0, planes, **stage)))
+
+    def draw(shape_a, shape_w, planes=(None, None), extreme=False):
+        (a_lo, a_hi), (w_lo, w_hi) = _ranges(config, planes)
+        pick = _extreme if extreme else _uniform
+        return pick(rng, (a_lo, a_hi), shape_a), pick(rng, (w_lo, w_hi), shape_w)
+
+    add("tiling", *draw((big_m, big_k), (big_k, big_n)))
+    add("M=1", *draw((1, big_k), (big_k, big_n)))
+    add("K=1", *draw((min(lm, B + 2), 1), (1, big_n)))
+    add("N=1", *draw((big_m, min(lk, chunk + 1)), (min(lk, chunk + 1), 1)))
+    a, w = draw((1, 1), (1, 1), extreme=True)
+    add("1x1x1", a, w)
+    for label, k in (("K=P-1", P - 1), ("K=P+1", P + 1), ("K=beat+1", chunk + 1)):
+        if 1 <= k <= lk and k != 1:
+            add(label, *draw((min(lm, B + 1), k), (k, min(ln, C + 1))))
+    k, m, n = big_k, min(lm, B + 1), min(ln, C + 1)
+    if xnor:
+        ones_a, ones_w = np.ones((m, k), np.int64), np.ones((k, n), np.int64)
+        add("all-ones", ones_a, ones_w)                       # every dot is +K
+        add("all-zeros", -ones_a, -ones_w)                    # -1 x -1: +K again
+        add("ones-zeros", ones_a, -ones_w)                    # every dot is -K
+        add("zeros-ones", -ones_a, ones_w)
+    else:
+        top_a, top_w = config.a_bits, config.w_bits
+        for planes in ((1, 1), (top_a, top_w), (1, top_w), (top_a, 1)):
+            label = f"planes a{planes[0]} w{planes[1]}"
+            add(label, *draw((m, k), (k, n), planes, extreme=True), planes=planes)
+        # The largest and the most negative sums of the widest planes.
+        for label, (a_value, w_value) in zip(("largest-sums", "most-negative-sums"),
+                                             _extreme_products(config), strict=True):
+            add(label, np.full((min(lm, 2), k), a_value), np.full((k, min(ln, 2)), w_value))
+    if config.requant:
+        o_lo, o_hi = golden.qrange(config.out_bits, config.out_signed)
+        small_k = min(lk, chunk + 1)
+        a, w = draw((min(lm, B + 1), small_k), (small_k, big_n))
+        real = np.exp(rng.uniform(np.log(1.5), np.log(64.0), size=big_n))
+        add("left-shift", a, w, real=real, bias=rng.integers(-20, 21, size=big_n),
+            out_zero_point=(o_lo + o_hi) // 2, clamp=(o_lo, o_hi))
+        cases.append(("clamp", _clamp_case(config, rng, (min(lm, B + 1), big_k, big_n))))
+        acc_lo, acc_hi = _acc_range(config)
+        a, w = draw((min(lm, 2), small_k), (small_k, min(ln, 2 * C)))
+        add("bias-extremes", a, w, bias=np.resize([acc_lo, acc_hi], min(ln, 2 * C)))
+    elif config.threshold:
+        cases += _threshold_edges(config, rng, (lm, lk, ln))
+    else:
+        k = wrap_reachable(config)
+        if k is not None:
+            k = min(config.max_k, k + chunk + 1)
+            # Column 0 the largest sums, column 1 the most negative (when there are any).
+            (a_big, w_big), (a_neg, w_neg) = _extreme_products(config)
+            a = np.full((min(lm, 3), k), a_big)
+            w = np.tile(np.array([w_big, w_big if a_neg != a_big else w_neg])[:min(ln, 2)],
+                        (k, 1))
+            add("wrap", a, w)
+    return cases
+
+
+def _extreme_products(config):
+    """``((a, w) of the largest product, (a, w) of the most negative)`` of the widest
+    operands (no zero point: the low-bit modes)."""
+    (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
+    pairs = [(a, w) for a in (a_lo, a_hi) for w in (w_lo, w_hi)]
+    return max(pairs, key=lambda p: p[0] * p[1]), min(pairs, key=lambda p: p[0] * p[1])
 
 
 def _clamp_case(config, rng, shape):
@@ -268,7 +432,7 @@ def _clamp_case(config, rng, shape):
     (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
     o_lo, o_hi = golden.qrange(config.out_bits, config.out_signed)
     a, w = _uniform(rng, (a_lo, a_hi), (m, k)), _uniform(rng, (w_lo, w_hi), (k, n))
-    za = int(_uniform(rng, (a_lo, a_hi), ()))
+    za = int(_uniform(rng, (a_lo, a_hi), ())) if config.pe_mode == "mac" else 0
     # The bias centres every column's sums on zero, so the outputs spread around the
     # output zero point (sums of unsigned operands are otherwise all of one sign).
     acc_lo, acc_hi = _acc_range(config)
@@ -304,12 +468,36 @@ def random_case(config, rng, limits=None):
             return int(np.clip(rng.choice(near), 1, limit))
         return int(rng.integers(1, limit + 1))
 
+    if config.pe_mode != "mac":
+        return _lowbit_random_case(config, rng, (lm, lk, ln), size)
     m, k, n = size(lm, config.block), size(lk, config.rows), size(ln, config.cols)
     draw = _extreme if rng.random() < 0.15 else _uniform
     a = draw(rng, (a_lo, a_hi), (m, k))
     w = draw(rng, (w_lo, w_hi), (k, n))
     za = int(rng.choice([a_lo, a_hi])) if rng.random() < 0.25 else int(rng.integers(a_lo, a_hi + 1))
     return _gemm(config, rng, a, w, za)
+
+
+def _lowbit_random_case(config, rng, limits, size):
+    """A random xnor or bit-serial GEMM; bit-serial planes random, often 1 or the most."""
+    lm, lk, ln = limits
+    m, n = size(lm, config.block), size(ln, config.cols)
+    if rng.random() < 0.3:
+        near = [1, config.pack - 1, config.pack + 1, config.chunk - 1, config.chunk + 1, lk]
+        k = int(np.clip(rng.choice(near), 1, lk))
+    else:
+        k = int(rng.integers(1, lk + 1))
+    planes = (None, None)
+    if config.pe_mode == "bitserial":
+        def pick(top):
+            if rng.random() < 0.4:
+                return int(rng.choice([1, top]))
+            return int(rng.integers(1, top + 1))
+        planes = (pick(config.a_bits), pick(config.w_bits))
+    (a_lo, a_hi), (w_lo, w_hi) = _ranges(config, planes)
+    draw = _extreme if rng.random() < 0.15 else _uniform
+    return _gemm(config, rng, draw(rng, (a_lo, a_hi), (m, k)), draw(rng, (w_lo, w_hi), (k, n)),
+                 0, planes)
 
 
 def generate_cases(config, seed, count, limits=None, edges=True):
@@ -349,13 +537,14 @@ def coverage_errors(config, cases, limits=None):
             errors.append(f"the left-shift case has shifts {np.asarray(g.shift).tolist()}")
         if case.label == "clamp":
             o_lo, o_hi = golden.qrange(config.out_bits, config.out_signed)
-            unclamped = expected_output(config, Gemm(g.a, g.w, g.a_zero_point, g.bias, g.m0,
-                                                     g.shift, g.out_zero_point, o_lo, o_hi))
+            unclamped = expected_output(config, dataclasses.replace(g, act_min=o_lo,
+                                                                    act_max=o_hi))
             if not (o_lo < g.act_min <= g.act_max < o_hi and (
                     (unclamped < g.act_min) | (unclamped > g.act_max)).any()):
                 errors.append(f"the clamp case's bounds {g.act_min}..{g.act_max} do not bite")
         if case.label == "tiling":
-            for dim, size, limit, unit in (("M", m, lm, config.block), ("K", k, lk, config.rows),
+            for dim, size, limit, unit in (("M", m, lm, config.block),
+                                           ("K", k, lk, config.chunk),
                                            ("N", n, ln, config.cols)):
                 if limit > 2 * unit and size <= 2 * unit:
                     errors.append(f"the tiling case's {dim} = {size} is not over two tiles "
@@ -367,10 +556,11 @@ def coverage_errors(config, cases, limits=None):
 
 def oracle_cases(config, path, names):
     """TFLite int8 convolutions as GEMMs: im2col(x) @ W(OHWI -> (K, Cout)), TFLite's ``y``."""
-    if not (config.requant and config.a_bits == 8 and config.w_bits == 8 and config.a_signed
+    if not (config.pe_mode == "mac" and config.requant and config.a_bits == 8
+            and config.w_bits == 8 and config.a_signed
             and config.w_signed and config.out_bits == 8 and config.out_signed
             and config.acc_bits == 32):
-        raise ValueError("TFLite oracle cases need an int8 requantizing configuration "
+        raise ValueError("TFLite oracle cases need an int8 requantizing mac configuration "
                          "(a8 w8 signed, out 8 signed, acc_bits 32)")
     cases = []
     with np.load(path) as archive:
@@ -405,17 +595,24 @@ def oracle_cases(config, path, names):
 # --- jobs -----------------------------------------------------------------------------------
 
 def _explicit_gemm(config, entry, rng):
-    """A GEMM from a job entry: explicit operands, or ``{"shape": [M, K, N]}`` (random)."""
+    """A GEMM from a job entry: explicit operands, or ``{"shape": [M, K, N]}`` (random).
+
+    Bit-serial entries may name ``"planes": [a_planes, w_planes]``.
+    """
+    planes = tuple(entry.get("planes") or (None, None))
     if "shape" in entry:
         m, k, n = entry["shape"]
-        (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
+        (a_lo, a_hi), (w_lo, w_hi) = _ranges(config, planes)
         draw = _extreme if entry.get("extremes") else _uniform
+        za = int(rng.integers(a_lo, a_hi + 1)) if config.pe_mode == "mac" else 0
         return _gemm(config, rng, draw(rng, (a_lo, a_hi), (m, k)),
-                     draw(rng, (w_lo, w_hi), (k, n)), int(rng.integers(a_lo, a_hi + 1)))
+                     draw(rng, (w_lo, w_hi), (k, n)), za, planes)
     fields = {key: entry[key] for key in ("a_zero_point", "out_zero_point", "act_min",
                                             "act_max") if key in entry}
-    arrays = {key: np.asarray(entry[key], dtype=np.int64) for key in ("bias", "m0", "shift")
-              if key in entry}
+    arrays = {key: np.asarray(entry[key], dtype=np.int64)
+              for key in ("bias", "m0", "shift", "threshold", "invert") if key in entry}
+    if config.pe_mode == "bitserial":
+        fields.update(a_planes=planes[0], w_planes=planes[1])
     return Gemm(np.asarray(entry["a"], dtype=np.int64), np.asarray(entry["w"], dtype=np.int64),
                 **fields, **arrays)
 

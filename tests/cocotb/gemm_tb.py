@@ -30,6 +30,9 @@ beat taken before its GEMM's command, an edge case that does not deliver what it
 promises (:func:`gemm_jobs.coverage_errors`: e.g. the wrap case must wrap), and any
 disagreement with the cycle model.
 
+Operand elements past K in a row's last beat are random (seeded), never zero, so every run
+also checks that the engine ignores them.
+
 Per-cycle protocol (the one the cycle model is written against; ``tests/engine_sim.py``
 is the same protocol in Amaranth's simulator). Cycle 0 is the first clock cycle after
 reset is released. In cycle ``t`` an input stream's driver that holds no beat, has beats
@@ -73,7 +76,8 @@ CLOCK_PERIOD_NS = 10
 RESET_CYCLES = 3
 #: Cycles watched after the last result: nothing may follow it, and ``busy`` must fall.
 TAIL_CYCLES = 16
-#: Streams of the engine, inputs first; ``par`` exists only on requantizing engines.
+#: Streams of the engine, inputs first; ``par`` exists only on engines with an output
+#: stage (requantizer or threshold compares).
 INPUT_STREAMS = ("cmd", "act", "wgt", "par")
 
 
@@ -401,7 +405,7 @@ def _operand_order_errors(drivers, beat_owner, records):
     return errors
 
 
-def _records(cases, command_cycles, scoreboard):
+def _records(codec, cases, command_cycles, scoreboard):
     """One record per GEMM: shape, label, match, transfer cycles, RTL cycle count."""
     records = []
     for index, case in enumerate(cases):
@@ -416,19 +420,29 @@ def _records(cases, command_cycles, scoreboard):
             "first": first, "last": last,
             "rtl_cycles": last - first + 1 if complete else None, "model_cycles": None,
         })
+        if codec.config.pe_mode == "bitserial":
+            records[-1]["a_planes"], records[-1]["w_planes"] = codec.planes(case.gemm)
     return records
 
 
-def _compare_with_model(model, config, cases, records, patterns):
+def _model_shape(codec, case):
+    """``(M, K, N)``, and for a bit-serial GEMM also its planes, as the cycle model takes them."""
+    if codec.config.pe_mode == "bitserial":
+        return (*case.shape, *codec.planes(case.gemm))
+    return case.shape
+
+
+def _compare_with_model(model, codec, cases, records, patterns):
     """Fill in the model's counts; return the disagreements (or the model's failure).
 
     ``run_patterns`` gets the patterns applied; in a stall-free run every GEMM must also
     take ``gemm_cycles`` (the engine is idle between GEMMs, so each starts afresh).
     """
     errors = []
+    config = codec.config
     try:
-        predicted = model.run_patterns(config, [case.shape for case in cases],
-                                       patterns.valid, patterns.ready)
+        shapes = [_model_shape(codec, case) for case in cases]
+        predicted = model.run_patterns(config, shapes, patterns.valid, patterns.ready)
         for r, p in zip(records, predicted, strict=True):
             r["model_cycles"] = int(p["cycles"])
             r["model_first"], r["model_last"] = int(p["first"]), int(p["last"])
@@ -437,8 +451,8 @@ def _compare_with_model(model, config, cases, records, patterns):
                               f"RTL {r['rtl_cycles']} cycles ({r['first']}..{r['last']}), "
                               f"model {r['model_cycles']} ({p['first']}..{p['last']})")
         if patterns.stall_prob == 0.0:
-            for r in records:
-                r["model_stall_free"] = int(model.gemm_cycles(config, r["M"], r["K"], r["N"]))
+            for r, shape in zip(records, shapes, strict=True):
+                r["model_stall_free"] = int(model.gemm_cycles(config, *shape))
                 if r["rtl_cycles"] != r["model_stall_free"]:
                     errors.append(f"GEMM {r['index']}: stall-free RTL {r['rtl_cycles']} "
                                   f"cycles, model gemm_cycles {r['model_stall_free']}")
@@ -461,8 +475,9 @@ async def gemm_regression(dut):
     log.info("config %s", config)
 
     cases = gemm_jobs.job_cases(config, job)
-    codec = StreamCodec(config)
-    names = tuple(n for n in INPUT_STREAMS if n != "par" or config.requant)
+    # Operand elements past K are random: the engine must ignore them.
+    codec = StreamCodec(config, padding_rng=np.random.default_rng([seed, 0x706164]))
+    names = tuple(n for n in INPUT_STREAMS if n != "par" or config.has_params)
     patterns = StreamPatterns(seed, stall_prob, names)
     cycles = _Cycles()
     scoreboard = Scoreboard(codec, cases)
@@ -480,7 +495,7 @@ async def gemm_regression(dut):
     for index, case in enumerate(cases):
         beats = {"cmd": [codec.command(case.gemm)], "act": codec.activations(case.gemm),
                  "wgt": codec.weights(case.gemm)}
-        if config.requant:
+        if config.has_params:
             beats["par"] = codec.params(case.gemm)
         for name in names:
             drivers[name].send(beats[name])
@@ -516,12 +531,12 @@ async def gemm_regression(dut):
     run_seconds = time.perf_counter() - wall
     wall = time.perf_counter()
 
-    records = _records(cases, drivers["cmd"].transfers, scoreboard)
+    records = _records(codec, cases, drivers["cmd"].transfers, scoreboard)
     model, model_errors = _cycle_model(), []
     if model is not None and hung is None:
         # Exactly the patterns applied, plus a margin the model may look into.
         patterns.ensure(end_cycle + 1 + StreamPatterns.BLOCK)
-        model_errors = _compare_with_model(model, config, cases, records, patterns)
+        model_errors = _compare_with_model(model, codec, cases, records, patterns)
 
     model_seconds = time.perf_counter() - wall
     log.info("%d cycles simulated in %.2f s (%.0f cycles/s); setup %.2f s, cycle model %.2f s",
