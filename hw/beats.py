@@ -99,9 +99,15 @@ class StreamCodec:
 
     @staticmethod
     def _pack_struct(fields, values):
+        """Pack named integers into a struct word; a value that does not fit is an error."""
         word = 0
-        for name, (offset, width, _) in fields.items():
-            word |= (int(values[name]) & ((1 << width) - 1)) << offset
+        for name, (offset, width, signed) in fields.items():
+            value = int(values[name])
+            lo, hi = int_range(width, signed)
+            if not lo <= value <= hi:
+                raise ValueError(f"{name} must be in {lo}..{hi} (its {width}-bit field), not "
+                                 f"{value}")
+            word |= (value & ((1 << width) - 1)) << offset
         return word
 
     def planes(self, gemm: Gemm):

@@ -21,8 +21,8 @@ __all__ = ["expected_output", "random_gemm", "run_engine", "StreamPatterns"]
 def random_gemm(config, rng, m, k, n, extremes=False, planes=(None, None)):
     """A random GEMM for ``config``; ``extremes`` pins operands and zero points to the ends.
 
-    The low-bit modes take their operands (and, bit-serial, the ``planes``) and output
-    stage parameters from :mod:`gemm_jobs`.
+    The low-bit modes take their operands (and, bit-serial, the ``planes``), and every mode
+    its threshold parameters, from :mod:`gemm_jobs`.
     """
     if config.pe_mode != "mac":
         (a_lo, a_hi), (w_lo, w_hi) = gemm_jobs._ranges(config, planes)
@@ -40,7 +40,7 @@ def random_gemm(config, rng, m, k, n, extremes=False, planes=(None, None)):
     a_lo, a_hi = golden.qrange(config.a_bits, config.a_signed)
     za = int(rng.choice([a_lo, a_hi])) if extremes else int(rng.integers(a_lo, a_hi + 1))
     if not config.requant:
-        return Gemm(a, w, za)
+        return gemm_jobs._gemm(config, rng, a, w, za)     # raw, or threshold parameters
     acc_lo, acc_hi = -(1 << (config.acc_bits - 1)), (1 << (config.acc_bits - 1)) - 1
     bias = rng.integers(max(acc_lo, -(1 << 20)), min(acc_hi, 1 << 20) + 1, size=n)
     real = np.exp(rng.uniform(np.log(1e-6), np.log(4.0), size=n))

@@ -189,6 +189,138 @@ def test_params_match_amaranth_packing(rng):
                                   "shift": int(shift[i])}).as_bits() for i in range(n)]
 
 
+# --- low-bit PE modes ------------------------------------------------------------------------
+
+def test_xnor_beats_are_bits_along_k():
+    # 2 rows x 4 bits: one beat holds 8 consecutive elements of K, element e in bit e;
+    # +1 is bit 1 and -1 bit 0; past K (here 10) the bits are padding (zero by default).
+    codec = StreamCodec(ArrayConfig(rows=2, pe_mode="xnor", pack=4))
+    a = np.array([[1, -1, -1, 1, 1, 1, -1, -1, 1, -1]])
+    w = np.ones((10, 1), int)
+    gemm = Gemm(a, w)
+    assert codec.activations(gemm) == [0b00111001, 0b01]
+    assert codec.weights(gemm) == [0xFF, 0b11]
+
+
+def test_xnor_command_has_no_zero_point():
+    config = ArrayConfig(pe_mode="xnor", max_m=5, max_k=1000, max_n=7, requant=False)
+    codec = StreamCodec(config)
+    gemm = Gemm(np.ones((5, 1000), int), np.ones((1000, 7), int))
+    # m 3 bits, k 10 bits, n 3 bits; nothing else.
+    assert codec.command(gemm) == 5 | 1000 << 3 | 7 << 13
+    assert cmd_layout(config).size == 16
+
+
+def test_bitserial_beats_and_command():
+    # 2 rows x 2 elements of 3 bits (signed): beats of 4 elements along K, 3 bits each.
+    config = ArrayConfig(rows=2, pe_mode="bitserial", pack=2, a_bits=3, w_bits=3,
+                         w_signed=False, max_m=3, max_k=5, max_n=2, requant=False)
+    codec = StreamCodec(config)
+    a = np.array([[-4, 3, -1, 0, 2]])
+    w = np.array([[7], [0], [5], [1], [2]])
+    gemm = Gemm(a, w, a_planes=3, w_planes=3)
+    assert codec.activations(gemm) == [0b100 | 0b011 << 3 | 0b111 << 6 | 0 << 9, 0b010]
+    assert codec.weights(gemm) == [7 | 0 << 3 | 5 << 6 | 1 << 9, 2]
+    # m 2 bits, k 3, n 2, then a_planes and w_planes 2 bits each (1..3).
+    assert codec.command(gemm) == 1 | 5 << 2 | 1 << 5 | 3 << 7 | 3 << 9
+    assert cmd_layout(config).size == 11
+
+
+def test_bitserial_values_must_fit_the_planes():
+    config = ArrayConfig(rows=2, pe_mode="bitserial", pack=2, a_bits=4, w_bits=4)
+    codec = StreamCodec(config)
+    # Two signed planes hold -2..1 (the elements are still 4-bit fields, sign-extended).
+    gemm = Gemm(np.array([[1, -2]]), np.array([[1], [-1]]), a_planes=2, w_planes=2)
+    assert codec.activations(gemm) == [0b0001 | 0b1110 << 4]
+    with pytest.raises(ValueError, match=r"^a must hold integers in -2\.\.1, not 2$"):
+        codec.activations(Gemm(np.array([[2, -2]]), np.array([[1], [-1]]), a_planes=2))
+    with pytest.raises(ValueError, match=r"^w must hold integers in -1\.\.0, not 1$"):
+        codec.weights(Gemm(np.array([[1, -2]]), np.array([[1], [-1]]), w_planes=1))
+    with pytest.raises(ValueError, match=r"^a_planes must be in 1\.\.4, not 5$"):
+        codec.command(Gemm(np.zeros((1, 1), int), np.zeros((1, 1), int), a_planes=5))
+
+
+@pytest.mark.parametrize(("config", "a", "message"), [
+    (ArrayConfig(pe_mode="xnor"), [[1, 0]], r"^a must hold -1 and \+1 only \(pe_mode 'xnor'\), "
+                                            r"not 0$"),
+    (ArrayConfig(a_bits=4), [[8, 0]], r"^a must hold integers in -8\.\.7, not 8$"),
+    (ArrayConfig(), np.array([[0.5, 1.0]]), r"^a must be an integer array, not an array of "
+                                             r"dtype float64$"),
+])
+def test_operands_out_of_range_are_refused(config, a, message):
+    codec = StreamCodec(config)
+    exc = TypeError if "dtype" in message else ValueError
+    with pytest.raises(exc, match=message):
+        codec.activations(Gemm(np.asarray(a), np.ones((2, 1), int)))
+
+
+def test_struct_fields_out_of_range_are_refused():
+    codec = StreamCodec(ArrayConfig(acc_bits=20))
+    gemm = Gemm(np.zeros((1, 1), int), np.zeros((1, 1), int), bias=np.array([1 << 19]),
+                m0=np.array([0]), shift=np.array([0]))
+    with pytest.raises(ValueError, match=r"^bias must be in -524288\.\.524287 \(its 20-bit "
+                                         r"field\), not 524288$"):
+        codec.params(gemm)
+    with pytest.raises(ValueError, match=r"^a_zero_point must be in -128\.\.127"):
+        codec.command(Gemm(np.zeros((1, 1), int), np.zeros((1, 1), int), a_zero_point=128))
+
+
+def test_threshold_params_and_results():
+    config = ArrayConfig(cols=3, threshold=True, acc_bits=16)
+    codec = StreamCodec(config)
+    gemm = Gemm(np.zeros((1, 1), int), np.zeros((1, 2), int), threshold=np.array([-1, 300]),
+                invert=np.array([1, 0]))
+    # threshold (16 bits) then invert (1 bit)
+    assert codec.params(gemm) == [0xFFFF | 1 << 16, 300]
+    assert par_layout(config).size == 17
+    assert res_layout(config).size == 3
+    assert codec.unpack_result(0b101) == [1, 0, 1]
+
+
+@pytest.mark.parametrize("config", [
+    ArrayConfig(rows=3, pe_mode="xnor", pack=4),
+    ArrayConfig(rows=2, pe_mode="bitserial", pack=2, a_bits=5, a_signed=False, w_bits=3),
+    ArrayConfig(rows=1, pe_mode="bitserial", pack=1, a_bits=1, w_bits=1),
+])
+def test_low_bit_operands_match_amaranth_packing(config, rng):
+    codec = StreamCodec(config)
+    per_beat = config.chunk
+    if config.pe_mode == "xnor":
+        a = rng.choice([-1, 1], size=(3, 2 * per_beat))
+        w = rng.choice([-1, 1], size=(2 * per_beat, 2))
+        a_codes, w_codes = (a > 0).astype(int), (w > 0).astype(int)
+    else:
+        a_lo, a_hi = golden.qrange(config.a_bits, config.a_signed)
+        w_lo, w_hi = golden.qrange(config.w_bits, config.w_signed)
+        a = a_codes = rng.integers(a_lo, a_hi + 1, size=(3, 2 * per_beat))
+        w = w_codes = rng.integers(w_lo, w_hi + 1, size=(2 * per_beat, 2))
+
+    def words(values):
+        """A beat's elements as the layout's nested lists: rows of pack-element words."""
+        values = values.tolist()
+        words = [values[r * config.pack:(r + 1) * config.pack] for r in range(config.rows)]
+        if config.pe_mode == "xnor":
+            return [sum(bit << e for e, bit in enumerate(word)) for word in words]
+        return words
+
+    acts = [act_layout(config).const(words(a_codes[i, c * per_beat:(c + 1) * per_beat]))
+            .as_bits() for i in range(3) for c in range(2)]
+    wgts = [wgt_layout(config).const(words(w_codes[c * per_beat:(c + 1) * per_beat, n]))
+            .as_bits() for n in range(2) for c in range(2)]
+    gemm = Gemm(a, w)
+    assert codec.activations(gemm) == acts
+    assert codec.weights(gemm) == wgts
+
+
+def test_padding_rng_fills_only_past_k(rng):
+    config = ArrayConfig(rows=2, pe_mode="xnor", pack=4)
+    codec = StreamCodec(config, padding_rng=np.random.default_rng(3))
+    a = np.ones((1, 5), int)
+    beat, = codec.activations(Gemm(a, np.ones((5, 1), int)))
+    assert beat & 0b11111 == 0b11111
+    assert beat >> 5 != 0            # this seed's padding is not all zero
+
+
 # --- results --------------------------------------------------------------------------------
 
 def test_result_order_ws():

@@ -226,13 +226,13 @@ def drive_jobs(config, jobs, rng, stall_prob=0.3, max_cycles=20000):
     """
     dut = GemmEngine(config)
     queues = {"cmd": [], "act": [], "wgt": []}
-    if config.requant:
+    if config.has_params:
         queues["par"] = []
     for cmd, act, wgt, par, _ in jobs:
         queues["cmd"].append(cmd)
         queues["act"] += act
         queues["wgt"] += wgt
-        if config.requant:
+        if config.has_params:
             queues["par"] += par
     expected_count = sum(len(job[4]) for job in jobs)
     patterns = patterns_for(rng, stall_prob, max_cycles)
@@ -276,13 +276,17 @@ def drive_jobs(config, jobs, rng, stall_prob=0.3, max_cycles=20000):
 
 
 def good_job(config, codec, gemm):
-    par = codec.params(gemm) if config.requant else []
+    par = codec.params(gemm) if config.has_params else []
     return (codec.command(gemm), codec.activations(gemm), codec.weights(gemm), par,
             codec.expected_beats(expected_output(config, gemm)))
 
 
 def bad_job(config, **fields):
-    values = {"m": 2, "k": 3, "n": 2, "a_zero_point": 0}
+    values = {"m": 2, "k": 3, "n": 2}
+    if config.pe_mode == "mac":
+        values["a_zero_point"] = 0
+    elif config.pe_mode == "bitserial":
+        values.update(a_planes=1, w_planes=1)
     if config.requant:
         values.update(out_zero_point=0, act_min=-128, act_max=127)
     values.update(fields)

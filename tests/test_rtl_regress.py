@@ -5,6 +5,12 @@ that is not a power of two (3x5, 5x3); a 1x1 array; unsigned 4-bit activations a
 unsigned 6-bit weights with unsigned 6-bit outputs; uint8 activations; 16-bit operands;
 raw accumulators that wrap (18 bits with 8-bit operands, 32 bits with 16-bit ones);
 requantized int8 with TFLite oracle convolutions (both dataflows, both simulators).
+
+Six low-bit configurations (``LOWBIT``) cover the xnor and bit-serial PE modes in both
+dataflows and with every output stage: requantized, threshold bits and raw accumulators
+that wrap; words of 2, 4 and 8 elements; signed and unsigned bit-serial operands, with
+GEMMs on 1 plane and on the most planes of each operand; ternary-capable signed 2-bit
+weights.
 Each runs ``tests/cocotb/gemm_tb.py`` through :func:`hw.regress.run_regression`: the
 edge cases of :mod:`gemm_jobs` plus random GEMMs back to back under random stalls, and
 (in Icarus) the edge cases stall-free, where every GEMM's count must also equal the
@@ -54,6 +60,23 @@ CONFIGS = {
                                       requant=False, acc_bits=32, max_m=64, max_k=32,
                                       max_n=16),
 }
+LOWBIT = {
+    "ws3x4_xnor_p4": ArrayConfig(rows=3, cols=4, pe_mode="xnor", pack=4, max_m=40, max_k=100,
+                                 max_n=12),
+    "os4x3_xnor_p8_thr": ArrayConfig(rows=4, cols=3, dataflow="os", pe_mode="xnor", pack=8,
+                                     threshold=True, max_m=40, max_k=200, max_n=12),
+    "os2x3_xnor_p2_raw6": ArrayConfig(rows=2, cols=3, dataflow="os", pe_mode="xnor", pack=2,
+                                      requant=False, acc_bits=6, max_m=24, max_k=64, max_n=8),
+    "os3x4_bs_a4w3_p2": ArrayConfig(rows=3, cols=4, dataflow="os", pe_mode="bitserial",
+                                    pack=2, a_bits=4, w_bits=3, max_m=30, max_k=40, max_n=12),
+    "ws4x3_bs_au8w8_p4_raw20": ArrayConfig(rows=4, cols=3, pe_mode="bitserial", pack=4,
+                                           a_signed=False, requant=False, acc_bits=20,
+                                           max_m=40, max_k=64, max_n=10),
+    "ws2x2_bs_au2w2_thr": ArrayConfig(rows=2, cols=2, pe_mode="bitserial", pack=2, a_bits=2,
+                                      a_signed=False, w_bits=2, threshold=True, max_m=20,
+                                      max_k=32, max_n=6),
+}
+CONFIGS.update(LOWBIT)
 #: Configurations that also run the TFLite oracle cases (int8, requantizing).
 ORACLE_CONFIGS = ("ws3x5_int8", "os5x3_int8")
 #: GEMMs per stalled run (edge cases first); Icarus is about 4x slower per cycle.
@@ -113,9 +136,19 @@ def test_gemm_regression_with_stalls(sim, name, rtl_build_root, tmp_path, seed):
     records = _check(run)
     config = CONFIGS[name]
     labels = {r["label"] for r in records}
-    assert {"tiling", "M=1", "K=1", "N=1", "1x1x1", "all-extreme"} <= labels
+    assert {"tiling", "M=1", "K=1", "N=1", "1x1x1"} <= labels
+    if config.pe_mode == "mac":
+        assert "all-extreme" in labels
+    elif config.pe_mode == "xnor":
+        assert {"all-ones", "all-zeros", "ones-zeros", "zeros-ones", "K=P+1"} <= labels
+    else:
+        top = (config.a_bits, config.w_bits)
+        planes = {(r["a_planes"], r["w_planes"]) for r in records}
+        assert {(1, 1), top, (1, top[1]), (top[0], 1)} <= planes
     assert sum(r["label"].startswith("oracle:") for r in records) == len(oracle)
-    if not config.requant:
+    if config.threshold:
+        assert "threshold-edges" in labels
+    elif not config.requant:
         assert any(r["wrapped"] for r in records), "no GEMM wrapped the accumulator"
     else:
         assert {"left-shift", "clamp"} <= labels
@@ -174,11 +207,15 @@ def test_edge_cases_cover_the_extremes(name, seed):
     shapes = {c.label: c.shape for c in cases}
     assert shapes["M=1"][0] == 1 and shapes["K=1"][1] == 1 and shapes["N=1"][2] == 1
     m, k, n = shapes["tiling"]
-    assert m > 2 * config.block and k > 2 * config.rows and n > 2 * config.cols
-    for size, unit in ((m, config.block), (k, config.rows), (n, config.cols)):
+    assert m > 2 * config.block and k > 2 * config.chunk and n > 2 * config.cols
+    for size, unit in ((m, config.block), (k, config.chunk), (k, config.pack),
+                       (n, config.cols)):
         assert unit == 1 or size % unit, "tiling sizes must not be multiples of the array"
     assert all(c.shape[0] <= config.max_m and c.shape[1] <= config.max_k
                and c.shape[2] <= config.max_n for c in cases)
+    if config.pe_mode != "mac":
+        check_lowbit_cases(config, cases)
+        return
     a_lo, a_hi = golden.qrange(config.a_bits, config.a_signed)
     extremes = [c for c in cases if c.label in ("largest-sums", "most-negative-sums")]
     assert {int(c.gemm.a_zero_point) for c in extremes} <= {a_lo, a_hi}
@@ -194,6 +231,33 @@ def test_edge_cases_cover_the_extremes(name, seed):
         assert (unclamped < clamp.act_min).any() and (unclamped > clamp.act_max).any()
     else:
         assert gemm_jobs.wrap_reachable(config) is not None
+        assert any(c.wrapped for c in cases if c.label == "wrap")
+
+
+def check_lowbit_cases(config, cases):
+    """What the low-bit edge cases promise, checked on the golden side."""
+    by_label = {c.label: c for c in cases}
+    if config.pe_mode == "xnor":
+        assert all(set(np.unique(c.gemm.a)) <= {-1, 1} for c in cases)
+        k = by_label["all-ones"].shape[1]
+        assert (by_label["all-ones"].expected if not config.has_params else
+                gemm_jobs.golden_accumulators(config, by_label["all-ones"].gemm)
+                - (by_label["all-ones"].gemm.bias if config.requant else 0) == k).all()
+        assert by_label["K=P+1"].shape[1] == config.pack + 1
+    else:
+        top = (config.a_bits, config.w_bits)
+        for planes in ((1, 1), top, (1, top[1]), (top[0], 1)):
+            case = by_label[f"planes a{planes[0]} w{planes[1]}"]
+            assert (case.gemm.a_planes, case.gemm.w_planes) == planes
+            a_lo, a_hi = golden.qrange(planes[0], config.a_signed)
+            assert set(np.unique(case.gemm.a)) <= {a_lo, a_hi}
+    if config.threshold:
+        case = by_label["threshold-edges"]
+        acc = gemm_jobs.golden_accumulators(config, case.gemm)
+        # Some threshold equals a sum of its column, and both invert values occur.
+        assert any((acc[:, c] == case.gemm.threshold[c]).any() for c in range(acc.shape[1]))
+        assert set(case.gemm.invert.tolist()) == {0, 1}
+    elif not config.requant:
         assert any(c.wrapped for c in cases if c.label == "wrap")
 
 

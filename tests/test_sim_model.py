@@ -19,31 +19,60 @@ from sim.engine_model import (
 )
 
 
-def _random_config(rng, max_side=3):
+def _random_fields(rng, max_side):
+    """Random array, dataflow, PE mode and output stage (every mode and stage about equally)."""
     dataflow = "ws" if rng.random() < 0.5 else "os"
     rows, cols = int(rng.integers(1, max_side + 1)), int(rng.integers(1, max_side + 1))
-    fields = {"rows": rows, "cols": cols, "dataflow": dataflow, "max_m": 64, "max_k": 16,
-              "max_n": 16, "requant": bool(rng.random() < 0.7)}
-    if dataflow == "ws" and rng.random() < 0.5:
+    mode = str(rng.choice(["mac", "xnor", "bitserial"]))
+    stage = str(rng.choice(["requant", "requant", "threshold", "raw"]))
+    fields = {"rows": rows, "cols": cols, "dataflow": dataflow, "pe_mode": mode,
+              "requant": stage == "requant", "threshold": stage == "threshold"}
+    if mode != "mac":
+        fields["pack"] = int(rng.choice([1, 2, 4, 8]))
+    if mode == "bitserial":
+        fields.update(a_bits=int(rng.integers(1, 5)), w_bits=int(rng.integers(1, 5)),
+                      a_signed=bool(rng.random() < 0.5), w_signed=bool(rng.random() < 0.5))
+    return fields
+
+
+def _random_config(rng, max_side=3):
+    fields = _random_fields(rng, max_side)
+    fields.update(max_m=64, max_k=16 * fields.get("pack", 1), max_n=16)
+    if fields["dataflow"] == "ws" and rng.random() < 0.5:
         fields["block_rows"] = int(rng.integers(1, 7))
     if rng.random() < 0.3:   # a FIFO small enough for credits to throttle the array
-        fields["out_depth"] = int(rng.integers(rows + 1 if dataflow == "os" else 2, 10))
+        rows = fields["rows"]
+        fields["out_depth"] = int(rng.integers(rows + 1 if fields["dataflow"] == "os" else 2, 10))
     return ArrayConfig(**fields)
 
 
-@pytest.mark.parametrize("trial", range(8))
+def _planes(config, rng):
+    """Random bit planes of a bit-serial GEMM (None elsewhere)."""
+    if config.pe_mode != "bitserial":
+        return None, None
+    return int(rng.integers(1, config.a_bits + 1)), int(rng.integers(1, config.w_bits + 1))
+
+
+def _model_shape(config, gemm):
+    if config.pe_mode == "bitserial":
+        return (*gemm.shape, gemm.a_planes, gemm.w_planes)
+    return gemm.shape
+
+
+@pytest.mark.parametrize("trial", range(12))
 def test_model_matches_rtl_under_random_stalls(rng, trial):
     """Same patterns applied to the RTL and given to the model: the same cycles, GEMM by GEMM."""
     config = _random_config(rng)
-    shapes = [(int(rng.integers(1, 13)), int(rng.integers(1, 17)), int(rng.integers(1, 9)))
-              for _ in range(3)]
-    gemms = [random_gemm(config, rng, *s) for s in shapes]
+    shapes = [(int(rng.integers(1, 13)), int(rng.integers(1, config.max_k + 1)),
+               int(rng.integers(1, 9))) for _ in range(3)]
+    gemms = [random_gemm(config, rng, *s, planes=_planes(config, rng)) for s in shapes]
     stall = float(rng.choice([0.0, 0.3, 0.6]))
-    patterns = StreamPatterns(rng, 8000, stall)
+    patterns = StreamPatterns(rng, 20000, stall)
     outputs, records = run_engine(config, gemms, patterns)
     for out, g in zip(outputs, gemms, strict=True):
         assert np.array_equal(out, expected_output(config, g))
-    model = run_patterns(config, shapes, patterns.valid, patterns.ready)
+    model = run_patterns(config, [_model_shape(config, g) for g in gemms], patterns.valid,
+                         patterns.ready)
     assert [(r["first"], r["last"]) for r in records] == \
         [(m["first"], m["last"]) for m in model], (config, shapes, stall)
 
@@ -61,16 +90,16 @@ def test_stall_free_rtl_cycles_equal_gemm_cycles(dataflow):
 def test_tile_schedule_equals_cycle_by_cycle_replay(rng):
     """The fast per-tile schedule and the per-cycle replay are two descriptions of one rule."""
     for _ in range(400):
-        dataflow = "ws" if rng.random() < 0.5 else "os"
-        rows, cols = int(rng.integers(1, 10)), int(rng.integers(1, 10))
-        fields = {"rows": rows, "cols": cols, "dataflow": dataflow,
-                  "requant": bool(rng.random() < 0.7)}
+        fields = _random_fields(rng, 9)
+        rows, dataflow = fields["rows"], fields["dataflow"]
         if dataflow == "ws" and rng.random() < 0.5:
             fields["block_rows"] = int(rng.integers(1, 40))
         if rng.random() < 0.3:
             fields["out_depth"] = int(rng.integers(rows + 1 if dataflow == "os" else 2, 40))
         config = ArrayConfig(**fields)
         shape = (int(rng.integers(1, 90)), int(rng.integers(1, 70)), int(rng.integers(1, 40)))
+        if config.pe_mode == "bitserial":
+            shape += _planes(config, rng)
         replay = run_patterns(config, [shape], {}, np.ones(0, dtype=bool))[0]["cycles"]
         s = gemm_schedule(config, *shape)
         assert s.cycles == replay, (config, shape)
@@ -87,6 +116,38 @@ def test_issue_cycles_are_the_tiles_work(dataflow):
     chunks, tiles_n = -(-k // 4), -(-n // 3)
     expected = m * tiles_n * chunks if dataflow == "ws" else -(-m // 4) * tiles_n * k
     assert s.compute == expected
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_low_bit_issue_cycles(dataflow):
+    """xnor: K counts bits, ``pack`` per PE word. Bit-serial: every word once per pair of
+    bit planes."""
+    m, k, n = 37, 45, 7
+    chunks_of = lambda words: -(-words // 4)  # noqa: E731
+    tiles_m, tiles_n = -(-m // 4), -(-n // 3)
+    xnor = ArrayConfig(rows=4, cols=3, dataflow=dataflow, pe_mode="xnor", pack=8)
+    words = -(-k // 8)
+    s = gemm_schedule(xnor, m, k, n)
+    assert s.compute == (m * tiles_n * chunks_of(words) if dataflow == "ws"
+                         else tiles_m * tiles_n * words)
+    bs = ArrayConfig(rows=4, cols=3, dataflow=dataflow, pe_mode="bitserial", pack=2,
+                     a_bits=5, w_bits=3)
+    words = -(-k // 2)
+    for ap, wp in ((1, 1), (5, 3), (2, 3)):
+        s = gemm_schedule(bs, m, k, n, ap, wp)
+        assert s.compute == ap * wp * (m * tiles_n * chunks_of(words) if dataflow == "ws"
+                                       else tiles_m * tiles_n * words)
+    assert gemm_schedule(bs, m, k, n).compute == gemm_schedule(bs, m, k, n, 5, 3).compute
+
+
+def test_planes_are_checked():
+    bs = ArrayConfig(pe_mode="bitserial", a_bits=4, w_bits=2)
+    with pytest.raises(ValueError, match=r"^a_planes must be in 1\.\.4, not 5$"):
+        gemm_cycles(bs, 4, 4, 4, 5, 1)
+    with pytest.raises(ValueError, match=r"^w_planes must be in 1\.\.2, not 0$"):
+        run_patterns(bs, [(4, 4, 4, 1, 0)], {}, np.ones(0, dtype=bool))
+    with pytest.raises(ValueError, match=r"^shapes must be a list of \(M, K, N\) integer "):
+        run_patterns(ArrayConfig(), [(4, 4, 4, 1, 1)], {}, np.ones(0, dtype=bool))
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])

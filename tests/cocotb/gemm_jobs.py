@@ -322,14 +322,19 @@ def _threshold_edges(config, rng, limits):
     """Thresholds equal to sums that occur, one off them, and at both ends of the range."""
     lm, lk, ln = limits
     (a_lo, a_hi), (w_lo, w_hi) = _ranges(config)
-    m, k, n = min(lm, config.block + 1), min(lk, config.chunk + 1), min(ln, 2 * config.cols)
+    m, k = min(lm, config.block + 1), min(lk, config.chunk + 1)
+    n = min(ln, max(2 * config.cols, 6))
     a, w = _uniform(rng, (a_lo, a_hi), (m, k)), _uniform(rng, (w_lo, w_hi), (k, n))
     za = int(_uniform(rng, (a_lo, a_hi), ())) if config.pe_mode == "mac" else 0
     acc = golden.wrap((a - za) @ w, config.acc_bits)
     acc_lo, acc_hi = _acc_range(config)
     cols = np.arange(n)
-    threshold = acc[cols % m, cols] + (cols % 3) - 1          # equal, one above, one below
-    threshold[:2] = [acc_lo, acc_hi][:min(n, 2)]
+    # Column 0 equal to one of its sums, 1 and 2 at the ends of the range, then one
+    # above, one below and equal again, cycling; invert on every other pair of columns.
+    offsets = np.array([1, -1, 0])[(cols - 3) % 3]
+    offsets[0] = 0
+    threshold = np.clip(acc[cols % m, cols] + offsets, acc_lo, acc_hi)
+    threshold[1:3] = [acc_lo, acc_hi][:max(0, min(n, 3) - 1)]
     invert = (cols // 2) % 2
     return [("threshold-edges", _gemm(config, rng, a, w, za, threshold=threshold,
                                       invert=invert))]
