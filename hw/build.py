@@ -7,7 +7,7 @@ import sys
 from ._cli import OneLineErrorParser
 from .config import DEFAULT_CONFIGS, add_config_arguments, config_from_args
 
-__all__ = ["main", "build", "describe"]
+__all__ = ["main", "build"]
 
 DESCRIPTION = """\
 Generate qmac's systolic GEMM engine as Verilog.
@@ -26,16 +26,6 @@ defaults). The same configuration always gives the same bytes.
 """
 
 
-def describe(config):
-    """One line saying what a configuration is, e.g. ``8x8 ws mac a8 w8 acc32, requantized``."""
-    mode = config.pe_mode if config.pack == 1 else f"{config.pe_mode} x{config.pack}"
-    widths = "" if config.pe_mode == "xnor" else f" a{config.a_bits} w{config.w_bits}"
-    stage = ("requantized" if config.requant else "threshold bits" if config.threshold
-             else "raw accumulators")
-    return (f"{config.rows}x{config.cols} {config.dataflow} {mode}{widths} "
-            f"acc{config.acc_bits}, {stage}")
-
-
 def build(configs_and_names, out_dir, lint=False, progress=print):
     """Generate every ``(config, name)`` into ``out_dir``; return the written paths.
 
@@ -48,7 +38,7 @@ def build(configs_and_names, out_dir, lint=False, progress=print):
     for config, files in generated:
         paths = write_files(files, out_dir)
         written.extend(paths)
-        message = f"wrote {paths[0]} ({describe(config)})"
+        message = f"wrote {paths[0]} ({config.describe()})"
         if lint:
             sim = run_lint(paths[0], paths[1])
             message += f"; lint clean (Verilator {sim.version})"

@@ -238,6 +238,26 @@ class ArrayConfig:
         """Largest number of K-chunks (beats) in a row: ``ceil(max_k / (rows * pack))``."""
         return -(-self.max_k // self.chunk)
 
+    def describe(self):
+        """One line saying what the configuration is, e.g. ``8x8 ws mac a8 w8 acc32,
+        requantized``."""
+        mode = self.pe_mode if self.pack == 1 else f"{self.pe_mode} x{self.pack}"
+        widths = "" if self.pe_mode == "xnor" else f" a{self.a_bits} w{self.w_bits}"
+        stage = ("requantized" if self.requant else "threshold bits" if self.threshold
+                 else "raw accumulators")
+        return f"{self.rows}x{self.cols} {self.dataflow} {mode}{widths} acc{self.acc_bits}, {stage}"
+
+    def peak_macs_per_pe(self, planes=None):
+        """MACs one PE can do per cycle: 1 (mac), ``pack`` (xnor), or ``pack`` over the
+        product of the bit planes (bitserial; ``planes = (a_planes, w_planes)``, default
+        all of ``a_bits`` and ``w_bits``)."""
+        if self.pe_mode == "mac":
+            return 1.0
+        if self.pe_mode == "xnor":
+            return float(self.pack)
+        a_planes, w_planes = planes or (self.a_bits, self.w_bits)
+        return self.pack / (a_planes * w_planes)
+
     @property
     def has_params(self):
         """Whether the engine takes per-channel parameters (``par``): requant or threshold."""

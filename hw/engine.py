@@ -1,25 +1,30 @@
 """``GemmEngine``: the top level: GEMM commands and operand streams in, result stream out.
 
-Streams and their order (one GEMM per command; see also :mod:`hw.beats`):
+Streams and their order (one GEMM per command; see also :mod:`hw.beats`). A beat of an
+operand stream holds ``rows * pack`` consecutive elements along K (``pack`` is 1 in the
+``mac`` mode; in the ``xnor`` mode an element is one bit, 1 for +1, and K counts bits):
 
-* ``cmd``: one beat per GEMM (``M``, ``K``, ``N``, activation zero point, output stage).
+* ``cmd``: one beat per GEMM (``M``, ``K``, ``N``; the activation zero point in the
+  ``mac`` mode, the bit planes in the ``bitserial`` mode; the output stage's fields).
   It is accepted only while the engine is idle; the operand streams are accepted only
   after it (so a GEMM's first input beat is always its command).
-* ``act``: A (M x K) row by row; each row as ``ceil(K / rows)`` beats of ``rows``
-  consecutive elements (elements past K in the last beat are ignored).
+* ``act``: A (M x K) row by row; each row as ``ceil(K / (rows * pack))`` beats
+  (elements past K in the last beat are ignored).
 * ``wgt``: W as N output channels (W transposed, the layout of an OHWI filter), each as
-  ``ceil(K / rows)`` beats of ``rows`` consecutive weights along K.
-* ``par`` (requantizing engines only): N beats, one per output channel: bias, M0, shift.
+  ``ceil(K / (rows * pack))`` beats of consecutive weights along K.
+* ``par`` (engines with an output stage only): N beats, one per output channel: bias, M0,
+  shift (requantizer) or threshold, invert (threshold compares).
 * ``res``: results in tile order: for each block of rows (``block_rows`` rows in the
   weight-stationary dataflow, ``rows`` in the output-stationary one), for each group of
   ``cols`` channels, one beat per row of the block holding that row's ``cols`` results
   (columns past N are 0).
 
 Inside, activations and weights are buffered (the whole of W, two blocks of A), a
-sequencer walks the tiles, the array computes, and results pass through the requantizer
-into an output FIFO. A row or tile enters the array only when the FIFO has room reserved
-for its results (credits), so the array itself never stalls and every stream tolerates
-any stall on either side.
+sequencer walks the tiles (bit-serial: every tile once per pair of bit planes), the
+array computes, and results pass through the output stage (requantizer, threshold
+compares or none) into an output FIFO. A row or tile enters the array only when the
+FIFO has room reserved for its results (credits), so the array itself never stalls and
+every stream tolerates any stall on either side.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned

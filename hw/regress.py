@@ -32,8 +32,11 @@ Generates the engine for the configuration given by the flags (unset fields keep
 ArrayConfig defaults), builds it (cached per configuration and simulator: an unchanged
 design is not rebuilt), and runs tests/cocotb/gemm_tb.py: --gemms GEMMs back to back,
 first the edge cases (tiling over every dimension, M=1, K=1, N=1, all-extreme operands,
-zero points at both ends, multipliers with left shifts, clamps that bite, accumulator
-wrap on raw engines), then random ones; plus TFLite oracle convolutions with --oracle.
+zero points at both ends, multipliers with left shifts, clamps that bite, thresholds at
+occurring sums, accumulator wrap on raw engines; --pe-mode xnor: all-ones and all-zeros
+words, K around the PE word and the beat; --pe-mode bitserial: 1 and the most bit planes
+on each operand), then random ones (bit-serial GEMMs with random planes); plus TFLite
+oracle convolutions with --oracle (int8 mac engines). Operand elements past K are random.
 Inputs get random valid gaps and the result stream random ready gaps (--stall-prob).
 Every result is compared bit for bit with the golden model (TFLite's own output for
 oracle cases). When sim.engine_model exists, every GEMM's cycle count (command
@@ -41,8 +44,10 @@ transfer to last result transfer, on the very stall patterns applied) must equal
 cycle model's prediction.
 
 Prints the seed first, then one line per GEMM (M K N match rtl_cycles model_cycles)
-and a summary. Exit status: 0 all bit-exact (and cycle-exact when the model exists),
-1 a mismatch, a hang or a build failure, 2 bad flags.
+and a summary; --json FILE writes one record per GEMM (M, K, N, match, rtl_cycles,
+model_cycles, and a_planes, w_planes on bit-serial engines). Exit status: 0 all
+bit-exact (and cycle-exact when the model exists), 1 a mismatch, a hang or a build
+failure, 2 bad flags.
 """
 
 
@@ -345,8 +350,7 @@ def main(argv=None):
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
 
     print(f"seed {seed} (reproduce with --seed {seed})", flush=True)
-    from .build import describe
-    print(f"config {config.default_name}: {describe(config)}, max M/K/N "
+    print(f"config {config.default_name}: {config.describe()}, max M/K/N "
           f"{config.max_m}/{config.max_k}/{config.max_n}; {args.sim}; stall_prob "
           f"{args.stall_prob}", flush=True)
     from .rtlsim import RtlSimError

@@ -15,28 +15,35 @@ Cycle conventions (the same as the testbenches'):
   (valid and ready in the same cycle). The result stream is ready in cycle ``t`` iff
   ``ready[t]``. Beyond the end of a pattern, it is taken as all true.
 
-The schedule, as the RTL implements it (``rows`` = R, ``cols`` = C, K chunks of R):
+The schedule, as the RTL implements it (``rows`` = R, ``cols`` = C, P = ``pack``
+elements per PE word, K chunks of R words, i.e. beats of R x P elements):
 
+* A GEMM's K counts elements (bits in the xnor mode); the schedule sees ``Kw = ceil(K /
+  P)`` PE words, and a bit-serial GEMM also its bit planes ``A`` (activations) and ``W``
+  (weights); the other modes have ``A = W = 1``. Nothing else depends on the PE mode.
 * The command is taken when the engine is idle; from the next cycle the loaders accept
   one beat per stream per cycle. Weights (all N channels) and per-channel parameters go
   straight into buffers; activations fill a two-block buffer and wait while both blocks
   are still in use. A column tile of weights (parameters) is usable the cycle after its
   last channel's last beat was taken; a block of activations, the cycle after its last
   beat.
-* Weight-stationary: tiles in (block, column tile, K chunk) order. A tile's weights are
-  loaded (one cycle) once its column tile is in, at most one tile ahead of the tile being
-  issued, and ``max(R + C - 3, 0)`` cycles after the last row of the tile that used the
-  same PE bank two tiles earlier was issued (so that row has left the array). The tile's
-  rows issue one per cycle from the cycle after its load, once its activation block is
-  in; the rows of the last K chunk also need their parameters and an output credit.
-  Each such row is written into the output FIFO ``R + C + 1`` cycles after its issue
-  (+5 with the requantizer).
-* Output-stationary: tiles in (block of R rows, column tile) order, each K steps back to
-  back. A tile starts when the previous one's steps are done, its block, weight tile
-  and parameters are in, it has output credits for its rows, and its last step will
-  come at least R cycles after the previous tile's (``start >= previous start +
-  max(K, R)``). Row ``j`` of a tile is written into the FIFO ``R + C + 2 + j`` cycles
-  after the tile's last step (+5 with the requantizer).
+* Weight-stationary: tiles in (block, column tile, K chunk, weight plane) order. A tile's
+  weights are loaded (one cycle) once its column tile is in, at most one tile ahead of
+  the tile being issued, and ``max(R + C - 3, 0)`` cycles after the last row of the tile
+  that used the same PE bank two tiles earlier was issued (so that row has left the
+  array). The tile's rows issue one per cycle from the cycle after its load, once its
+  activation block is in, once per activation plane (``A`` passes over the block's
+  rows); the rows of the last pass of the last tile of a column tile (last K chunk, last
+  weight plane) also need their parameters and an output credit. Each such row is
+  written into the output FIFO ``R + C + 1`` cycles after its issue (+5 with the
+  requantizer, +1 with the threshold compares).
+* Output-stationary: tiles in (block of R rows, column tile) order, each ``S = Kw x A x
+  W`` steps back to back (every word once per pair of planes). A tile starts when the
+  previous one's steps are done, its block, weight tile and parameters are in, it has
+  output credits for its rows, and its last step will come at least R cycles after the
+  previous tile's (``start >= previous start + max(S, R)``). Row ``j`` of a tile is
+  written into the FIFO ``R + C + 2 + j`` cycles after the tile's last step (+5 with the
+  requantizer, +1 with the threshold compares).
 * Output FIFO: Amaranth's ``SyncFIFOBuffered`` (a word written in cycle ``w`` can be
   taken from cycle ``w + 2``); credits keep at most ``depth - 1`` results promised.
 * The engine goes idle the cycle after the last result is taken, and takes the next

@@ -463,3 +463,24 @@ def test_flags_validated_by_config():
     with pytest.raises(ValueError, match=r"^ArrayConfig\.dataflow must be one of ws, os, "
                                          r"not 'xy'$"):
         config_from_args(args)
+
+
+@pytest.mark.parametrize(("fields", "text"), [
+    ({"rows": 8, "cols": 8}, "8x8 ws mac a8 w8 acc32, requantized"),
+    ({"dataflow": "os", "pe_mode": "xnor", "pack": 16, "threshold": True},
+     "4x4 os xnor x16 acc32, threshold bits"),
+    ({"pe_mode": "bitserial", "a_bits": 4, "w_bits": 2, "requant": False, "acc_bits": 20},
+     "4x4 ws bitserial x8 a4 w2 acc20, raw accumulators"),
+])
+def test_describe(fields, text):
+    assert ArrayConfig(**fields).describe() == text
+
+
+@pytest.mark.parametrize(("fields", "planes", "peak"), [
+    ({}, None, 1.0),
+    ({"pe_mode": "xnor", "pack": 32}, None, 32.0),
+    ({"pe_mode": "bitserial", "pack": 8}, None, 8 / 64),
+    ({"pe_mode": "bitserial", "pack": 8}, (2, 1), 4.0),
+])
+def test_peak_macs_per_pe(fields, planes, peak):
+    assert ArrayConfig(**fields).peak_macs_per_pe(planes) == peak
