@@ -19,7 +19,7 @@ from .engine_model import bandwidth_limited, gemm_schedule
 from .scalesim import scalesim_cycles
 from .topology import Layer, list_networks, read_topology
 
-__all__ = ["LayerReport", "analyze", "main", "CSV_COLUMNS"]
+__all__ = ["LayerReport", "analyze", "compare_modes", "main", "CSV_COLUMNS"]
 
 #: Columns of ``--csv``: SCALE-Sim's COMPUTE_REPORT.csv names first, then qmac's own.
 CSV_COLUMNS = [
@@ -37,10 +37,11 @@ GAP_BETWEEN_GEMMS = 1
 class LayerReport:
     """The model's figures for one layer (all its repeats, run back to back)."""
 
-    def __init__(self, index, layer, config, clock_mhz, bandwidth=None):
+    def __init__(self, index, layer, config, clock_mhz, bandwidth=None, planes=None):
         self.index = index
         self.layer = layer
-        s = gemm_schedule(config, layer.m, layer.k, layer.n)
+        planes = tuple(planes) if planes else ()
+        s = gemm_schedule(config, layer.m, layer.k, layer.n, *planes)
         reps = layer.repeats
         gaps = GAP_BETWEEN_GEMMS * (reps - 1)
         self.per_gemm = s
@@ -52,10 +53,14 @@ class LayerReport:
         self.macs = s.macs * reps
         self.stall = 0
         if bandwidth is not None:
-            limited = bandwidth_limited(config, [(layer.m, layer.k, layer.n)], bandwidth)
+            limited = bandwidth_limited(config, [(layer.m, layer.k, layer.n, *planes)],
+                                        bandwidth)
             self.stall = (limited[0]["cycles"] - s.cycles) * reps
             self.cycles += self.stall
-        pes = config.rows * config.cols
+        # Utilization against the PEs' peak: one MAC per PE per cycle in the mac mode,
+        # more in the packed modes (see ArrayConfig.peak_macs_per_pe).
+        pes = config.rows * config.cols * config.peak_macs_per_pe(planes)
+        self.macs_per_cycle = self.macs / self.cycles
         self.utilization = self.macs / (self.cycles * pes)
         self.mapping_efficiency = self.macs / (self.compute * pes)
         self.compute_utilization = self.macs / ((self.compute + self.idle) * pes)
@@ -71,6 +76,7 @@ class LayerReport:
             "repeats": lay.repeats, "macs": self.macs, "cycles": self.cycles,
             "load_cycles": self.load, "compute_cycles": self.compute,
             "idle_cycles": self.idle, "drain_cycles": self.drain, "stall_cycles": self.stall,
+            "macs_per_cycle": self.macs_per_cycle,
             "utilization": self.utilization, "mapping_efficiency": self.mapping_efficiency,
             "compute_utilization": self.compute_utilization, "macs_per_s": self.macs_per_s,
             "gops": self.gops, "fits_buffers": self.fits,
@@ -89,15 +95,15 @@ def _pct(x):
     return f"{100 * x:.4f}"
 
 
-def _totals(reports, config, clock_mhz):
+def _totals(reports, config, clock_mhz, planes=None):
     cycles = sum(r.cycles for r in reports) + GAP_BETWEEN_GEMMS * (len(reports) - 1)
     macs = sum(r.macs for r in reports)
     compute = sum(r.compute for r in reports)
     idle = sum(r.idle for r in reports) + GAP_BETWEEN_GEMMS * (len(reports) - 1)
-    pes = config.rows * config.cols
+    pes = config.rows * config.cols * config.peak_macs_per_pe(planes)
     macs_per_s = macs / (cycles / (clock_mhz * 1e6))
     return {
-        "layers": len(reports), "macs": macs, "cycles": cycles,
+        "layers": len(reports), "macs": macs, "cycles": cycles, "macs_per_cycle": macs / cycles,
         "load_cycles": sum(r.load for r in reports), "compute_cycles": compute,
         "idle_cycles": idle, "drain_cycles": sum(r.drain for r in reports),
         "stall_cycles": sum(r.stall for r in reports),
@@ -131,16 +137,50 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def analyze(config, layers, clock_mhz=1000.0, bandwidth=None, progress=False):
-    """Model every layer; return ``(reports, totals)``."""
+def analyze(config, layers, clock_mhz=1000.0, bandwidth=None, progress=False, planes=None):
+    """Model every layer; return ``(reports, totals)``.
+
+    ``planes``: ``(a_planes, w_planes)`` of every GEMM on a bit-serial engine (default: all
+    of ``a_bits`` and ``w_bits``).
+    """
     config = config if isinstance(config, ArrayConfig) else ArrayConfig(**config)
     bar = _Progress(len(layers), progress)
     reports = []
     for i, layer in enumerate(layers):
-        reports.append(LayerReport(i, layer, config, clock_mhz, bandwidth))
+        reports.append(LayerReport(i, layer, config, clock_mhz, bandwidth, planes))
         bar.step(layer.name)
     bar.close()
-    return reports, _totals(reports, config, clock_mhz)
+    return reports, _totals(reports, config, clock_mhz, planes)
+
+
+def compare_modes(config, m, k, n, pack=None, bits=range(1, 9)):
+    """What each bit width buys on one array: rows for int8 ``mac``, ``bitserial`` with
+    ``k``-bit activations and weights for each ``k`` in ``bits``, and binary ``xnor``.
+
+    The array shape, dataflow and limits come from ``config``; the packed modes use
+    ``pack`` elements per PE word (default ``config.pack`` when it is packed, else 8).
+    Each row: ``mode``, ``bits``, ``pack``, ``cycles`` of the stall-free GEMM, ``macs_per_cycle``,
+    ``peak_macs_per_cycle`` (all PEs) and ``utilization`` of that peak.
+    """
+    pack = pack or (config.pack if config.pe_mode != "mac" else 8)
+    base = dict(rows=config.rows, cols=config.cols, dataflow=config.dataflow,
+                requant=config.requant, threshold=config.threshold, acc_bits=config.acc_bits,
+                block_rows=config.block_rows, max_m=config.max_m, max_n=config.max_n,
+                max_k=min(config.max_k, 4096))
+    configs = [("mac", 8, ArrayConfig(**base, pe_mode="mac", a_bits=8, w_bits=8))]
+    widest = max(bits)
+    configs += [("bitserial", b, ArrayConfig(**base, pe_mode="bitserial", pack=pack,
+                                             a_bits=widest, w_bits=widest)) for b in bits]
+    configs.append(("xnor", 1, ArrayConfig(**base, pe_mode="xnor", pack=pack)))
+    rows = []
+    for mode, width, cfg in configs:
+        planes = (width, width) if mode == "bitserial" else None
+        s = gemm_schedule(cfg, m, k, n, *(planes or ()))
+        peak = cfg.rows * cfg.cols * cfg.peak_macs_per_pe(planes)
+        rows.append({"mode": mode, "bits": width, "pack": cfg.pack, "M": m, "K": k, "N": n,
+                     "cycles": s.cycles, "macs_per_cycle": s.macs / s.cycles,
+                     "peak_macs_per_cycle": peak, "utilization": s.macs / (s.cycles * peak)})
+    return rows
 
 
 def _scalesim_columns(layer, config):
@@ -151,11 +191,11 @@ def _scalesim_columns(layer, config):
     return out
 
 
-def _print_table(reports, totals, config, clock_mhz, scalesim, out):
+def _print_table(reports, totals, config, clock_mhz, scalesim, out, planes=None):
     name_w = max([len("layer")] + [len(r.layer.name) for r in reports])
     head = (f"{'#':>3} {'layer':<{name_w}} {'M':>7} {'K':>6} {'N':>6} {'rep':>4} "
             f"{'cycles':>11} {'load':>8} {'compute':>11} {'idle':>9} {'drain':>7} "
-            f"{'util':>6} {'GOPS':>8}")
+            f"{'MAC/cyc':>8} {'util':>6} {'GOPS':>8}")
     if scalesim:
         head += f" {'SS-OS':>11} {'SS-WS':>11} {'SS-IS':>11}"
     print(head, file=out)
@@ -163,7 +203,8 @@ def _print_table(reports, totals, config, clock_mhz, scalesim, out):
         lay = r.layer
         line = (f"{r.index:>3} {lay.name:<{name_w}} {lay.m:>7} {lay.k:>6} {lay.n:>6} "
                 f"{lay.repeats:>4} {r.cycles:>11} {r.load:>8} {r.compute:>11} {r.idle:>9} "
-                f"{r.drain:>7} {100 * r.utilization:>5.1f}% {r.gops:>8.2f}")
+                f"{r.drain:>7} {r.macs_per_cycle:>8.1f} {100 * r.utilization:>5.1f}% "
+                f"{r.gops:>8.2f}")
         if scalesim:
             ss = _scalesim_columns(lay, config)
             line += "".join(f" {ss[df][0]:>11}" for df in ("os", "ws", "is"))
@@ -173,8 +214,10 @@ def _print_table(reports, totals, config, clock_mhz, scalesim, out):
     print(f"{'':>3} {'total':<{name_w}} {'':>7} {'':>6} {'':>6} {'':>4} "
           f"{totals['cycles']:>11} {totals['load_cycles']:>8} {totals['compute_cycles']:>11} "
           f"{totals['idle_cycles']:>9} {totals['drain_cycles']:>7} "
-          f"{100 * totals['utilization']:>5.1f}% {totals['gops']:>8.2f}", file=out)
-    print(f"{config.rows}x{config.cols} {config.dataflow} engine at {clock_mhz:g} MHz: "
+          f"{totals['macs_per_cycle']:>8.1f} {100 * totals['utilization']:>5.1f}% "
+          f"{totals['gops']:>8.2f}", file=out)
+    on = f" on {planes[0]}x{planes[1]} bit planes" if planes else ""
+    print(f"{config.describe()} engine{on} at {clock_mhz:g} MHz: "
           f"{totals['macs']:,} MACs in {totals['cycles']:,} cycles "
           f"({1e3 * totals['seconds']:.3f} ms), utilization {100 * totals['utilization']:.2f}%, "
           f"{totals['macs_per_s'] / 1e9:.2f} GMAC/s = {totals['gops']:.2f} GOPS", file=out)
@@ -198,8 +241,14 @@ N = filters (SCALE-Sim's IFMAP sizes already include any padding).
 Cycles are the engine's exact count from a GEMM's command to its last result (the cycle
 model agrees with the RTL cycle for cycle), split into load (before the first row or
 step enters the array), compute (cycles in which one enters), idle (gaps between them)
-and drain (after the last one). Utilization = MACs / (cycles x rows x cols); throughput
-= MACs / (cycles / clock); GOPS counts a MAC as two operations.
+and drain (after the last one). Utilization = MACs / (cycles x rows x cols x the PEs'
+peak MACs per cycle: 1 for mac, pack for xnor, pack / (a_planes x w_planes) for
+bitserial); throughput = MACs / (cycles / clock); GOPS counts a MAC as two operations.
+The engine is any configuration of hw.build (--pe-mode, --pack, ...); a bit-serial
+engine runs every layer with --planes A,W bit planes (default: all of them).
+
+--compare-modes runs one --gemm on int8 mac, bitserial with k-bit operands for k = 1..8
+and binary xnor, all on the configured array, and prints MACs per cycle and cycles.
 
 --scalesim adds SCALE-Sim v2's compute cycles for its OS, WS and IS dataflows on the
 same array (unlimited bandwidth), for comparison.
@@ -217,6 +266,18 @@ def _parse_gemm(text):
         raise argparse.ArgumentTypeError(f"--gemm must be M,K,N (three positive integers), "
                                          f"not {text!r}")
     return m, k, n
+
+
+def _parse_planes(text):
+    try:
+        a, w = (int(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--planes must be A,W (two positive integers), "
+                                         f"not {text!r}") from None
+    if min(a, w) < 1:
+        raise argparse.ArgumentTypeError(f"--planes must be A,W (two positive integers), "
+                                         f"not {text!r}")
+    return a, w
 
 
 def _positive_float(name):
@@ -247,6 +308,12 @@ def main(argv=None):
                              "simulated cycle by cycle, so slower")
     parser.add_argument("--scalesim", action="store_true",
                         help="also print SCALE-Sim v2's compute cycles (OS, WS, IS)")
+    parser.add_argument("--planes", type=_parse_planes, metavar="A,W",
+                        help="bit-serial engines: activation and weight bit planes of every "
+                             "GEMM (default: --a-bits,--w-bits)")
+    parser.add_argument("--compare-modes", action="store_true",
+                        help="with --gemm: MACs per cycle and cycles of int8 mac, k-bit "
+                             "bitserial (k = 1..8) and binary xnor on the configured array")
     parser.add_argument("--csv", metavar="FILE", help="write one row per layer as CSV")
     parser.add_argument("--json", metavar="FILE", help="write the layers and totals as JSON")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -259,11 +326,25 @@ def main(argv=None):
             layers = [Layer.from_gemm("gemm", *args.gemm)]
         else:
             layers = read_topology(args.topology or args.network)
+        if args.planes and config.pe_mode != "bitserial":
+            raise ValueError(f"--planes needs --pe-mode bitserial, not {config.pe_mode}")
+        if args.planes:
+            for name, value, top in (("A", args.planes[0], config.a_bits),
+                                     ("W", args.planes[1], config.w_bits)):
+                if value > top:
+                    raise ValueError(f"--planes {name} must be at most the engine's "
+                                     f"{'a' if name == 'A' else 'w'}_bits ({top}), not {value}")
+        if args.compare_modes and not args.gemm:
+            raise ValueError("--compare-modes needs --gemm M,K,N")
     except (TypeError, ValueError, OSError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
+    if args.compare_modes:
+        return _print_modes(config, args.gemm, args.clock_mhz, args.json)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    reports, totals = analyze(config, layers, args.clock_mhz, args.bandwidth, progress)
-    _print_table(reports, totals, config, args.clock_mhz, args.scalesim, sys.stdout)
+    reports, totals = analyze(config, layers, args.clock_mhz, args.bandwidth, progress,
+                              args.planes)
+    _print_table(reports, totals, config, args.clock_mhz, args.scalesim, sys.stdout,
+                 args.planes)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             writer = csv.writer(f)
@@ -273,6 +354,7 @@ def main(argv=None):
     if args.json:
         doc = {"config": config.to_dict(), "clock_mhz": args.clock_mhz,
                "bandwidth_beats_per_cycle": args.bandwidth,
+               "planes": list(args.planes) if args.planes else None,
                "layers": [r.as_dict() for r in reports], "total": totals}
         if args.scalesim:
             for r, d in zip(reports, doc["layers"], strict=True):
@@ -280,6 +362,24 @@ def main(argv=None):
                                  for df, (c, u) in _scalesim_columns(r.layer, config).items()}
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
+    return 0
+
+
+def _print_modes(config, gemm, clock_mhz, json_path):
+    m, k, n = gemm
+    rows = compare_modes(config, m, k, n)
+    print(f"{m}x{k}x{n} GEMM on a {config.rows}x{config.cols} {config.dataflow} array at "
+          f"{clock_mhz:g} MHz (packed modes: {rows[-1]['pack']} elements per PE word)")
+    print(f"{'mode':<10} {'bits':>4} {'cycles':>10} {'MAC/cycle':>10} {'peak':>8} "
+          f"{'util':>6} {'GMAC/s':>8}")
+    for r in rows:
+        label = {"mac": "int8 mac", "xnor": "xnor"}.get(r["mode"], "bitserial")
+        print(f"{label:<10} {r['bits']:>4} {r['cycles']:>10} {r['macs_per_cycle']:>10.1f} "
+              f"{r['peak_macs_per_cycle']:>8.1f} {100 * r['utilization']:>5.1f}% "
+              f"{r['macs_per_cycle'] * clock_mhz / 1e3:>8.1f}")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"gemm": [m, k, n], "clock_mhz": clock_mhz, "modes": rows}, f, indent=2)
     return 0
 
 

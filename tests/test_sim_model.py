@@ -219,8 +219,53 @@ def test_perf_gemm_throughput_follows_clock(tmp_path):
     assert layer["gops"] == pytest.approx(2 * layer["macs_per_s"] / 1e9)
 
 
+def test_perf_low_bit_engines(tmp_path):
+    # Utilization is against the PEs' peak: pack MACs per cycle (xnor), pack / planes^2
+    # (bit-serial); the cycles are the model's for the given planes.
+    js = tmp_path / "b.json"
+    assert perf.main(["--gemm", "64,96,16", "--rows", "4", "--cols", "4", "--pe-mode",
+                      "bitserial", "--pack", "4", "--a-bits", "6", "--planes", "3,2",
+                      "--json", str(js), "--no-progress"]) == 0
+    doc = json.loads(js.read_text())
+    layer = doc["layers"][0]
+    config = ArrayConfig(rows=4, cols=4, pe_mode="bitserial", pack=4, a_bits=6)
+    assert layer["cycles"] == gemm_cycles(config, 64, 96, 16, 3, 2)
+    assert layer["utilization"] == pytest.approx(layer["macs"] / (layer["cycles"] * 16 * 4 / 6))
+    assert layer["macs_per_cycle"] == pytest.approx(64 * 96 * 16 / layer["cycles"])
+    assert doc["planes"] == [3, 2]
+    xnor = ArrayConfig(rows=4, cols=4, pe_mode="xnor", pack=4)
+    assert perf.main(["--gemm", "64,96,16", "--rows", "4", "--cols", "4", "--pe-mode", "xnor",
+                      "--pack", "4", "--json", str(js), "--no-progress"]) == 0
+    layer = json.loads(js.read_text())["layers"][0]
+    assert layer["cycles"] == gemm_cycles(xnor, 64, 96, 16)
+    assert layer["utilization"] == pytest.approx(layer["macs"] / (layer["cycles"] * 16 * 4))
+
+
+def test_compare_modes_rows_are_the_model_counts():
+    base = ArrayConfig(rows=4, cols=4, dataflow="os")
+    rows = perf.compare_modes(base, 64, 100, 12, pack=4)
+    assert [(r["mode"], r["bits"]) for r in rows] == \
+        [("mac", 8)] + [("bitserial", b) for b in range(1, 9)] + [("xnor", 1)]
+    mac = ArrayConfig(rows=4, cols=4, dataflow="os")
+    assert rows[0]["cycles"] == gemm_cycles(mac, 64, 100, 12)
+    bs = ArrayConfig(rows=4, cols=4, dataflow="os", pe_mode="bitserial", pack=4)
+    for r in rows[1:9]:
+        assert r["cycles"] == gemm_cycles(bs, 64, 100, 12, r["bits"], r["bits"])
+        assert r["peak_macs_per_cycle"] == pytest.approx(16 * 4 / r["bits"] ** 2)
+    # One plane each: the same schedule as the binary engine with the same words.
+    assert rows[1]["cycles"] == rows[-1]["cycles"]
+    cycles = [r["cycles"] for r in rows[1:9]]
+    assert cycles == sorted(cycles)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--gemm", "0,1,1"], r"--gemm must be M,K,N \(three positive integers\), not '0,1,1'"),
+    (["--gemm", "1,1,1", "--planes", "2,2"], r"--planes needs --pe-mode bitserial, not mac"),
+    (["--gemm", "1,1,1", "--pe-mode", "bitserial", "--a-bits", "4", "--planes", "5,1"],
+     r"--planes A must be at most the engine's a_bits \(4\), not 5"),
+    (["--gemm", "1,1,1", "--pe-mode", "bitserial", "--planes", "0,1"],
+     r"--planes must be A,W \(two positive integers\), not '0,1'"),
+    (["--network", "resnet50", "--compare-modes"], r"--compare-modes needs --gemm M,K,N"),
     (["--network", "nope"], r"Network must be one of .*, not 'nope'"),
     (["--gemm", "1,1,1", "--clock-mhz", "-5"], r"--clock-mhz must be a positive number"),
     (["--gemm", "1,1,1", "--rows", "0"], r"ArrayConfig\.rows must be an integer in 1\.\.256"),
