@@ -1,4 +1,4 @@
-"""``python -m hw.bench``: its cases and its command line (the measurement itself is a benchmark)."""
+"""``python -m hw.bench``: its cases and its command line (measuring is a benchmark)."""
 
 import re
 import subprocess
