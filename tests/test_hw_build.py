@@ -61,11 +61,15 @@ def test_rtl_holds_only_the_defaults():
 SMALL = ["--rows", "2", "--cols", "3", "--dataflow", "os", "--max-k", "20", "--name", "small"]
 
 
-def test_same_configuration_same_bytes(tmp_path, capsys):
-    assert build.main([*SMALL, "--out", str(tmp_path / "one")]) == 0
-    assert build.main([*SMALL, "--out", str(tmp_path / "two")]) == 0
+@pytest.mark.parametrize("mode", [[], ["--pe-mode", "xnor", "--pack", "4", "--threshold"],
+                                  ["--pe-mode", "bitserial", "--pack", "2", "--a-bits", "3"]],
+                         ids=["mac", "xnor", "bitserial"])
+def test_same_configuration_same_bytes(mode, tmp_path, capsys):
+    flags = [*SMALL, *mode]
+    assert build.main([*flags, "--out", str(tmp_path / "one")]) == 0
+    assert build.main([*flags, "--out", str(tmp_path / "two")]) == 0
     # And in another process (another hash seed, another import order).
-    proc = run_build(*SMALL, "--out", str(tmp_path / "three"))
+    proc = run_build(*flags, "--out", str(tmp_path / "three"))
     assert proc.returncode == 0, proc.stderr
     one = files_of(tmp_path / "one")
     assert set(one) == {"small.v", "small.vlt", "small.json"}
