@@ -5,8 +5,8 @@ import numbers
 import numpy as np
 
 __all__ = [
-    "check_bits", "check_int", "check_int_array", "check_scale", "check_zero_point",
-    "check_choice", "int_range", "first_of",
+    "check_bits", "check_int", "check_int_array", "check_real_array", "check_scale",
+    "check_zero_point", "check_choice", "int_range", "first_of",
 ]
 
 
@@ -99,6 +99,27 @@ def check_zero_point(name, value, bits, signed):
                          f"{'signed' if signed else 'unsigned'} values, "
                          f"not {first_of(arr, bad)}")
     return arr.astype(np.int64)
+
+
+def check_real_array(name, value, show_dtype=False):
+    """Return ``value`` as a float64 array, refusing non-real dtypes and non-finite values.
+
+    Integer and floating values are accepted; bools, strings, objects and complex numbers
+    are not. The refusal names the value itself, or with ``show_dtype`` its dtype (for
+    arrays, whose repr would be long).
+    """
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
+                                     or np.issubdtype(arr.dtype, np.integer)):
+        if show_dtype:
+            raise TypeError(f"{name} must be a real-valued array, not an array of dtype "
+                            f"{arr.dtype}")
+        raise TypeError(f"{name} must be a real number or array of them, not {value!r}")
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if np.any(bad):
+        raise ValueError(f"{name} must be finite, not {first_of(arr, bad)!r}")
+    return arr
 
 
 def first_of(arr, bad):

@@ -4,7 +4,14 @@ import numbers
 
 import numpy as np
 
-from ._validate import check_bits, check_int, check_int_array, check_scale, first_of
+from ._validate import (
+    check_bits,
+    check_int,
+    check_int_array,
+    check_real_array,
+    check_scale,
+    first_of,
+)
 from .fixedpoint import INT32_MAX, INT32_MIN
 
 __all__ = [
@@ -15,19 +22,6 @@ __all__ = [
 # Bisection over the int32 accumulator range: 2**32 + 1 outcomes (every x, or none) take 33
 # halvings.
 _BISECT_STEPS = 33
-
-
-def _real_array(name, value):
-    """Return ``value`` as a float64 array, refusing non-real dtypes and non-finite values."""
-    arr = np.asarray(value)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
-                                     or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must be a real-valued array, not an array of dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr)
-    if np.any(bad):
-        raise ValueError(f"{name} must be finite, not {first_of(arr, bad)!r}")
-    return arr
 
 
 def _check_bool(name, value):
@@ -111,7 +105,7 @@ def binarize(x, scaled=False, axis=None):
         If ``x`` is not finite, ``axis`` is out of range or given without ``scaled=True``,
         or ``x`` is empty when a scale must be computed from it.
     """
-    x = _real_array("x", x)
+    x = check_real_array("x", x, show_dtype=True)
     scaled = _check_bool("scaled", scaled)
     codes = _sign_codes(x)
     if not scaled:
@@ -163,7 +157,7 @@ def ternarize(w, threshold_factor=0.7, axis=None):
         If ``w`` is empty or not finite, ``threshold_factor`` is negative or not finite, or
         ``axis`` is out of range.
     """
-    w = _real_array("w", w)
+    w = check_real_array("w", w, show_dtype=True)
     factor = _check_factor("threshold_factor", threshold_factor)
     others = _reduction_axes("w", w, axis)
     _check_nonempty("w", w)
@@ -233,7 +227,7 @@ def dorefa_quantize_weights(w, k):
         If ``k`` is outside 1..16, or ``w`` is empty or not finite.
     """
     k = check_bits("k", k, 1, 16)
-    w = _real_array("w", w)
+    w = check_real_array("w", w, show_dtype=True)
     _check_nonempty("w", w)
     if k == 1:
         return _sign_codes(w), float(np.mean(np.abs(w)))
@@ -278,7 +272,7 @@ def dorefa_quantize_activations(x, k):
         If ``k`` is outside 1..16 or ``x`` is not finite.
     """
     k = check_bits("k", k, 1, 16)
-    x = _real_array("x", x)
+    x = check_real_array("x", x, show_dtype=True)
     levels = (1 << k) - 1
     q = np.rint(levels * np.clip(x, 0.0, 1.0))
     return q.astype(np.uint8 if k <= 8 else np.uint16), 1.0 / levels
@@ -401,13 +395,13 @@ def batchnorm_thresholds(gamma, beta, mean, var, eps=1e-5, acc_scale=1.0):
         positive, ``var + eps`` overflows, ``gamma`` is not 1-D, or another argument is
         neither a scalar nor one entry per channel.
     """
-    gamma = _real_array("gamma", gamma)
+    gamma = check_real_array("gamma", gamma, show_dtype=True)
     if gamma.ndim != 1:
         raise ValueError(f"gamma must have 1 dimensions, not shape {gamma.shape}")
     n = gamma.shape[0]
-    beta = _per_channel("beta", _real_array("beta", beta), n)
-    mean = _per_channel("mean", _real_array("mean", mean), n)
-    var = _per_channel("var", _real_array("var", var), n)
+    beta = _per_channel("beta", check_real_array("beta", beta, show_dtype=True), n)
+    mean = _per_channel("mean", check_real_array("mean", mean, show_dtype=True), n)
+    var = _per_channel("var", check_real_array("var", var, show_dtype=True), n)
     bad = var < 0
     if np.any(bad):
         raise ValueError(f"var must be non-negative, not {first_of(var, bad)!r}")

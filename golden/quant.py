@@ -6,9 +6,9 @@ from ._validate import (
     check_bits,
     check_int,
     check_int_array,
+    check_real_array,
     check_scale,
     check_zero_point,
-    first_of,
     int_range,
 )
 from .fixedpoint import round_half_away
@@ -48,8 +48,8 @@ def choose_qparams(min, max, bits=8, signed=True, symmetric=False, narrow_range=
     if qmax <= qmin:
         raise ValueError(f"bits must leave at least two codes, not {bits} with "
                          f"narrow_range={narrow_range}")
-    lo = _finite_array("min", min)
-    hi = _finite_array("max", max)
+    lo = check_real_array("min", min)
+    hi = check_real_array("max", max)
     if lo.shape != hi.shape:
         raise ValueError(f"min and max must have the same shape, not {lo.shape} and {hi.shape}")
     bad = lo > hi
@@ -80,17 +80,6 @@ def choose_qparams(min, max, bits=8, signed=True, symmetric=False, narrow_range=
     if lo.ndim == 0:
         return float(scale), int(zero_point)
     return scale, zero_point
-
-
-def _finite_array(name, value):
-    arr = np.asarray(value)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
-                                     or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must be a real number or array of them, not {value!r}")
-    arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, not {first_of(arr, ~np.isfinite(arr))!r}")
-    return arr
 
 
 def _broadcast_channel(name, value, x, axis):

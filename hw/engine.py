@@ -74,13 +74,7 @@ def _select(word, index):
     views themselves come back as their bits.
     """
     cases = 1 << len(index)
-    if isinstance(word, Value):             # a plain value: its bits are the elements
-        return Array(word[i if i < len(word) else 0] for i in range(cases))[index]
-
-    def bits(i):
-        element = word[i if i < len(word) else 0]
-        return element.as_value() if isinstance(element, data.View) else element
-    return Array(bits(i) for i in range(cases))[index]
+    return Array(Value.cast(word[i if i < len(word) else 0]) for i in range(cases))[index]
 
 
 def _buffer(shape, address_bits):
@@ -608,7 +602,6 @@ class GemmEngine(wiring.Component):
         m.d.comb += [acc_wp.addr.eq(at_psum.row[:mb_bits]), acc_wp.data.eq(total.as_value()),
                      acc_wp.en.eq(at_psum.valid & ~at_psum.last)]
         self._post(at_psum.valid & at_psum.last, total, at_psum.nt)
-
 
     # ---- output-stationary ---------------------------------------------------------
 
