@@ -124,6 +124,13 @@ class StreamCodec:
                 raise ValueError(f"{name} must be in 1..{top}, not {value}")
         return a_planes, w_planes
 
+    def model_shape(self, gemm: Gemm):
+        """``(M, K, N)`` of ``gemm``, and of a bit-serial GEMM also its ``(a_planes,
+        w_planes)``: the form :mod:`sim.engine_model` takes."""
+        if self.config.pe_mode == "bitserial":
+            return (*gemm.shape, *self.planes(gemm))
+        return gemm.shape
+
     def command(self, gemm: Gemm):
         """The ``cmd`` beat of ``gemm``."""
         m, k, n = gemm.shape

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 __all__ = [
     "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "MODEL_MAX_DIM",
     "PACKS", "PE_MODES", "TIMING_VERSION",
-    "add_config_arguments", "ceil_log2", "config_from_args",
+    "add_config_arguments", "ceil_log2", "config_from_args", "given_fields",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -410,13 +410,18 @@ def add_config_arguments(parser):
                                help=help_text)
 
 
+def given_fields(args):
+    """``{field: value}`` of the :class:`ArrayConfig` flags that were given on a command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(ArrayConfig)
+            if getattr(args, f.name, None) is not None}
+
+
 def config_from_args(args):
     """The :class:`ArrayConfig` given by flags (unset fields keep their defaults), or None.
 
     Returns None when no configuration flag was given.
     """
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ArrayConfig)
-             if getattr(args, f.name, None) is not None}
+    given = given_fields(args)
     if not given:
         return None
     return ArrayConfig(**given)

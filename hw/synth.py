@@ -1,7 +1,6 @@
 """``python -m hw.synth``: area of a PE, an array or an engine after real Yosys synthesis."""
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os
@@ -11,7 +10,7 @@ import tempfile
 import time
 
 from ._cli import OneLineErrorParser
-from .config import ArrayConfig, add_config_arguments
+from .config import ArrayConfig, add_config_arguments, given_fields
 
 __all__ = ["UNITS", "TARGETS", "SWEEP_BITS", "SynthesisError", "unit_component", "synthesize",
            "macs_per_cycle", "sweep_configs", "main"]
@@ -235,14 +234,11 @@ def sweep_configs(base=None, pack=8):
     The int8 ``mac`` PE; ``bitserial`` PEs of ``pack`` elements at ``a_bits = w_bits = k``
     for ``k`` in :data:`SWEEP_BITS`; the ``xnor`` PE of ``pack`` elements.
     """
-    fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(ArrayConfig)} \
-        if base is not None else {}
-    for name in ("pe_mode", "pack", "a_bits", "w_bits"):
-        fields.pop(name, None)
-    configs = [ArrayConfig(**fields, pe_mode="mac", pack=1, a_bits=8, w_bits=8)]
-    configs += [ArrayConfig(**fields, pe_mode="bitserial", pack=pack, a_bits=k, w_bits=k)
+    base = base if base is not None else ArrayConfig()
+    configs = [base.replace(pe_mode="mac", pack=1, a_bits=8, w_bits=8)]
+    configs += [base.replace(pe_mode="bitserial", pack=pack, a_bits=k, w_bits=k)
                 for k in SWEEP_BITS]
-    configs.append(ArrayConfig(**fields, pe_mode="xnor", pack=pack, a_bits=1, w_bits=1))
+    configs.append(base.replace(pe_mode="xnor", pack=pack, a_bits=1, w_bits=1))
     return configs
 
 
@@ -359,8 +355,7 @@ def main(argv=None):
     add_config_arguments(parser)
     args = parser.parse_args(argv)
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ArrayConfig)
-             if getattr(args, f.name, None) is not None}
+    given = given_fields(args)
     try:
         _check_target(args.target, args.dsp)
         if args.sweep:

@@ -12,7 +12,7 @@ import pytest
 from engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
 from test_hw_engine import check_refused
 
-from hw.beats import Gemm
+from hw.beats import Gemm, StreamCodec
 from hw.config import ArrayConfig
 from sim.engine_model import run_patterns
 
@@ -42,9 +42,9 @@ def check(config, rng, gemms, stall_prob=0.3):
         assert not bad.size, (f"GEMM {i} {gemm.shape}: {len(bad)} wrong, first at "
                               f"{tuple(bad[0])}: got {out[tuple(bad[0])]}, golden "
                               f"{expected[tuple(bad[0])]}")
-    shapes = [(*g.shape, g.a_planes, g.w_planes) if config.pe_mode == "bitserial" else g.shape
-              for g in gemms]
-    model = run_patterns(config, shapes, patterns.valid, patterns.ready)
+    codec = StreamCodec(config)
+    model = run_patterns(config, [codec.model_shape(g) for g in gemms], patterns.valid,
+                         patterns.ready)
     assert [r["cycles"] for r in records] == [r["cycles"] for r in model]
     return outputs
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
 
+from hw.beats import StreamCodec
 from hw.config import ArrayConfig
 from sim import perf
 from sim.engine_model import (
@@ -53,12 +54,6 @@ def _planes(config, rng):
     return int(rng.integers(1, config.a_bits + 1)), int(rng.integers(1, config.w_bits + 1))
 
 
-def _model_shape(config, gemm):
-    if config.pe_mode == "bitserial":
-        return (*gemm.shape, gemm.a_planes, gemm.w_planes)
-    return gemm.shape
-
-
 @pytest.mark.parametrize("trial", range(12))
 def test_model_matches_rtl_under_random_stalls(rng, trial):
     """Same patterns applied to the RTL and given to the model: the same cycles, GEMM by GEMM."""
@@ -71,7 +66,8 @@ def test_model_matches_rtl_under_random_stalls(rng, trial):
     outputs, records = run_engine(config, gemms, patterns)
     for out, g in zip(outputs, gemms, strict=True):
         assert np.array_equal(out, expected_output(config, g))
-    model = run_patterns(config, [_model_shape(config, g) for g in gemms], patterns.valid,
+    codec = StreamCodec(config)
+    model = run_patterns(config, [codec.model_shape(g) for g in gemms], patterns.valid,
                          patterns.ready)
     assert [(r["first"], r["last"]) for r in records] == \
         [(m["first"], m["last"]) for m in model], (config, shapes, stall)

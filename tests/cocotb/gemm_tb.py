@@ -425,13 +425,6 @@ def _records(codec, cases, command_cycles, scoreboard):
     return records
 
 
-def _model_shape(codec, case):
-    """``(M, K, N)``, and for a bit-serial GEMM also its planes, as the cycle model takes them."""
-    if codec.config.pe_mode == "bitserial":
-        return (*case.shape, *codec.planes(case.gemm))
-    return case.shape
-
-
 def _compare_with_model(model, codec, cases, records, patterns):
     """Fill in the model's counts; return the disagreements (or the model's failure).
 
@@ -441,7 +434,7 @@ def _compare_with_model(model, codec, cases, records, patterns):
     errors = []
     config = codec.config
     try:
-        shapes = [_model_shape(codec, case) for case in cases]
+        shapes = [codec.model_shape(case.gemm) for case in cases]
         predicted = model.run_patterns(config, shapes, patterns.valid, patterns.ready)
         for r, p in zip(records, predicted, strict=True):
             r["model_cycles"] = int(p["cycles"])
