@@ -11,7 +11,7 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).resolve().parent
-LINTED = ["golden", "hw", "sim", "tests", "noxfile.py"]
+LINTED = ["golden", "hw", "nets", "sim", "tests", "noxfile.py"]
 
 
 @nox.session
