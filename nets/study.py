@@ -49,9 +49,9 @@ _TERNARY = ("twn", "syq", "elq", "tsq")
 _LOWBIT_NETS = ("mlp", "cnn")
 #: FGSM strengths on [0, 1] pixels for the float and feature-quantized networks.
 FGSM_EPS = (0.02, 0.05, 0.1, 0.2)
-#: Epochs of each method at ``--epochs-scale 1`` (float training: 30).
-EPOCHS = {"float": 30, "qat": 8, "dsq": 8, "binarynet": 40, "xnor_net": 40, "twn": 30,
-          "dorefa": 30, "inq": 6, "syq": 8, "elq": 6, "tsq": 6, "clipq": 8, "featq": 8}
+#: Epochs of each method at ``--epochs-scale 1``.
+EPOCHS = {"float": 20, "qat": 6, "dsq": 6, "binarynet": 20, "xnor_net": 20, "twn": 15,
+          "dorefa": 15, "inq": 6, "syq": 6, "elq": 6, "tsq": 6, "clipq": 6, "featq": 6}
 
 
 def grid(methods, nets, bits, granularities=("channel", "tensor"), calibrations=("minmax",)):
@@ -62,7 +62,7 @@ def grid(methods, nets, bits, granularities=("channel", "tensor"), calibrations=
             if method not in METHODS:
                 raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
             if method in _FIXED_BITS:
-                if method in ("binarynet", "xnor_net") and net not in _LOWBIT_NETS:
+                if method in ("binarynet", "xnor_net", "inq") and net not in _LOWBIT_NETS:
                     continue
                 w, a = _FIXED_BITS[method]
                 points.append(dict(method=method, net=net, w_bits=w, a_bits=a))
@@ -235,7 +235,8 @@ def run_point(knobs, ctx):
     graph = to_graph(result.plan)
     cycles, macs = cycles_per_image(result.plan, ctx.engine)
     record.update(
-        granularity=knobs.get("granularity", "channel" if method in ("qat",) else "tensor"),
+        granularity=knobs.get("granularity", "channel" if any(
+            pl.w_scale.size > 1 for pl in result.plan.layers) else "tensor"),
         float_accuracy=float_acc,
         fake_quant_accuracy=_num(result.fake_quant_accuracy),
         accuracy=integer_accuracy(graph, d.x_test, d.y_test),
