@@ -366,8 +366,13 @@ def _dsq(x, lo, hi, intervals, alpha):
 
 
 def dsq(net, params, state, x, y, x_cal, *, w_bits, a_bits, seed=0, epochs=8, lr=1e-4,
-        x_test=None, y_test=None):
-    """DSQ fine-tuning from the float network (see :class:`DSQScheme`); Adam on all."""
+        quantizer_lr=1e-2, x_test=None, y_test=None):
+    """DSQ fine-tuning from the float network (see :class:`DSQScheme`).
+
+    Adam: ``lr`` for the network's weights, ``quantizer_lr`` for the clipping bounds and
+    ``alpha`` (O(1) values that ``lr`` would barely move in a few epochs; the paper trains
+    them jointly with the network by backpropagation, without giving a separate rate).
+    """
     weights, _ = fold_numpy(net, params, state)
     acts = float_activations(net, params, state, x_cal)
     dsq_params = {}
@@ -391,7 +396,11 @@ def dsq(net, params, state, x, y, x_cal, *, w_bits, a_bits, seed=0, epochs=8, lr
         return trainable, (state, {**qstate, "flags": flags})
 
     trained, frozen = fit(loss, (params, dsq_params), (state, qstate), x, y,
-                          key=jax.random.PRNGKey(seed), epochs=epochs, optimizer=optax.adam(lr),
+                          key=jax.random.PRNGKey(seed), epochs=epochs,
+                          optimizer=optax.multi_transform(
+                              {"net": optax.adam(lr), "quantizer": optax.adam(quantizer_lr)},
+                              ("net", jax.tree_util.tree_map(lambda _: "quantizer",
+                                                             dsq_params))),
                           on_epoch=on_epoch)
     params, dsq_params = trained
     state, qstate = frozen

@@ -84,8 +84,14 @@ def grid(methods, nets, bits, granularities=("channel", "tensor"), calibrations=
     return points
 
 
+#: Per-method versions, bumped when one method's recipe changes (its cached points only).
+METHOD_VERSIONS = {"dsq": 2}
+
+
 def _key(knobs):
-    text = json.dumps({**knobs, "version": STUDY_VERSION}, sort_keys=True)
+    version = METHOD_VERSIONS.get(knobs.get("method"), 1)
+    extra = {} if version == 1 else {"method_version": version}
+    text = json.dumps({**knobs, **extra, "version": STUDY_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
