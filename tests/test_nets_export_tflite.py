@@ -8,7 +8,7 @@ import pytest
 
 import golden
 
-pytest.importorskip("jax")
+jax = pytest.importorskip("jax")
 pytest.importorskip("sklearn")
 if importlib.util.find_spec("nets.tflite_write") is None:
     pytest.skip("the .tflite writer (nets.tflite_write) is not here yet", allow_module_level=True)
@@ -19,14 +19,14 @@ interpreter = pytest.importorskip("ai_edge_litert.interpreter")
 def test_int8_export_runs_in_litert_exactly(name):
     import nets
     from nets.arch import NETS
-    from nets.data import load_digits, shifted
+    from nets.data import load_digits
     from nets.export import to_graph
     from nets.methods import ptq
-    from nets.train import train_float
+    from nets.train import init
     d = load_digits()
-    x, y = shifted(d.x_train[:128], d.y_train[:128])
     net = NETS[name]
-    params, state = train_float(net, x, y, seed=1, epochs=1)
+    # An untrained network: the check is the arithmetic of the export, not its accuracy.
+    params, state = init(net, jax.random.PRNGKey(1))
     plan = ptq(net, params, state, d.x_calibration, w_bits=8, a_bits=8).plan
     graph = to_graph(plan)
     blob = nets.tflite_bytes(graph)
