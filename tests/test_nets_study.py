@@ -169,13 +169,13 @@ def test_reduced_study_end_to_end(tmp_path, monkeypatch, capsys):
     """A few points of the grid through the CLI: records, cache resume, plots."""
     from nets import study
     out = tmp_path / "records.json"
-    argv = ["--net", "mlp", "--methods", "float", "ptq", "qat", "binarynet", "twn",
+    argv = ["--net", "mlp", "--methods", "float", "ptq", "binarynet", "twn",
             "--bits", "4", "--granularity", "channel", "--epochs-scale", "0.05",
             "--cache", str(tmp_path / "cache"), "--json", str(out), "--plots",
             str(tmp_path / "plots"), "--no-progress"]
     assert study.main(argv) == 0
     records = json.loads(out.read_text())
-    assert [r["method"] for r in records] == ["float", "ptq", "qat", "binarynet", "twn"]
+    assert [r["method"] for r in records] == ["float", "ptq", "binarynet", "twn"]
     for r in records:
         for field in ("method", "net", "w_bits", "a_bits", "granularity", "float_accuracy",
                       "accuracy", "pe_mode", "cycles_per_image", "seed", "epochs"):
