@@ -139,8 +139,8 @@ def test_twn_ternary_in_jax_is_golden_ternarize(rng):
 
 @pytest.mark.parametrize("k", [2, 3, 4])
 def test_dorefa_weights_in_jax_are_golden_codes(rng, k):
-    from nets.lowbit_methods import DoReFaScheme
     from nets.arch import NETS
+    from nets.lowbit_methods import DoReFaScheme
     scheme = DoReFaScheme(NETS["mlp"], k, 4)
     w = rng.normal(size=(32, 16)).astype(np.float64)
     got = np.asarray(scheme.weight(0, None, jnp.asarray(w, jnp.float32), {}), np.float64)
