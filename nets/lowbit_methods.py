@@ -491,6 +491,8 @@ def inq(net, params, state, x, y, x_cal, *, w_bits=5, a_bits=8, seed=0, epochs=6
     exponents) is, as an integer code at scale ``2**n2``, one of ``0, ±1, ±2, ..., ±128``:
     9-bit two's complement, stored in an int16 tensor for the mac engine (``w_bits = 9``).
     """
+    # 9-bit codes need int16 weight tensors, which no depthwise kernel takes.
+    _check_net(net, "inq")
     levels = [inq_levels(np.asarray(p["w"]), w_bits) for p in params]
 
     def quantize_layer(i, w, chosen, d):
