@@ -31,7 +31,7 @@ from hw.config import ArrayConfig
 from .arch import NETS, input_features
 
 __all__ = ["METHODS", "DEFAULT_BITS", "STUDY_VERSION", "cycles_per_image", "grid", "main",
-           "markdown_table", "plot", "run_point", "run_study"]
+           "markdown_table", "pivot_table", "plot", "run_point", "run_study"]
 
 #: Bumped when a change alters results, so that old cache entries are not reused.
 STUDY_VERSION = 1
@@ -85,7 +85,7 @@ def grid(methods, nets, bits, granularities=("channel", "tensor"), calibrations=
 
 
 #: Per-method versions, bumped when one method's recipe changes (its cached points only).
-METHOD_VERSIONS = {"dsq": 2}
+METHOD_VERSIONS = {"dsq": 2, "float": 2}
 
 
 def _key(knobs):
@@ -240,12 +240,16 @@ def run_point(knobs, ctx):
                                          **train)
     graph = to_graph(result.plan)
     cycles, macs = cycles_per_image(result.plan, ctx.engine)
+    # The float network has no integer graph of its own: its accuracy is the float one, and
+    # its cycles are those of its int8 PTQ graph (the mac engine's cycles do not depend on
+    # the operand width).
+    measured = float_acc if method == "float" else integer_accuracy(graph, d.x_test, d.y_test)
     record.update(
         granularity=knobs.get("granularity", "channel" if any(
             pl.w_scale.size > 1 for pl in result.plan.layers) else "tensor"),
         float_accuracy=float_acc,
         fake_quant_accuracy=_num(result.fake_quant_accuracy),
-        accuracy=integer_accuracy(graph, d.x_test, d.y_test),
+        accuracy=measured,
         pe_mode=_main_mode(result.plan), pe_modes=list(result.plan.pe_modes),
         cycles_per_image=cycles, macs_per_image=macs,
         engine=dict(rows=ctx.engine[0], cols=ctx.engine[1], dataflow=ctx.engine[2]),
@@ -260,8 +264,11 @@ def run_point(knobs, ctx):
 
 
 def _fgsm(net, ctx, graph, method, result, params, state):
-    """Integer accuracy on FGSM images made with the network's own (STE) gradient."""
+    """Accuracy on FGSM images made with the network's own gradient (the STE's through
+    quantizers): the float network's float accuracy, the feature-quantized network's
+    integer-graph accuracy."""
     from . import lowbit_methods as lb
+    from .train import accuracy
     d = ctx.data
     if method == "float":
         scheme, p, s = None, params, state
@@ -270,7 +277,8 @@ def _fgsm(net, ctx, graph, method, result, params, state):
     out = {}
     for eps in FGSM_EPS:
         adv = lb.fgsm(net, p, s, d.x_test, d.y_test, eps, scheme)
-        out[str(eps)] = integer_accuracy(graph, adv, d.y_test)
+        out[str(eps)] = (accuracy(net, p, s, adv, d.y_test) if method == "float"
+                         else integer_accuracy(graph, adv, d.y_test))
     return out
 
 
@@ -330,6 +338,45 @@ def markdown_table(records):
                     f"{r['float_accuracy']:.4f} | {fq} | {r['accuracy']:.4f} | "
                     f"{r['cycles_per_image']:,} |")
     return "\n".join([head, *rows])
+
+
+def _bits_column(r):
+    """The grid's bit-width knob of a record: what its method varies (None when fixed)."""
+    if r["method"] in _FIXED_BITS:
+        return None
+    return r["w_bits"] if r["method"] == "clipq" else r["a_bits"]
+
+
+def _row_label(r):
+    m = r["method"]
+    if m == "ptq":
+        return f"ptq, per {r['granularity']}"
+    if m in _FIXED_BITS and m != "float":
+        return f"{m} (w{r['w_bits']}a{r['a_bits']})"
+    if m in _TERNARY:
+        return f"{m} (ternary w, a = bits)"
+    if m == "clipq":
+        return "clipq (w = bits, a8)"
+    return m
+
+
+def pivot_table(records, value="accuracy", fmt="{:.3f}"):
+    """Markdown tables, one per network: a row per method, a column per bit width."""
+    out = []
+    for net in [n for n in NETS if any(r["net"] == n for r in records)]:
+        rs = [r for r in records if r["net"] == net]
+        cols = sorted({c for c in map(_bits_column, rs) if c is not None})
+        out.append(f"**{net}** (float: {rs[0]['float_accuracy']:.3f})\n")
+        out.append("| method | " + " | ".join([f"{c} bits" for c in cols] + ["fixed"]) + " |")
+        out.append("|---" * (len(cols) + 2) + "|")
+        rows = {}
+        for r in rs:
+            rows.setdefault(_row_label(r), {})[_bits_column(r)] = r[value]
+        for label, cells in rows.items():
+            text = [fmt.format(cells[c]) if c in cells else "" for c in cols + [None]]
+            out.append(f"| {label} | " + " | ".join(text) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def _label(r):
@@ -399,6 +446,8 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", help="write the records (a JSON list)")
     parser.add_argument("--plots", metavar="DIR", help="write the PNG figures there")
     parser.add_argument("--table", action="store_true", help="print a markdown table")
+    parser.add_argument("--pivot", action="store_true",
+                        help="print accuracy and cycles per image as method x bits tables")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: when stderr is a terminal)")
     args = parser.parse_args(argv)
@@ -421,7 +470,10 @@ def main(argv=None):
     if args.plots:
         for path in plot(records, args.plots):
             print(f"wrote {path}")
-    if args.table or not args.json:
+    if args.pivot:
+        print(pivot_table(records))
+        print(pivot_table(records, "cycles_per_image", "{:,}"))
+    if args.table or not (args.json or args.pivot):
         print(markdown_table(records))
     return 0
 
