@@ -340,6 +340,8 @@ class DSQScheme(QATScheme):
     def weight(self, i, layer, w, ctx):
         u, alpha = ctx["qstate"]["dsq"][f"w{i}"]
         q = self.w_qs[i]
+        # The bound is learned freely; its magnitude is the clipping value.
+        u = jnp.abs(u)
         return _dsq(w, -u, u, q.qmax - q.qmin, alpha)
 
     def activation(self, i, layer, y, ctx):
@@ -348,7 +350,7 @@ class DSQScheme(QATScheme):
             return super().activation(i, layer, y, ctx)
         u, alpha = ctx["qstate"]["dsq"][f"a{i}"]
         q = self.a_qs[i]
-        return _dsq(y, 0.0, u, q.qmax - q.qmin, alpha)
+        return _dsq(y, 0.0, jnp.abs(u), q.qmax - q.qmin, alpha)
 
 
 def _dsq(x, lo, hi, intervals, alpha):
@@ -407,11 +409,11 @@ def dsq(net, params, state, x, y, x_cal, *, w_bits, a_bits, seed=0, epochs=8, lr
     fq = np.nan if x_test is None else accuracy(net, params, state, x_test, y_test, scheme,
                                                 {**qstate, "dsq": dsq_params})
     # Deploy the hard quantizer on the learned ranges: weights [-u, u], activations [0, u].
-    w_ranges = [(-float(dsq_params[f"w{i}"][0]), float(dsq_params[f"w{i}"][0]))
+    w_ranges = [(-abs(float(dsq_params[f"w{i}"][0])), abs(float(dsq_params[f"w{i}"][0])))
                 for i in range(len(net.layers))]
     for i, layer in enumerate(net.layers):
         if layer.relu:
-            qstate[f"range{i}"] = (0.0, float(dsq_params[f"a{i}"][0]))
+            qstate[f"range{i}"] = (0.0, abs(float(dsq_params[f"a{i}"][0])))
     plan = plan_from_ranges(net, params, state, qstate, scheme.w_qs, scheme.a_qs,
                             f"dsq_{net.name}_w{w_bits}a{a_bits}", w_ranges)
     return Result(plan, fq, {"alpha": {k: float(v[1]) for k, v in dsq_params.items()}})
