@@ -48,17 +48,23 @@ def run(graph, x, *, keep_all=False):
         raise ModelError(f"{graph.name or 'graph'} has ops qmac does not run: "
                          f"{', '.join(unknown)}; supported: {', '.join(EXECUTORS)}")
     arrays = _check_inputs(graph, x)
-    batch = arrays[0].shape[0]
     file_batch = graph.tensors[graph.inputs[0]].shape[0]
-    if batch != file_batch and not batch_free(graph):
-        raise ModelError(f"{graph.name or 'graph'} runs only batches of {file_batch} (the "
-                         f"file's), not {batch}: an op or a tensor of it does not keep the "
-                         f"batch as its first axis")
+    batch = file_batch
+    if any(a.shape != graph.tensors[i].shape for a, i in zip(arrays, graph.inputs, strict=True)):
+        batch = arrays[0].shape[0]
+        for position, array in enumerate(arrays):
+            if array.shape[0] != batch:
+                raise ModelError(f"{graph.name or 'graph'} input {position} has batch "
+                                 f"{array.shape[0]}; input 0 has {batch}")
+        if not batch_free(graph):
+            raise ModelError(f"{graph.name or 'graph'} runs only the inputs' shapes of the "
+                             f"file (batch {file_batch}), not batch {batch}: an op or a tensor "
+                             f"of it does not keep the batch as its first axis")
     values = dict(zip(graph.inputs, arrays, strict=True))
     for op in graph.ops:
         result = EXECUTORS[op.kind](graph, op, _Inputs(graph, values))
         for index, array in zip(op.outputs, _as_tuple(result), strict=True):
-            values[index] = _check_result(graph, op, index, array, batch)
+            values[index] = _check_result(graph, op, index, array, batch, file_batch)
     outputs = tuple(values[i] if i in values else graph.tensors[i].data for i in graph.outputs)
     outputs = outputs[0] if len(outputs) == 1 else outputs
     return (outputs, values) if keep_all else outputs
@@ -95,7 +101,6 @@ def _check_inputs(graph, x):
     if len(arrays) != len(graph.inputs):
         raise ModelError(f"{name} takes {len(graph.inputs)} inputs, not {len(arrays)}")
     checked = []
-    batch = None
     for position, (array, index) in enumerate(zip(arrays, graph.inputs, strict=True)):
         tensor = graph.tensors[index]
         array = np.asarray(array)
@@ -108,9 +113,6 @@ def _check_inputs(graph, x):
                 or array.shape[0] == 0:
             raise ModelError(f"{label} must have shape {want} with B >= 1, not "
                              f"{array.shape}")
-        if batch is not None and array.shape[0] != batch:
-            raise ModelError(f"{label} has batch {array.shape[0]}; input 0 has {batch}")
-        batch = array.shape[0]
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise ModelError(f"{label} holds {array[~np.isfinite(array)].flat[0]}; float inputs "
                              f"must be finite")
@@ -118,10 +120,9 @@ def _check_inputs(graph, x):
     return checked
 
 
-def _check_result(graph, op, index, array, batch):
+def _check_result(graph, op, index, array, batch, file_batch):
     tensor = graph.tensors[index]
-    shape = tensor.shape if not tensor.shape or batch == tensor.shape[0] \
-        else (batch,) + tensor.shape[1:]
+    shape = tensor.shape if batch == file_batch else (batch,) + tensor.shape[1:]
     if array.shape != shape or array.dtype != np.dtype(tensor.dtype):
         raise ModelError(f"op {op.index} ({op.kind}) computes {array.dtype} {array.shape} for "
                          f"tensor {index} ({tensor.name!r}), which the graph declares "

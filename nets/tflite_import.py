@@ -469,8 +469,11 @@ def _quantize(ctx):
     x = ctx.input(0)
     if x.dtype == "float32":
         ctx.codes(ctx.output(), "output", dtypes=("int8", "uint8"))
+    elif x.dtype == "int16":
+        ctx.codes(x, "input", dtypes=("int16",))
+        ctx.codes(ctx.output(), "output", dtypes=("int8",))
     else:
-        ctx.codes(x, "input", dtypes=("int8", "uint8", "int16"))
+        ctx.codes(x, "input", dtypes=("int8", "uint8"))
         ctx.codes(ctx.output(), "output", dtypes=("int8", "uint8"))
     return {}
 

@@ -3,7 +3,9 @@
 :func:`tflite_bytes` turns a graph into the bytes of a model that TFLite's interpreter
 runs and :func:`nets.load_tflite` reads back into the same graph. It uses the flatbuffer
 builder functions that the ``tflite`` package ships (``ModelStart``, ``OperatorStart``...).
-An op's inputs are TFLite's, constants included: MEAN's second input is the int32 axis
+Any builtin op can be written; those qmac runs get their options table, every other one
+is written without options (enough for a test of the importer's refusal). An op's
+inputs are TFLite's, constants included: MEAN's second input is the int32 axis
 tensor, PAD's the int32 paddings tensor, RESHAPE's optional second input the int32 shape;
 a RESHAPE without it gets the output tensor's shape as ``new_shape`` option.
 """
@@ -55,14 +57,14 @@ def tflite_bytes(graph, description="qmac"):
     Raises
     ------
     ModelError
-        If an op kind or an option cannot be written.
+        If an op kind is not a TFLite builtin, or an option cannot be written.
     """
     builder = flatbuffers.Builder(4096)
     kinds = sorted({op.kind for op in graph.ops})
     for op in graph.ops:
-        if op.kind not in OP_VERSIONS:
-            raise ModelError(f"op {op.index} ({op.kind}) cannot be written; writable ops: "
-                             f"{', '.join(OP_VERSIONS)}")
+        if op.kind not in OP_CODES:
+            raise ModelError(f"op {op.index} ({op.kind}) is not a TFLite builtin op; it cannot "
+                             f"be written")
     opcode_index = {kind: i for i, kind in enumerate(kinds)}
 
     buffers = [_buffer(builder, None)]
@@ -157,7 +159,7 @@ def _operator_code(builder, kind):
     # (PLACEHOLDER_FOR_GREATER_OP_CODES), as TFLite's schema says.
     tflite.OperatorCodeAddDeprecatedBuiltinCode(builder, min(code, 127))
     tflite.OperatorCodeAddBuiltinCode(builder, code)
-    tflite.OperatorCodeAddVersion(builder, OP_VERSIONS[kind])
+    tflite.OperatorCodeAddVersion(builder, OP_VERSIONS.get(kind, 1))
     return tflite.OperatorCodeEnd(builder)
 
 
@@ -202,6 +204,8 @@ def _padding(op):
 def _options(builder, graph, op):
     """``(BuiltinOptions type, offset)`` of ``op``'s options table."""
     kind = op.kind
+    if kind not in OP_VERSIONS:
+        return None, None
     if kind == "CONV_2D":
         (sh, sw), (dh, dw) = _option(op, "stride"), op.options.get("dilation", (1, 1))
         tflite.Conv2DOptionsStart(builder)
