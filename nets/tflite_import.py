@@ -105,7 +105,8 @@ def read_tflite(data, name="model"):
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure of the bytes means corruption
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ModelError(f"{name} is not a valid TFLite flatbuffer: {reason}") from None
+        raise ModelError(f"{name} is not a valid TFLite flatbuffer (truncated or corrupt): "
+                         f"{reason}") from None
     try:
         return Graph(tensors, tuple(ops), graph_inputs, graph_outputs, name=name)
     except ValueError as exc:
