@@ -135,7 +135,7 @@ def softmax_parameters(beta, x_scale):
                float((1 << 31) - 1))
     if not real > 1.0:
         raise ValueError(f"beta * x_scale must exceed 2**-26 for an int8 softmax, not "
-                         f"{beta64 * scale64!r}")
+                         f"{float(beta)!r} * {float(x_scale)!r}")
     multiplier, left_shift = quantize_multiplier(real)
     radius = np.floor(((1 << SCALED_DIFF_INTEGER_BITS) - 1)
                       * float(1 << (31 - SCALED_DIFF_INTEGER_BITS)) / float(1 << int(left_shift)))

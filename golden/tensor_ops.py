@@ -50,7 +50,7 @@ def add_parameters(a_scale, b_scale, y_scale):
     pairs = [tuple(int(v) for v in quantize_multiplier(r)) for r in reals]
     if pairs[2][1] > 0:
         raise ValueError(f"y_scale must be at least max(a_scale, b_scale) / 2**19 for an int8 "
-                         f"ADD, not {float(y32)!r}")
+                         f"ADD, not {float(y_scale)!r}")
     return pairs
 
 
