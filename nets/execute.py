@@ -47,6 +47,9 @@ def run(graph, x, *, keep_all=False):
     if unknown:
         raise ModelError(f"{graph.name or 'graph'} has ops qmac does not run: "
                          f"{', '.join(unknown)}; supported: {', '.join(EXECUTORS)}")
+    if not graph.inputs or any(not graph.tensors[i].shape for i in graph.inputs):
+        raise ModelError(f"{graph.name or 'graph'} must have inputs with a batch axis, not "
+                         f"shapes {[graph.tensors[i].shape for i in graph.inputs]}")
     arrays = _check_inputs(graph, x)
     file_batch = graph.tensors[graph.inputs[0]].shape[0]
     batch = file_batch
@@ -62,7 +65,14 @@ def run(graph, x, *, keep_all=False):
                              f"of it does not keep the batch as its first axis")
     values = dict(zip(graph.inputs, arrays, strict=True))
     for op in graph.ops:
-        result = EXECUTORS[op.kind](graph, op, _Inputs(graph, values))
+        try:
+            result = EXECUTORS[op.kind](graph, op, _Inputs(graph, values))
+        except ModelError:
+            raise
+        except ValueError as exc:
+            # A golden primitive refusing the op's parameters (a multiplier out of range...).
+            raise ModelError(f"{graph.name or 'graph'}: op {op.index} ({op.kind}) cannot run: "
+                             f"{exc}") from None
         for index, array in zip(op.outputs, _as_tuple(result), strict=True):
             values[index] = _check_result(graph, op, index, array, batch, file_batch)
     outputs = tuple(values[i] if i in values else graph.tensors[i].data for i in graph.outputs)
