@@ -421,6 +421,18 @@ def plot(records, out_dir):
     return paths
 
 
+def _read_records(paths):
+    """Records of several ``--json`` files, each key once, in the grid's order."""
+    seen = {}
+    for path in paths:
+        for record in json.loads(Path(path).read_text()):
+            seen.setdefault(record["key"], record)
+    order = {name: i for i, name in enumerate(METHODS)}
+    return sorted(seen.values(), key=lambda r: (list(NETS).index(r["net"]), order[r["method"]],
+                                                r.get("granularity", ""), r["w_bits"],
+                                                r["a_bits"]))
+
+
 def main(argv=None):
     """Command line: see ``python -m nets.study --help``."""
     parser = argparse.ArgumentParser(prog="python -m nets.study", description=__doc__.split(
@@ -448,6 +460,10 @@ def main(argv=None):
     parser.add_argument("--table", action="store_true", help="print a markdown table")
     parser.add_argument("--pivot", action="store_true",
                         help="print accuracy and cycles per image as method x bits tables")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="draw the table and plots from these record files (written by "
+                             "--json) instead of running a grid; records with the same key "
+                             "count once")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: when stderr is a terminal)")
     args = parser.parse_args(argv)
@@ -460,11 +476,14 @@ def main(argv=None):
         if m not in METHODS:
             parser.error(f"--methods must be among {', '.join(METHODS)}, not {m!r}")
     ArrayConfig(rows=args.rows, cols=args.cols, dataflow=args.dataflow)  # validates
-    points = grid(args.methods, args.net, args.bits, args.granularity, args.calibration)
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    records = run_study(points, cache=args.cache, seed=args.seed,
-                        epochs_scale=args.epochs_scale,
-                        engine=(args.rows, args.cols, args.dataflow), progress=progress)
+    if args.from_json:
+        records = _read_records(args.from_json)
+    else:
+        points = grid(args.methods, args.net, args.bits, args.granularity, args.calibration)
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        records = run_study(points, cache=args.cache, seed=args.seed,
+                            epochs_scale=args.epochs_scale,
+                            engine=(args.rows, args.cols, args.dataflow), progress=progress)
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
     if args.plots:
