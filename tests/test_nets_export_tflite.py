@@ -43,3 +43,19 @@ def test_int8_export_runs_in_litert_exactly(name):
         lite.set_tensor(src, xq[i:i + 1])
         lite.invoke()
         assert np.array_equal(lite.get_tensor(dst)[0], logits[i]), f"image {i}"
+
+
+def test_narrow_codes_are_not_written():
+    import nets
+    from nets.arch import NETS
+    from nets.data import load_digits
+    from nets.export import to_graph
+    from nets.methods import ptq
+    from nets.train import init
+    d = load_digits()
+    params, state = init(NETS["mlp"], jax.random.PRNGKey(2))
+    graph = to_graph(ptq(NETS["mlp"], params, state, d.x_calibration, w_bits=4, a_bits=4).plan)
+    with pytest.raises(nets.ModelError, match=r"^tensor 2 \('layer0/weights'\) holds 4-bit "
+                                              r"codes in int8, which TFLite cannot express; "
+                                              r"only full-width tensors can be written$"):
+        nets.tflite_bytes(graph)
