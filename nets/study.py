@@ -386,7 +386,11 @@ def _label(r):
 
 
 def plot(records, out_dir):
-    """Write ``accuracy_vs_bits.png`` and ``accuracy_vs_cycles.png`` from the records."""
+    """Write ``accuracy_vs_bits.png`` and ``accuracy_vs_cycles.png`` from the records.
+
+    Bits: each method against the bit width it varies (fixed-width methods at their weight
+    bits); cycles: every point at its cycles per image. The float network is a dashed line.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -394,19 +398,29 @@ def plot(records, out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     nets = sorted({r["net"] for r in records}, key=list(NETS).index)
+    labels = list(dict.fromkeys(_label(r) for r in records if r["method"] != "float"))
+    colors = plt.get_cmap("tab20").colors
+    style = {label: (colors[i % len(colors)], "osD^v<>ph*"[i % 10])
+             for i, label in enumerate(labels)}
     paths = []
-    for name, xkey, xlabel, logx in (
-            ("accuracy_vs_bits.png", "a_bits", "activation bits (= weight bits except "
-             "ternary, INQ, CLIP-Q)", False),
-            ("accuracy_vs_cycles.png", "cycles_per_image", "cycles per image (cycle model)",
-             True)):
-        fig, axes = plt.subplots(1, len(nets), figsize=(6 * len(nets), 4.5), squeeze=False)
+    for name, xlabel, logx in (
+            ("accuracy_vs_bits.png", "bits the method varies (fixed-width methods: their "
+             "weight bits)", False),
+            ("accuracy_vs_cycles.png", "cycles per image (cycle model, 8x8 engines)", True)):
+        fig, axes = plt.subplots(1, len(nets), figsize=(6 * len(nets), 4.8), squeeze=False)
         for ax, net in zip(axes[0], nets, strict=True):
             rs = [r for r in records if r["net"] == net]
-            for label in dict.fromkeys(_label(r) for r in rs):
-                pts = sorted((r[xkey], r["accuracy"]) for r in rs if _label(r) == label)
+            for r in rs:
+                if r["method"] == "float":
+                    ax.axhline(r["accuracy"], color="k", ls="--", lw=0.8, label="float")
+            for label in labels:
+                pts = sorted((_x(r, logx), r["accuracy"]) for r in rs if _label(r) == label)
+                if not pts:
+                    continue
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, "o-" if len(xs) > 1 else "o", label=label)
+                color, marker = style[label]
+                ax.plot(xs, ys, marker=marker, color=color, ls="-" if not logx else "none",
+                        label=label)
             ax.set_title(net)
             ax.set_xlabel(xlabel)
             ax.set_ylabel("test accuracy (integer graph)")
@@ -419,6 +433,13 @@ def plot(records, out_dir):
         plt.close(fig)
         paths.append(out_dir / name)
     return paths
+
+
+def _x(r, cycles):
+    if cycles:
+        return r["cycles_per_image"]
+    column = _bits_column(r)
+    return r["w_bits"] if column is None else column
 
 
 def _read_records(paths):
