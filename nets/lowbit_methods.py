@@ -42,8 +42,10 @@ from .methods import (
 from .quantizer import Quantizer, quantize_bias
 from .train import BN_EPS, Scheme, accuracy, batchnorm, cross_entropy, fit, forward, init, linear
 
-__all__ = ["UNSIGNED_INPUT", "binarynet", "clipq", "dorefa", "elq", "feature_quantization",
-           "fgsm", "inq", "syq", "tsq", "twn"]
+__all__ = ["UNSIGNED_INPUT", "BinaryScheme", "ClipQScheme", "DoReFaScheme", "FeatureQuantScheme",
+           "LowBitScheme", "SYQScheme", "TSQScheme", "TWNScheme", "affine_layer", "binarynet",
+           "clipq", "clipq_weights", "dorefa", "elq", "elq_ternary", "feature_quantization",
+           "fgsm", "inq", "inq_levels", "inq_quantize", "syq", "tsq", "twn"]
 
 #: Input of bit-serial networks: unsigned 8-bit codes, zero point 0, scale 1/255.
 UNSIGNED_INPUT = Quantizer(bits=8, signed=False)

@@ -27,8 +27,10 @@ from .train import (
     linear,
 )
 
-__all__ = ["INPUT_QUANTIZER", "PlanScheme", "Result", "dsq", "fold_numpy", "make_plan",
-           "ptq", "qat", "ste", "weight_quantizer"]
+__all__ = ["INPUT_QUANTIZER", "LOGIT_QUANTIZER", "DSQScheme", "PlanScheme", "QATScheme",
+           "Result", "clipped_ste", "dsq", "float_activations", "fold_numpy", "initial_ranges",
+           "input_act", "make_plan", "plan_from_ranges", "ptq", "qat", "ste",
+           "weight_quantizer"]
 
 #: The graph input: pixels in [0, 1] as int8 at scale 1/255, zero point -128 (the shared
 #: digits_cnn model's input); kept at 8 bits for every method (first-layer inputs are).
