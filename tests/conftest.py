@@ -11,6 +11,8 @@ Shared data. ``../shared`` beside the clone (or ``$QMAC_SHARED``) holds the TFLi
 the models and the topologies; :func:`shared_file` (the ``shared_path`` fixture) returns a
 path in it and fails the test, naming the file and where it was looked for, when it is
 missing: a missing reference is an error, never a skip.
+
+Tests marked ``slow`` are left out unless ``-m`` names them.
 """
 
 import hashlib
@@ -66,6 +68,16 @@ def shared_file(relative):
 def shared_path():
     """:func:`shared_file`, as a fixture: ``shared_path("models/digits_cnn.tflite")``."""
     return shared_file
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run only when ``-m`` names them (``-m slow``, ``-m "slow or rtl"``)."""
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 # --- seeds -----------------------------------------------------------------------------------

@@ -232,6 +232,122 @@ def test_gemm_exact_beyond_float32_mantissa(rng):
     assert golden.gemm(a, w, -128, 127).tolist() == exact
 
 
+# --- exactness boundaries of the float paths ------------------------------------------------
+#
+# golden.gemm sums K in chunks of 2**24 // p (float32) or 2**53 // p (float64) terms, p the
+# largest |product| its operands allow, so that no partial sum can pass the float's exact
+# range. These operands put a column's whole sum at 2**b - 1, 2**b and 2**b + 1 with the
+# fewest terms possible: K is then at most twice the chunk, so a bound only twice too large
+# would take the column in one dot product, and 2**b + 1 has no float representation.
+
+#: Operand types with a zero point: (lo, hi, zero_point), values in lo..hi.
+BYTE_OPERANDS = {f"{name}_zp{zp}": (lo, hi, zp)
+                 for name, (lo, hi) in (("int8", (-128, 127)), ("uint8", (0, 255)))
+                 for zp in (lo, (lo + hi + 1) // 2, hi)}
+WORD_OPERANDS = {f"{name}_zp{zp}": (lo, hi, zp)
+                 for name, (lo, hi) in (("int16", (-32768, 32767)), ("uint16", (0, 65535)))
+                 for zp in (lo, (lo + hi + 1) // 2, hi)}
+#: Any 16-bit operand (-32768..65535) with the zero point at one end: the largest |product|
+#: golden.gemm accepts, (65535 + 32768)**2 ~ 2**33.2, of either sign, so the fewest terms
+#: (about 932,000) reach 2**53.
+WIDEST_OPERANDS = {"any16_zp-32768": (-32768, 65535, -32768),
+                   "any16_zp65535": (-32768, 65535, 65535)}
+
+
+def largest_centered(lo, hi, zp):
+    """``(sign, magnitude)`` of the largest ``|x - zp|`` over ``x`` in ``lo..hi``."""
+    return (1, hi - zp) if hi - zp >= zp - lo else (-1, zp - lo)
+
+
+def boundary_operands(targets, a_operand, w_operand):
+    """Centred operands ``ca`` (K,) and ``cw`` (K, N) with ``ca @ cw == sign * targets``.
+
+    Every product has the sign of the two extremes' product; column ``j`` is ``q`` extreme
+    products ``A * W`` (the largest allowed), then ``t * W`` and ``1 * u`` for the rest of
+    ``targets[j]``; the other columns are 0 on those two terms. Returns ``(ca, cw, sign,
+    A * W)``.
+    """
+    (sa, big_a), (sw, big_w) = largest_centered(*a_operand), largest_centered(*w_operand)
+    n = len(targets)
+    split = [divmod(target, big_a * big_w) for target in targets]
+    bulk = max(q for q, _ in split)
+    ca = np.zeros(bulk + 2 * n, dtype=np.int64)
+    cw = np.zeros((bulk + 2 * n, n), dtype=np.int64)
+    ca[:bulk] = sa * big_a
+    for j, (q, rest) in enumerate(split):
+        t, u = divmod(rest, big_w)
+        cw[:q, j] = sw * big_w
+        ca[bulk + 2 * j:bulk + 2 * j + 2] = sa * t, sa
+        cw[bulk + 2 * j:bulk + 2 * j + 2, j] = sw * big_w, sw * u
+    return ca, cw, sa * sw, big_a * big_w
+
+
+def check_boundary_gemm(rng, float_bits, a_operand, w_operand, per_column):
+    """One GEMM whose first row sums to 2**b - 1, 2**b and 2**b + 1 in columns 0, 1, 2.
+
+    Row 1 and column 3 are random over the operands' ranges (column 3 with its own zero
+    point when ``per_column``), within the same largest product.
+    """
+    exact_bits = {32: 24, 64: 53}[float_bits]
+    targets = [(1 << exact_bits) + d for d in (-1, 0, 1)]
+    ca, cw, sign, largest = boundary_operands(targets, a_operand, w_operand)
+    k = len(ca)
+    (a_lo, a_hi, a_zp), (w_lo, w_hi, w_zp) = a_operand, w_operand
+    chunk = (1 << exact_bits) // largest
+    # The data is what the comment above says: golden must split every column, and a chunk
+    # twice as long would take every column whole.
+    assert chunk < k <= 2 * chunk
+    a = np.empty((2, k), dtype=np.int64)
+    a[0] = ca + a_zp
+    a[1] = rng.integers(a_lo, a_hi, size=k, endpoint=True)
+    w = np.empty((k, 4), dtype=np.int64)
+    w[:, :3] = cw + w_zp
+    zps = np.full(4, w_zp)
+    if per_column:
+        # Another zero point in column 3, its values no further from it than W.
+        zps[3] = rng.integers(w_lo, w_hi, endpoint=True)
+        span = largest_centered(w_lo, w_hi, w_zp)[1]
+        w[:, 3] = rng.integers(max(w_lo, zps[3] - span), min(w_hi, zps[3] + span), size=k,
+                               endpoint=True)
+    else:
+        w[:, 3] = rng.integers(w_lo, w_hi, size=k, endpoint=True)
+    assert a.min() >= a_lo and a.max() <= a_hi and w.min() >= w_lo and w.max() <= w_hi
+    got = golden.gemm(a, w, a_zp, zps if per_column else w_zp)
+    if float_bits == 32:
+        exact = ref_gemm_unwrapped(a.tolist(), w.tolist(), a_zp, zps.tolist())
+    else:
+        # K is a million or more: exact int64 arithmetic (|sums| < 2**55), which numpy does
+        # without BLAS, instead of Python loops.
+        exact = ((a - a_zp) @ (w - zps)).tolist()
+    assert exact[0][:3] == [sign * t for t in targets]
+    assert got.tolist() == [[ref_wrap(v, 32) for v in row] for row in exact]
+
+
+@pytest.mark.parametrize("per_column", [False, True], ids=["per_tensor", "per_column"])
+@pytest.mark.parametrize("w_operand", BYTE_OPERANDS)
+@pytest.mark.parametrize("a_operand", BYTE_OPERANDS)
+def test_gemm_float32_exact_at_2_pow_24(rng, a_operand, w_operand, per_column):
+    check_boundary_gemm(rng, 32, BYTE_OPERANDS[a_operand], BYTE_OPERANDS[w_operand],
+                        per_column)
+
+
+@pytest.mark.parametrize("per_column", [False, True], ids=["per_tensor", "per_column"])
+@pytest.mark.parametrize("w_operand", WIDEST_OPERANDS)
+@pytest.mark.parametrize("a_operand", WIDEST_OPERANDS)
+def test_gemm_float64_exact_at_2_pow_53(rng, a_operand, w_operand, per_column):
+    check_boundary_gemm(rng, 64, WIDEST_OPERANDS[a_operand], WIDEST_OPERANDS[w_operand],
+                        per_column)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("w_operand", WORD_OPERANDS)
+@pytest.mark.parametrize("a_operand", WORD_OPERANDS)
+def test_gemm_float64_exact_at_2_pow_53_every_16_bit_zero_point(rng, a_operand, w_operand):
+    # 2 to 8 million terms per GEMM (zero points in the middle of the range make the
+    # largest product small); about a minute in all.
+    check_boundary_gemm(rng, 64, WORD_OPERANDS[a_operand], WORD_OPERANDS[w_operand], False)
+
+
 # --- conv_output_shape, im2col, conv2d --------------------------------------------------------
 
 @settings(max_examples=300, deadline=None)
