@@ -4,6 +4,8 @@ The references are nested loops over Python ints: no numpy arithmetic, no shortc
 """
 
 import math
+import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -211,9 +213,8 @@ def test_gemm_exact_beyond_float64_mantissa(rng):
     a[0, rng.choice(k, size=999, replace=False)] = 65534
     w[rng.choice(k, size=1000, replace=False), 1] = -32768
     a_zp, w_zp = -32768, -32768
-    a_list, w_list = a.tolist(), w.tolist()
-    exact = [[sum((a_list[0][t] - a_zp) * (w_list[t][j] - w_zp) for t in range(k))
-              for j in range(2)]]
+    # Exact int64 sums (numpy's integer matmul does not use BLAS; |sums| < 2**54).
+    exact = ((a - a_zp) @ (w - w_zp)).tolist()
     largest = (65535 - a_zp) * (65535 - w_zp)
     assert k * largest > 2 ** 53
     assert exact[0][0] > 2 ** 53 and exact[0][0] % 2 == 1
@@ -465,6 +466,36 @@ def ref_qrange(bits, signed, narrow_range=False):
     return lo + int(narrow_range), hi
 
 
+def ref_round_half_away(v):
+    """Nearest integer to the exact value of float ``v``, ties away from zero."""
+    v = Fraction(v)
+    n = math.floor(abs(v) + Fraction(1, 2))
+    return n if v >= 0 else -n
+
+
+def ref_zero_point_candidates(lo, hi, bits, signed, narrow_range=False):
+    """gemmlowp's ``ChooseQuantizationParams`` in Python floats (IEEE doubles).
+
+    Returns ``(scale, chosen, other)``: the zero point from the end with the smaller
+    error estimate and the one from the other end, each clamped and rounded half away.
+    """
+    qmin, qmax = ref_qrange(bits, signed, narrow_range)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / (qmax - qmin)
+    from_min, from_max = qmin - lo / scale, qmax - hi / scale
+    nudged = [ref_round_half_away(min(max(z, qmin), qmax)) for z in (from_min, from_max)]
+    if abs(qmin) + abs(lo / scale) < abs(qmax) + abs(hi / scale):
+        return scale, nudged[0], nudged[1]
+    return scale, nudged[1], nudged[0]
+
+
+def ref_quantize(x, scale, zero_point, bits, signed, narrow_range=False):
+    """``clamp(round_half_away(x / scale) + zero_point)``, divided in ``x``'s float type."""
+    qmin, qmax = ref_qrange(bits, signed, narrow_range)
+    quotient = x.dtype.type(x) / x.dtype.type(scale)
+    return min(max(ref_round_half_away(float(quotient)) + zero_point, qmin), qmax)
+
+
 reals = st.one_of(st.just(0.0), st.floats(min_value=1e-4, max_value=1e4),
                   st.floats(min_value=-1e4, max_value=-1e-4))
 
@@ -516,6 +547,62 @@ def test_choose_qparams_symmetric(v1, v2, bits, narrow_range):
     assert np.abs(golden.dequantize(q, scale, 0) - probe).max() <= scale * (0.5 + 1e-6)
 
 
+def test_choose_qparams_picks_the_end_gemmlowp_picks(rng):
+    # Ranges whose zero point is a tie k + 1/2: from the two ends it comes out a few ulps
+    # apart, on either side of the tie, so which end is used decides the rounding.
+    picked = {"min": 0, "max": 0}
+    for _ in range(300):
+        bits, signed = int(rng.integers(2, 17)), bool(rng.random() < 0.5)
+        narrow = signed and bool(rng.random() < 0.3)
+        qmin, qmax = ref_qrange(bits, signed, narrow)
+        tie = int(rng.integers(qmin, qmax)) + 0.5
+        step = float(np.exp(rng.uniform(np.log(1e-6), np.log(1e3))))
+        lo = (qmin - tie) * step
+        hi = lo + (qmax - qmin) * step
+        scale, chosen, other = ref_zero_point_candidates(lo, hi, bits, signed, narrow)
+        assert golden.choose_qparams(lo, hi, bits, signed, narrow_range=narrow) == (scale,
+                                                                                   chosen)
+        if chosen != other:
+            picked["min" if chosen == ref_round_half_away(qmin - min(lo, 0.0) / scale)
+                   else "max"] += 1
+    assert min(picked.values()) >= 5, picked
+
+
+def test_choose_qparams_of_a_point_warns_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert golden.choose_qparams(0.0, 0.0) == (1.0, 0)
+        # [-1, 1] over -8..7: scale 2/15, zero point -8 + 7.5 = 7 - 7.5 = -0.5 -> -1.
+        scale, zp = golden.choose_qparams(np.array([0.0, -1.0]), np.array([0.0, 1.0]), 4)
+        assert scale.tolist() == [1.0, 2.0 / 15] and zp.tolist() == [0, -1]
+
+
+def test_defaults_are_signed_8_bit_full_range():
+    scale, zp = golden.choose_qparams(0.0, 2.55)
+    assert math.isclose(scale, 0.01, rel_tol=1e-15) and zp == -128
+    q = golden.quantize(np.array([-1e9, -128.5, 1e9, -3.5]), 1.0, 0)
+    assert q.dtype == np.int8 and q.tolist() == [-128, -128, 127, -4]
+
+
+def test_quantize_matches_the_reference_beyond_the_range(rng):
+    for _ in range(40):
+        bits, signed = int(rng.integers(1, 17)), bool(rng.random() < 0.5)
+        narrow = bits > 1 and bool(rng.random() < 0.3)
+        qmin, qmax = ref_qrange(bits, signed, narrow)
+        zp = int(rng.integers(*ref_qrange(bits, signed), endpoint=True))
+        scale = float(np.exp(rng.uniform(np.log(1e-3), np.log(10.0))))
+        dtype = np.float32 if rng.random() < 0.5 else np.float64
+        # Codes spread well past both ends, a few at huge values.
+        x = (rng.uniform(qmin - zp - 3 * (qmax - qmin) - 5, qmax - zp + 3 * (qmax - qmin) + 5,
+                         size=30) * scale)
+        x[rng.random(30) < 0.1] = rng.choice([-1e30, 1e30, -3e18, 3e18])
+        x = x.astype(dtype)
+        got = golden.quantize(x, scale, zp, bits, signed, narrow)
+        expected = [ref_quantize(v, scale, zp, bits, signed, narrow) for v in x]
+        assert got.tolist() == expected, (bits, signed, narrow, zp, scale)
+        assert qmin in expected and qmax in expected
+
+
 def test_choose_qparams_per_channel_equals_per_tensor(rng):
     lo = -rng.random(6) * 10
     hi = rng.random(6) * 3
@@ -523,6 +610,7 @@ def test_choose_qparams_per_channel_equals_per_tensor(rng):
     for symmetric in (False, True):
         scale, zp = golden.choose_qparams(lo, hi, 8, True, symmetric=symmetric)
         assert scale.shape == zp.shape == (6,)
+        assert scale.dtype == np.float64 and zp.dtype == np.int64
         for c in range(6):
             assert (float(scale[c]), int(zp[c])) == golden.choose_qparams(
                 float(lo[c]), float(hi[c]), 8, True, symmetric=symmetric)
