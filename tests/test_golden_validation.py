@@ -200,6 +200,8 @@ def test_zero_point_not_an_integer(pattern, call):
      lambda: golden.requantize(A, 1 << 30, np.zeros((1, 3), dtype=int), 0, -128, 127)),
     (r"^m0 must be a scalar when acc is a scalar, not shape \(3,\)$",
      lambda: golden.requantize(7, np.full(3, 1 << 30), 0, 0, -128, 127)),
+    (r"^m0 must be a scalar or have one entry per column \(3\), not shape \(2,\)$",
+     lambda: golden.requantize(np.zeros(3, dtype=int), np.full(2, 1 << 30), 0, 0, -128, 127)),
     (r"^scale must have one entry per channel \(3 along axis 1\), not shape \(2,\)$",
      lambda: golden.quantize(np.zeros((2, 3)), np.ones(2), np.zeros(3, dtype=int), axis=1)),
     (r"^zero_point must have one entry per channel \(2 along axis 0\), not shape \(3,\)$",
@@ -307,6 +309,8 @@ def test_float_where_integers_are_required(pattern, call):
      lambda: golden.saturating_rounding_doubling_high_mul(1 << 31, 1)),
     (r"^m0 must hold integers in -2147483648\.\.2147483647, not -2147483649$",
      lambda: golden.multiply_by_quantized_multiplier(1, -(1 << 31) - 1, 0)),
+    (r"^x must hold integers in -2147483648\.\.2147483647, not 2147483648$",
+     lambda: golden.multiply_by_quantized_multiplier(1 << 31, 1 << 30, 0)),
     (r"^acc must hold integers in -2147483648\.\.2147483647, not 2147483648$",
      lambda: golden.requantize(np.array([1 << 31]), 1 << 30, 0, 0, -128, 127)),
 ])
