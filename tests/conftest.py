@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-__all__ = ["derive_seed", "shared_root", "shared_file"]
+__all__ = ["derive_seed", "rerun_command", "shared_root", "shared_file"]
 
 # tests/cocotb holds the golden-side GEMM jobs (gemm_jobs) that the cocotb testbench and
 # the Amaranth-simulator tests share; it is not a package.
