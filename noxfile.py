@@ -1,8 +1,13 @@
-"""nox sessions of qmac: tests, lint, rtl (regenerate, diff and lint the Verilog), bench."""
+"""nox sessions of qmac: tests, lint, rtl (regenerate and diff the Verilog), bench, mutants."""
 
 import difflib
 import filecmp
+import fnmatch
 import os
+import re
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import nox
@@ -76,3 +81,63 @@ def bench(session):
             session.run("python", "-m", module)
         else:
             session.log(f"skipping {module}: {os.path.join(package, 'bench.py')} does not exist")
+
+
+#: The mutants `nox -s mutants` tests (mutmut names, fnmatch patterns): every function of
+#: golden's fixed-point, GEMM and quantization modules, and the cycle model's latency
+#: table. mutmut mutates whole files (every function that numba does not compile), so
+#: the rest of sim/engine_model.py is mutated too but not tested.
+MUTANTS = ("golden.fixedpoint.*", "golden.gemm.*", "golden.quant.*",
+           "sim.engine_model.x\u01c1Latencies\u01c1*", "sim.engine_model.x_latencies__*")
+#: A mutant name as mutmut prints it (module, x_function or x<sep>Class<sep>method, number).
+_MUTANT_NAME = re.compile(r"\b(?:golden|sim)\.[\w.\u01c1]+__mutmut_\d+\b")
+
+
+def _equivalent_mutants():
+    """The mutant names listed as equivalent in the README's "Mutation testing" section."""
+    text = (ROOT / "README.md").read_text()
+    if "## Mutation testing" not in text:
+        return set()
+    section = text.split("## Mutation testing", 1)[1].split("\n## ", 1)[0]
+    return set(_MUTANT_NAME.findall(section))
+
+
+@nox.session
+def mutants(session):
+    """Mutation testing with mutmut: golden.fixedpoint, golden.gemm, golden.quant and the
+    cycle model's latency table, against the fast tests in ``[tool.mutmut]`` (pyproject.toml).
+
+    Prints the counts and every surviving mutant's diff, and fails if a survivor is not
+    one of the equivalent mutants the README lists. CPU-heavy (about half an hour on 2
+    cores): run it in the background. ``nox -s mutants -- N`` uses N worker processes
+    (default: all cores). mutmut's work directory ``mutants/`` is rebuilt on every run;
+    ``mutmut show NAME`` and ``mutmut apply NAME`` work on it afterwards.
+    """
+    session.install("-e", ".[dev]")
+    shared = Path(os.environ.get("QMAC_SHARED", ROOT.parent / "shared")).resolve()
+    # A fixed base seed: a mutant's verdict must not depend on the data a run drew.
+    env = {"QMAC_SHARED": str(shared), "QMAC_SEED": os.environ.get("QMAC_SEED", "1")}
+    children = session.posargs[0] if session.posargs else str(os.cpu_count() or 1)
+    # From scratch: mutmut's cached test-to-function map does not notice edited tests.
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    start = time.monotonic()
+    session.run("mutmut", "run", "--max-children", children, *MUTANTS, env=env)
+    minutes = (time.monotonic() - start) / 60
+    listing = subprocess.run([shutil.which("mutmut", path=session.bin), "results", "--all",
+                              "true"], capture_output=True, text=True, check=True, cwd=ROOT,
+                             env={**os.environ, **env}).stdout
+    status = {}
+    for line in listing.splitlines():
+        name, _, verdict = line.strip().rpartition(": ")
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in MUTANTS):
+            status[name] = verdict
+    counts = {v: sum(1 for x in status.values() if x == v) for v in sorted(set(status.values()))}
+    session.log(f"{len(status)} mutants in {minutes:.0f} min: "
+                + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()))
+    survivors = sorted(name for name, verdict in status.items() if verdict != "killed")
+    for name in survivors:
+        session.run("mutmut", "show", name, env=env, silent=False)
+    unexplained = sorted(set(survivors) - _equivalent_mutants())
+    if unexplained:
+        session.error(f"{len(unexplained)} mutants not killed and not listed as equivalent in "
+                      "the README: " + ", ".join(unexplained))

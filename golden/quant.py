@@ -33,7 +33,8 @@ def choose_qparams(min, max, bits=8, signed=True, symmetric=False, narrow_range=
     zero. Symmetric (TFLite's weight quantizer): zero point 0 and
     ``scale = max(|min|, |max|) / qmax``; it needs ``signed=True`` and ``bits >= 2``. A range
     that is the single point 0 gives scale 1.0 and zero point 0, clamped into
-    ``[qmin, qmax]`` (TFLite gives scale 0, which cannot be used).
+    ``[qmin, qmax]`` (TFLite gives scale 0, which cannot be used); a range so narrow that
+    its scale underflows to 0 (about 1e-321) is refused.
 
     ``min`` and ``max`` may be scalars (per tensor) or arrays of equal shape (per channel:
     one entry per channel); the result has the same shape. To quantize per channel, pass
@@ -65,18 +66,25 @@ def choose_qparams(min, max, bits=8, signed=True, symmetric=False, narrow_range=
             # A signed 1-bit code has no positive value to scale onto: qmax is 0.
             raise ValueError(f"symmetric quantization needs bits >= 2, not {bits}")
         scale = np.maximum(np.abs(lo), np.abs(hi)) / qmax
-        zero_point = np.zeros(lo.shape, dtype=np.int64)
     else:
         scale = (hi - lo) / float(qmax - qmin)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            from_min = qmin - lo / scale
-            from_max = qmax - hi / scale
-            err_min = abs(qmin) + np.abs(lo / scale)
-            err_max = abs(qmax) + np.abs(hi / scale)
+    # A range narrower than about 255 * 5e-324 has a scale that underflows to 0: there is
+    # no usable scale (and the zero point would divide by it), so refuse it.
+    underflow = (scale == 0) & ~point
+    if np.any(underflow):
+        raise ValueError(f"min and max must span a range with a positive float64 scale, not "
+                         f"[{lo[underflow].flat[0]}, {hi[underflow].flat[0]}]")
+    scale = np.where(point, 1.0, scale)
+    if symmetric:
+        zero_point = np.zeros(lo.shape, dtype=np.int64)
+    else:
+        from_min = qmin - lo / scale
+        from_max = qmax - hi / scale
+        err_min = abs(qmin) + np.abs(lo / scale)
+        err_max = abs(qmax) + np.abs(hi / scale)
         zp = np.where(err_min < err_max, from_min, from_max)
         zp = np.where(point, 0.0, zp)
         zero_point = np.clip(round_half_away(np.clip(zp, qmin, qmax)), qmin, qmax).astype(np.int64)
-    scale = np.where(point, 1.0, scale)
     if lo.ndim == 0:
         return float(scale), int(zero_point)
     return scale, zero_point

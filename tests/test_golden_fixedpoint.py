@@ -176,6 +176,19 @@ def test_srdhm_named_ties_round_toward_positive_infinity(a, b, expected):
     assert int(golden.saturating_rounding_doubling_high_mul(a, b)) == expected
 
 
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    # One off the ties +-2**30 / 2**31 = +-0.5: only the tie itself rounds up.
+    ((1 << 30) + 1, 1, 1), ((1 << 30) - 1, 1, 0),
+    (-(1 << 30) + 1, 1, 0), (-(1 << 30) - 1, 1, -1),
+    ((1 << 30) + 1, -1, -1), (-(1 << 30) - 1, -1, 1),
+    ((3 << 29) + 1, 2, 2), (-(3 << 29) - 1, 2, -2),   # +-(1.5 + 2**-30)
+])
+def test_srdhm_one_off_a_tie_rounds_to_nearest(a, b, expected):
+    assert abs(Fraction(a * b, 1 << 31) - expected) < Fraction(1, 2)  # the nearest
+    assert ref_srdhm(a, b) == expected
+    assert int(golden.saturating_rounding_doubling_high_mul(a, b)) == expected
+
+
 @st.composite
 def srdhm_ties(draw):
     """Pairs (a, b) with a * b an odd multiple of 2**30: a * b / 2**31 ends in exactly .5."""
@@ -404,6 +417,15 @@ def test_quantize_multiplier_named(real, expected):
     assert ref_quantize_multiplier(real) == expected
 
 
+def test_quantize_multiplier_takes_float32_and_integers():
+    assert golden.quantize_multiplier(np.float32(0.75)) == (3 << 29, 0)
+    m0, shift = golden.quantize_multiplier(np.array([0.5, 0.375], dtype=np.float32))
+    assert m0.tolist() == [1 << 30, 3 << 29] and shift.tolist() == [0, -1]
+    assert golden.quantize_multiplier(3) == (3 << 29, 2)
+    m0, shift = golden.quantize_multiplier(np.array([1, -2]))
+    assert m0.tolist() == [1 << 30, -(1 << 30)] and shift.tolist() == [1, 2]
+
+
 def test_quantize_multiplier_reconstructs_the_real():
     for real in (0.3, 1.7, 1e-5, 123.456, -0.001):
         m0, shift = golden.quantize_multiplier(real)
@@ -447,6 +469,12 @@ def test_round_half_away_ties_go_away_from_zero():
     assert golden.round_half_away(x).tolist() == [1, 2, 3, 4, -1, -2, -3, -4, 0, 2, -2]
     x32 = x.astype(np.float32)
     assert golden.round_half_away(x32).tolist() == [1, 2, 3, 4, -1, -2, -3, -4, 0, 2, -2]
+
+
+def test_round_half_away_of_integers_is_float64():
+    # Like C's std::round of an integer promoted to double.
+    got = golden.round_half_away(np.array([3, -4, 0]))
+    assert got.dtype == np.float64 and got.tolist() == [3.0, -4.0, 0.0]
 
 
 def test_round_half_away_just_below_a_half():
@@ -594,6 +622,9 @@ def test_activation_range_named():
     # 6 / 12 = 0.5 exactly: half away from zero gives 1 (banker's rounding would give 0).
     assert golden.activation_range("relu6", 12.0, -3) == (-3, -2)
     assert golden.activation_range("relu_n1_to_1", 0.25, 10) == (6, 14)
+    # -1 / 0.01 = -100 codes below the zero point, +100 above, clamped to the 8-bit range.
+    assert golden.activation_range("relu_n1_to_1", 0.01, 100) == (0, 127)
+    assert golden.activation_range("relu_n1_to_1", 0.001, 0, bits=16) == (-1000, 1000)
     # The zero point below qmin: ReLU's lower bound is qmin.
     assert golden.activation_range("relu", 1.0, -128) == (-128, 127)
 

@@ -4,6 +4,8 @@ The references are nested loops over Python ints: no numpy arithmetic, no shortc
 """
 
 import math
+import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -211,9 +213,8 @@ def test_gemm_exact_beyond_float64_mantissa(rng):
     a[0, rng.choice(k, size=999, replace=False)] = 65534
     w[rng.choice(k, size=1000, replace=False), 1] = -32768
     a_zp, w_zp = -32768, -32768
-    a_list, w_list = a.tolist(), w.tolist()
-    exact = [[sum((a_list[0][t] - a_zp) * (w_list[t][j] - w_zp) for t in range(k))
-              for j in range(2)]]
+    # Exact int64 sums (numpy's integer matmul does not use BLAS; |sums| < 2**54).
+    exact = ((a - a_zp) @ (w - w_zp)).tolist()
     largest = (65535 - a_zp) * (65535 - w_zp)
     assert k * largest > 2 ** 53
     assert exact[0][0] > 2 ** 53 and exact[0][0] % 2 == 1
@@ -230,6 +231,122 @@ def test_gemm_exact_beyond_float32_mantissa(rng):
     exact = ref_gemm_unwrapped(a.tolist(), w.tolist(), -128, 127)
     assert max(abs(v) for row in exact for v in row) > 1 << 24
     assert golden.gemm(a, w, -128, 127).tolist() == exact
+
+
+# --- exactness boundaries of the float paths ------------------------------------------------
+#
+# golden.gemm sums K in chunks of 2**24 // p (float32) or 2**53 // p (float64) terms, p the
+# largest |product| its operands allow, so that no partial sum can pass the float's exact
+# range. These operands put a column's whole sum at 2**b - 1, 2**b and 2**b + 1 with the
+# fewest terms possible: K is then at most twice the chunk, so a bound only twice too large
+# would take the column in one dot product, and 2**b + 1 has no float representation.
+
+#: Operand types with a zero point: (lo, hi, zero_point), values in lo..hi.
+BYTE_OPERANDS = {f"{name}_zp{zp}": (lo, hi, zp)
+                 for name, (lo, hi) in (("int8", (-128, 127)), ("uint8", (0, 255)))
+                 for zp in (lo, (lo + hi + 1) // 2, hi)}
+WORD_OPERANDS = {f"{name}_zp{zp}": (lo, hi, zp)
+                 for name, (lo, hi) in (("int16", (-32768, 32767)), ("uint16", (0, 65535)))
+                 for zp in (lo, (lo + hi + 1) // 2, hi)}
+#: Any 16-bit operand (-32768..65535) with the zero point at one end: the largest |product|
+#: golden.gemm accepts, (65535 + 32768)**2 ~ 2**33.2, of either sign, so the fewest terms
+#: (about 932,000) reach 2**53.
+WIDEST_OPERANDS = {"any16_zp-32768": (-32768, 65535, -32768),
+                   "any16_zp65535": (-32768, 65535, 65535)}
+
+
+def largest_centered(lo, hi, zp):
+    """``(sign, magnitude)`` of the largest ``|x - zp|`` over ``x`` in ``lo..hi``."""
+    return (1, hi - zp) if hi - zp >= zp - lo else (-1, zp - lo)
+
+
+def boundary_operands(targets, a_operand, w_operand):
+    """Centred operands ``ca`` (K,) and ``cw`` (K, N) with ``ca @ cw == sign * targets``.
+
+    Every product has the sign of the two extremes' product; column ``j`` is ``q`` extreme
+    products ``A * W`` (the largest allowed), then ``t * W`` and ``1 * u`` for the rest of
+    ``targets[j]``; the other columns are 0 on those two terms. Returns ``(ca, cw, sign,
+    A * W)``.
+    """
+    (sa, big_a), (sw, big_w) = largest_centered(*a_operand), largest_centered(*w_operand)
+    n = len(targets)
+    split = [divmod(target, big_a * big_w) for target in targets]
+    bulk = max(q for q, _ in split)
+    ca = np.zeros(bulk + 2 * n, dtype=np.int64)
+    cw = np.zeros((bulk + 2 * n, n), dtype=np.int64)
+    ca[:bulk] = sa * big_a
+    for j, (q, rest) in enumerate(split):
+        t, u = divmod(rest, big_w)
+        cw[:q, j] = sw * big_w
+        ca[bulk + 2 * j:bulk + 2 * j + 2] = sa * t, sa
+        cw[bulk + 2 * j:bulk + 2 * j + 2, j] = sw * big_w, sw * u
+    return ca, cw, sa * sw, big_a * big_w
+
+
+def check_boundary_gemm(rng, float_bits, a_operand, w_operand, per_column):
+    """One GEMM whose first row sums to 2**b - 1, 2**b and 2**b + 1 in columns 0, 1, 2.
+
+    Row 1 and column 3 are random over the operands' ranges (column 3 with its own zero
+    point when ``per_column``), within the same largest product.
+    """
+    exact_bits = {32: 24, 64: 53}[float_bits]
+    targets = [(1 << exact_bits) + d for d in (-1, 0, 1)]
+    ca, cw, sign, largest = boundary_operands(targets, a_operand, w_operand)
+    k = len(ca)
+    (a_lo, a_hi, a_zp), (w_lo, w_hi, w_zp) = a_operand, w_operand
+    chunk = (1 << exact_bits) // largest
+    # The data is what the comment above says: golden must split every column, and a chunk
+    # twice as long would take every column whole.
+    assert chunk < k <= 2 * chunk
+    a = np.empty((2, k), dtype=np.int64)
+    a[0] = ca + a_zp
+    a[1] = rng.integers(a_lo, a_hi, size=k, endpoint=True)
+    w = np.empty((k, 4), dtype=np.int64)
+    w[:, :3] = cw + w_zp
+    zps = np.full(4, w_zp)
+    if per_column:
+        # Another zero point in column 3, its values no further from it than W.
+        zps[3] = rng.integers(w_lo, w_hi, endpoint=True)
+        span = largest_centered(w_lo, w_hi, w_zp)[1]
+        w[:, 3] = rng.integers(max(w_lo, zps[3] - span), min(w_hi, zps[3] + span), size=k,
+                               endpoint=True)
+    else:
+        w[:, 3] = rng.integers(w_lo, w_hi, size=k, endpoint=True)
+    assert a.min() >= a_lo and a.max() <= a_hi and w.min() >= w_lo and w.max() <= w_hi
+    got = golden.gemm(a, w, a_zp, zps if per_column else w_zp)
+    if float_bits == 32:
+        exact = ref_gemm_unwrapped(a.tolist(), w.tolist(), a_zp, zps.tolist())
+    else:
+        # K is a million or more: exact int64 arithmetic (|sums| < 2**55), which numpy does
+        # without BLAS, instead of Python loops.
+        exact = ((a - a_zp) @ (w - zps)).tolist()
+    assert exact[0][:3] == [sign * t for t in targets]
+    assert got.tolist() == [[ref_wrap(v, 32) for v in row] for row in exact]
+
+
+@pytest.mark.parametrize("per_column", [False, True], ids=["per_tensor", "per_column"])
+@pytest.mark.parametrize("w_operand", BYTE_OPERANDS)
+@pytest.mark.parametrize("a_operand", BYTE_OPERANDS)
+def test_gemm_float32_exact_at_2_pow_24(rng, a_operand, w_operand, per_column):
+    check_boundary_gemm(rng, 32, BYTE_OPERANDS[a_operand], BYTE_OPERANDS[w_operand],
+                        per_column)
+
+
+@pytest.mark.parametrize("per_column", [False, True], ids=["per_tensor", "per_column"])
+@pytest.mark.parametrize("w_operand", WIDEST_OPERANDS)
+@pytest.mark.parametrize("a_operand", WIDEST_OPERANDS)
+def test_gemm_float64_exact_at_2_pow_53(rng, a_operand, w_operand, per_column):
+    check_boundary_gemm(rng, 64, WIDEST_OPERANDS[a_operand], WIDEST_OPERANDS[w_operand],
+                        per_column)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("w_operand", WORD_OPERANDS)
+@pytest.mark.parametrize("a_operand", WORD_OPERANDS)
+def test_gemm_float64_exact_at_2_pow_53_every_16_bit_zero_point(rng, a_operand, w_operand):
+    # 2 to 8 million terms per GEMM (zero points in the middle of the range make the
+    # largest product small); about a minute in all.
+    check_boundary_gemm(rng, 64, WORD_OPERANDS[a_operand], WORD_OPERANDS[w_operand], False)
 
 
 # --- conv_output_shape, im2col, conv2d --------------------------------------------------------
@@ -349,6 +466,36 @@ def ref_qrange(bits, signed, narrow_range=False):
     return lo + int(narrow_range), hi
 
 
+def ref_round_half_away(v):
+    """Nearest integer to the exact value of float ``v``, ties away from zero."""
+    v = Fraction(v)
+    n = math.floor(abs(v) + Fraction(1, 2))
+    return n if v >= 0 else -n
+
+
+def ref_zero_point_candidates(lo, hi, bits, signed, narrow_range=False):
+    """gemmlowp's ``ChooseQuantizationParams`` in Python floats (IEEE doubles).
+
+    Returns ``(scale, chosen, other)``: the zero point from the end with the smaller
+    error estimate and the one from the other end, each clamped and rounded half away.
+    """
+    qmin, qmax = ref_qrange(bits, signed, narrow_range)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / (qmax - qmin)
+    from_min, from_max = qmin - lo / scale, qmax - hi / scale
+    nudged = [ref_round_half_away(min(max(z, qmin), qmax)) for z in (from_min, from_max)]
+    if abs(qmin) + abs(lo / scale) < abs(qmax) + abs(hi / scale):
+        return scale, nudged[0], nudged[1]
+    return scale, nudged[1], nudged[0]
+
+
+def ref_quantize(x, scale, zero_point, bits, signed, narrow_range=False):
+    """``clamp(round_half_away(x / scale) + zero_point)``, divided in ``x``'s float type."""
+    qmin, qmax = ref_qrange(bits, signed, narrow_range)
+    quotient = x.dtype.type(x) / x.dtype.type(scale)
+    return min(max(ref_round_half_away(float(quotient)) + zero_point, qmin), qmax)
+
+
 reals = st.one_of(st.just(0.0), st.floats(min_value=1e-4, max_value=1e4),
                   st.floats(min_value=-1e4, max_value=-1e-4))
 
@@ -400,6 +547,62 @@ def test_choose_qparams_symmetric(v1, v2, bits, narrow_range):
     assert np.abs(golden.dequantize(q, scale, 0) - probe).max() <= scale * (0.5 + 1e-6)
 
 
+def test_choose_qparams_picks_the_end_gemmlowp_picks(rng):
+    # Ranges whose zero point is a tie k + 1/2: from the two ends it comes out a few ulps
+    # apart, on either side of the tie, so which end is used decides the rounding.
+    picked = {"min": 0, "max": 0}
+    for _ in range(300):
+        bits, signed = int(rng.integers(2, 17)), bool(rng.random() < 0.5)
+        narrow = signed and bool(rng.random() < 0.3)
+        qmin, qmax = ref_qrange(bits, signed, narrow)
+        tie = int(rng.integers(qmin, qmax)) + 0.5
+        step = float(np.exp(rng.uniform(np.log(1e-6), np.log(1e3))))
+        lo = (qmin - tie) * step
+        hi = lo + (qmax - qmin) * step
+        scale, chosen, other = ref_zero_point_candidates(lo, hi, bits, signed, narrow)
+        assert golden.choose_qparams(lo, hi, bits, signed, narrow_range=narrow) == (scale,
+                                                                                   chosen)
+        if chosen != other:
+            picked["min" if chosen == ref_round_half_away(qmin - min(lo, 0.0) / scale)
+                   else "max"] += 1
+    assert min(picked.values()) >= 5, picked
+
+
+def test_choose_qparams_of_a_point_warns_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert golden.choose_qparams(0.0, 0.0) == (1.0, 0)
+        # [-1, 1] over -8..7: scale 2/15, zero point -8 + 7.5 = 7 - 7.5 = -0.5 -> -1.
+        scale, zp = golden.choose_qparams(np.array([0.0, -1.0]), np.array([0.0, 1.0]), 4)
+        assert scale.tolist() == [1.0, 2.0 / 15] and zp.tolist() == [0, -1]
+
+
+def test_defaults_are_signed_8_bit_full_range():
+    scale, zp = golden.choose_qparams(0.0, 2.55)
+    assert math.isclose(scale, 0.01, rel_tol=1e-15) and zp == -128
+    q = golden.quantize(np.array([-1e9, -128.5, 1e9, -3.5]), 1.0, 0)
+    assert q.dtype == np.int8 and q.tolist() == [-128, -128, 127, -4]
+
+
+def test_quantize_matches_the_reference_beyond_the_range(rng):
+    for _ in range(40):
+        bits, signed = int(rng.integers(1, 17)), bool(rng.random() < 0.5)
+        narrow = bits > 1 and bool(rng.random() < 0.3)
+        qmin, qmax = ref_qrange(bits, signed, narrow)
+        zp = int(rng.integers(*ref_qrange(bits, signed), endpoint=True))
+        scale = float(np.exp(rng.uniform(np.log(1e-3), np.log(10.0))))
+        dtype = np.float32 if rng.random() < 0.5 else np.float64
+        # Codes spread well past both ends, a few at huge values.
+        x = (rng.uniform(qmin - zp - 3 * (qmax - qmin) - 5, qmax - zp + 3 * (qmax - qmin) + 5,
+                         size=30) * scale)
+        x[rng.random(30) < 0.1] = rng.choice([-1e30, 1e30, -3e18, 3e18])
+        x = x.astype(dtype)
+        got = golden.quantize(x, scale, zp, bits, signed, narrow)
+        expected = [ref_quantize(v, scale, zp, bits, signed, narrow) for v in x]
+        assert got.tolist() == expected, (bits, signed, narrow, zp, scale)
+        assert qmin in expected and qmax in expected
+
+
 def test_choose_qparams_per_channel_equals_per_tensor(rng):
     lo = -rng.random(6) * 10
     hi = rng.random(6) * 3
@@ -407,6 +610,7 @@ def test_choose_qparams_per_channel_equals_per_tensor(rng):
     for symmetric in (False, True):
         scale, zp = golden.choose_qparams(lo, hi, 8, True, symmetric=symmetric)
         assert scale.shape == zp.shape == (6,)
+        assert scale.dtype == np.float64 and zp.dtype == np.int64
         for c in range(6):
             assert (float(scale[c]), int(zp[c])) == golden.choose_qparams(
                 float(lo[c]), float(hi[c]), 8, True, symmetric=symmetric)

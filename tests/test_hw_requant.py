@@ -7,6 +7,9 @@ also checked against values worked out by hand. Inputs arrive with seeded valid 
 cycles after its input, with ``out_valid`` high then and only then.
 """
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -164,6 +167,114 @@ def test_columns_are_independent(rng):
     shift = np.tile([-4, -4, -10, 0], (40, 1))
     got = check_requant(config, acc, bias, m0, shift, 0, -32768, 32767, rng=rng)
     assert (got[:, 0] != got[:, 1]).any() and (got[:, 0] != got[:, 2]).any()
+
+
+# --- exact ties of both rounding steps, random, for every shift ------------------------------
+
+def exact_requant(x, m0, shift):
+    """``MultiplyByQuantizedMultiplier`` from its rounding rules, in exact rationals.
+
+    ``(x << left) * m0 / 2**31`` rounded to nearest, ties up (INT32_MIN squared saturates);
+    then divided by ``2**right``, rounded to nearest, ties away from zero.
+    Returns ``(result, high, tie_high, tie_divide)``: the tie flags say which step had an
+    exact .5 to round.
+    """
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = golden.wrap(x << left, 32).item()
+    product = Fraction(shifted * m0, 1 << 31)
+    if shifted == m0 == INT32_MIN:
+        high = INT32_MAX
+    else:
+        high = math.floor(product + Fraction(1, 2))
+    quotient = Fraction(high, 1 << right)
+    result = math.floor(abs(quotient) + Fraction(1, 2)) * (1 if quotient >= 0 else -1)
+    return result, high, product.denominator == 2, quotient.denominator == 2
+
+
+def random_odd(rng, limit):
+    """A uniformly random odd integer in ``-limit..limit`` (``limit >= 1``), either sign."""
+    return int(rng.integers(0, (limit + 1) // 2)) * 2 + 1 if rng.random() < 0.5 else -(
+        int(rng.integers(0, (limit + 1) // 2)) * 2 + 1)
+
+
+def high_mul_tie(rng, shift, negative, out_limit):
+    """``(x, m0)`` with ``(x << shift) * m0`` an odd multiple of ``2**30`` (a tie of the high
+    multiply) of the given sign, and a result within ``out_limit``."""
+    left, right = max(shift, 0), max(-shift, 0)
+    # m0 = odd * 2**s and x << left = odd' * 2**(30 - s): the product is odd'' * 2**30, and
+    # |high| = |odd * odd'| / 2 rounded must keep the result within out_limit.
+    s = int(rng.integers(0, 31 - left))
+    m_odd = random_odd(rng, min((1 << (31 - s)) - 1, out_limit << (right + 1)))
+    x_limit = min(((1 << 31) - 1) >> (30 - s), (out_limit << (right + 1)) // abs(m_odd))
+    x = abs(random_odd(rng, x_limit)) << (30 - s - left)
+    return (-x if (m_odd < 0) != negative else x), m_odd << s
+
+
+def divide_tie(rng, right, negative, smallest, out_limit):
+    """``(x, m0)`` with a high multiply of ``+-(2k + 1) * 2**(right - 1)``: a tie of the
+    rounding divide (``k = 0`` if ``smallest``), of the given sign; ``m0`` normalized."""
+    k_limit = min(out_limit - 1, ((1 << 31) - 1) // (1 << (right - 1)) // 2 - 1)
+    k = 0 if smallest else int(rng.integers(0, max(k_limit, 0) + 1))
+    high = (2 * k + 1) << (right - 1)
+    high = -high if negative else high
+    while True:
+        m0 = int(rng.integers(1 << 30, 1 << 31)) * (1 if rng.random() < 0.5 else -1)
+        # x * m0 / 2**31 rounds to high for some x within a step of high * 2**31 / m0.
+        guess = (high << 31) // m0
+        for x in range(guess - 2, guess + 3):
+            if INT32_MIN <= x <= INT32_MAX and exact_requant(x, m0, 0)[1] == high:
+                return x, m0
+
+
+def tie_vectors(rng, repeats=3):
+    """Accumulators, biases, m0 and shifts that hit exact ties, with their exact results.
+
+    For every shift in -31..30, ``repeats`` ties of the high multiply of each sign; for every
+    right shift 1..31, ``repeats`` ties of the rounding divide of each sign, the first one
+    the smallest (``+-2**(right - 1)``, e.g. -1 halved). Biases are random or 0 and the
+    accumulator is what makes ``acc + bias`` the intended value.
+    """
+    out_limit = (1 << 15) - 1
+    cases = []
+    for shift in range(-31, 31):
+        for _ in range(repeats):
+            cases += [high_mul_tie(rng, shift, negative, out_limit) + (shift,)
+                      for negative in (False, True)]
+        if shift < 0:
+            for negative in (False, True):
+                cases += [divide_tie(rng, -shift, negative, r == 0, out_limit) + (shift,)
+                          for r in range(repeats)]
+    order = rng.permutation(len(cases))
+    x, m0, shift = (np.array([cases[i][j] for i in order], dtype=np.int64) for j in range(3))
+    bias = np.where(rng.random(len(x)) < 0.5, 0, rng.integers(INT32_MIN, INT32_MAX + 1, len(x)))
+    acc = golden.wrap(x - bias, 32)
+    return acc, bias, m0, shift, x
+
+
+def test_random_ties_of_both_rounding_steps_every_shift(rng):
+    config = ArrayConfig(cols=3, out_bits=16)
+    acc, bias, m0, shift, x = tie_vectors(rng)
+    exact = [exact_requant(int(v), int(m), int(s)) for v, m, s in zip(x, m0, shift, strict=True)]
+    # The vectors hit what they are built to: for every shift, ties of the high multiply of
+    # both signs of the product; for every right shift, ties of the divide of both signs
+    # (the smallest among them, -1 halved included); every result unclamped.
+    high_ties = {(int(s), (int(v) << max(int(s), 0)) * int(m) > 0)
+                 for v, m, s, e in zip(x, m0, shift, exact, strict=True) if e[2]}
+    assert high_ties == {(s, positive) for s in range(-31, 31) for positive in (False, True)}
+    divide_ties = {(int(s), e[1] > 0) for s, e in zip(shift, exact, strict=True) if e[3]}
+    assert divide_ties >= {(s, positive) for s in range(-31, 0) for positive in (False, True)}
+    smallest = {(int(s), e[1]) for s, e in zip(shift, exact, strict=True) if e[3]}
+    assert all((s, sign << (-s - 1)) in smallest for s in range(-31, 0) for sign in (1, -1))
+    expected = np.array([e[0] for e in exact])
+    assert np.abs(expected).max() < 1 << 15
+    # Golden against the exact rules, then the hardware against golden (check_requant).
+    got_golden = golden.multiply_by_quantized_multiplier(x, m0, shift)
+    assert got_golden.tolist() == expected.tolist()
+    cols = config.cols
+    pad = -len(acc) % cols
+    padded = [np.concatenate([v, v[:pad]]) for v in (acc, bias, m0, shift)]
+    got = check_requant(config, *padded, 0, -(1 << 15), (1 << 15) - 1, rng=rng)
+    assert got.reshape(-1)[:len(acc)].tolist() == expected.tolist()
 
 
 # --- latency --------------------------------------------------------------------------------

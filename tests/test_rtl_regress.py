@@ -18,10 +18,14 @@ cycle model's stall-free ``gemm_cycles``. When ``sim.engine_model`` exists, ever
 cycle count must equal the model's prediction on the very stall patterns applied.
 
 Builds are cached across pytest runs in pytest's cache (``.pytest_cache/d/qmac_rtl``),
-one per configuration and simulator; a cold run builds five Verilator models. The seed
-of each test comes from ``tests/conftest.py`` (printed; ``--seed`` reproduces).
+one per configuration and simulator; a cold run builds five Verilator models. Each
+test's seed comes from the run's base seed and the test's id (``tests/conftest.py``): a
+run prints how to repeat it with pytest (``--seed BASE``) or with ``python -m hw.regress``
+(the same configuration, GEMMs and per-test seed). The TFLite oracle is shared data: when
+it is missing, the oracle configurations fail and say where it was expected.
 """
 
+import argparse
 import dataclasses
 import importlib.util
 import json
@@ -34,10 +38,9 @@ import numpy as np
 import pytest
 
 import golden
-from hw.config import ArrayConfig
+from hw.config import ArrayConfig, add_config_arguments, config_from_args
 from hw.regress import (
     DEFAULT_ORACLE_CASES,
-    default_oracle_path,
     design_key,
     gemm_testbench_path,
     run_regression,
@@ -83,7 +86,7 @@ ORACLE_CONFIGS = ("ws3x5_int8", "os5x3_int8")
 GEMMS = {"verilator": 40, "icarus": 24}
 STALL_PROB = 0.3
 
-ORACLE = default_oracle_path()
+ORACLE = "oracle/tflite_conv_int8.npz"
 MODEL_PRESENT = importlib.util.find_spec("sim.engine_model") is not None
 
 
@@ -96,10 +99,38 @@ def rtl_build_root(request, tmp_path_factory):
     return tmp_path_factory.mktemp("qmac_rtl")
 
 
-def _run(name, sim, build_root, tmp_path, seed, **kwargs):
+def config_flags(config):
+    """``python -m hw.regress`` flags that give ``config`` (its fields that differ from the
+    defaults)."""
+    default = ArrayConfig()
+    flags = []
+    for field in dataclasses.fields(ArrayConfig):
+        value = getattr(config, field.name)
+        if value == getattr(default, field.name):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def regress_command(name, sim, seed, gemms, stall_prob, oracle_cases=()):
+    """The ``python -m hw.regress`` command that runs what :func:`_run` runs."""
+    oracle = ["--oracle", ",".join(oracle_cases)] if oracle_cases else []
+    return " ".join(["python -m hw.regress", *config_flags(CONFIGS[name]), "--sim", sim,
+                     "--gemms", str(gemms), "--stall-prob", str(stall_prob), *oracle,
+                     "--seed", str(seed)])
+
+
+def _run(name, sim, build_root, tmp_path, seed, rerun, **kwargs):
     config = CONFIGS[name]
-    print(f"{name} in {sim}: seed {seed} (reproduce with --seed; or python -m hw.regress "
-          f"with this configuration and --seed {seed})")
+    print(f"{name} in {sim}: this test's seed is {seed}; the same test: {rerun}")
+    if not {"explicit", "negative_control"} & set(kwargs):
+        print("the same run outside pytest: " + regress_command(
+            name, sim, seed, kwargs["gemms"], kwargs["stall_prob"],
+            kwargs.get("oracle_cases", ())))
     run = run_regression(config, sim, seed=seed, build_dir=build_root / design_key(config) / sim,
                          work_dir=tmp_path, **kwargs)
     print(run.result.summary())
@@ -120,19 +151,17 @@ def _check(run):
     return run.records
 
 
-def _oracle_cases(name):
-    if name in ORACLE_CONFIGS and ORACLE.is_file():
-        return DEFAULT_ORACLE_CASES
-    return ()
-
-
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_gemm_regression_with_stalls(sim, name, rtl_build_root, tmp_path, seed):
-    oracle = _oracle_cases(name)
-    run = _run(name, sim, rtl_build_root, tmp_path, seed, gemms=GEMMS[sim],
-               stall_prob=STALL_PROB, oracle_cases=oracle)
+def test_gemm_regression_with_stalls(sim, name, rtl_build_root, tmp_path, seed, rerun,
+                                     shared_path):
+    # The oracle configurations need the oracle: shared_path fails the test without it.
+    oracle = {}
+    if name in ORACLE_CONFIGS:
+        oracle = dict(oracle_cases=DEFAULT_ORACLE_CASES, oracle_path=shared_path(ORACLE))
+    run = _run(name, sim, rtl_build_root, tmp_path, seed, rerun, gemms=GEMMS[sim],
+               stall_prob=STALL_PROB, **oracle)
     records = _check(run)
     config = CONFIGS[name]
     labels = {r["label"] for r in records}
@@ -145,7 +174,8 @@ def test_gemm_regression_with_stalls(sim, name, rtl_build_root, tmp_path, seed):
         top = (config.a_bits, config.w_bits)
         planes = {(r["a_planes"], r["w_planes"]) for r in records}
         assert {(1, 1), top, (1, top[1]), (top[0], 1)} <= planes
-    assert sum(r["label"].startswith("oracle:") for r in records) == len(oracle)
+    assert (sum(r["label"].startswith("oracle:") for r in records)
+            == len(oracle.get("oracle_cases", ())))
     if config.threshold:
         assert "threshold-edges" in labels
     elif not config.requant:
@@ -156,29 +186,31 @@ def test_gemm_regression_with_stalls(sim, name, rtl_build_root, tmp_path, seed):
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", CONFIGS)
-def test_gemm_regression_stall_free(name, rtl_build_root, tmp_path, seed):
+def test_gemm_regression_stall_free(name, rtl_build_root, tmp_path, seed, rerun):
     # In Icarus (the stalled runs use both simulators; this one checks timing).
     edges = len(gemm_jobs.edge_cases(CONFIGS[name], np.random.default_rng(seed)))
-    run = _run(name, "icarus", rtl_build_root, tmp_path, seed, gemms=edges, stall_prob=0.0)
+    run = _run(name, "icarus", rtl_build_root, tmp_path, seed, rerun, gemms=edges,
+               stall_prob=0.0)
     records = _check(run)
     if MODEL_PRESENT:
         assert all(r["rtl_cycles"] == r["model_stall_free"] for r in records)
 
 
-@pytest.mark.skipif(not ORACLE.is_file(), reason=f"TFLite oracle not found at {ORACLE}")
-def test_oracle_gemms_give_tflite_output():
+def test_oracle_gemms_give_tflite_output(shared_path):
     # The oracle GEMMs' expected results are TFLite's y, not the golden model's; the two
     # agree (tests/test_golden_oracle.py), so a passing RTL run matches both.
-    cases = gemm_jobs.oracle_cases(CONFIGS["ws3x5_int8"], ORACLE, DEFAULT_ORACLE_CASES)
+    cases = gemm_jobs.oracle_cases(CONFIGS["ws3x5_int8"], shared_path(ORACLE),
+                                   DEFAULT_ORACLE_CASES)
+    assert len(cases) == len(DEFAULT_ORACLE_CASES)
     for case in cases:
         assert (gemm_jobs.expected_output(CONFIGS["ws3x5_int8"], case.gemm)
                 == case.expected).all(), case.label
 
 
 @pytest.mark.rtl
-def test_scoreboard_catches_a_wrong_result(rtl_build_root, tmp_path, seed):
+def test_scoreboard_catches_a_wrong_result(rtl_build_root, tmp_path, seed, rerun):
     # Negative control: one expected bit flipped; the testbench must fail on exactly it.
-    run = _run("ws3x5_int8", "icarus", rtl_build_root, tmp_path, seed, gemms=2,
+    run = _run("ws3x5_int8", "icarus", rtl_build_root, tmp_path, seed, rerun, gemms=2,
                stall_prob=STALL_PROB, negative_control=True)
     assert (run.result.tests, run.result.failed) == (1, 1), run.result.summary()
     assert [r["mismatches"] for r in run.records] == [1, 0]
@@ -186,10 +218,10 @@ def test_scoreboard_catches_a_wrong_result(rtl_build_root, tmp_path, seed):
 
 
 @pytest.mark.rtl
-def test_refused_command_is_reported_not_waited_for(rtl_build_root, tmp_path, seed):
+def test_refused_command_is_reported_not_waited_for(rtl_build_root, tmp_path, seed, rerun):
     # M over max_m: the engine refuses the command (error high) and never answers; the
     # testbench must say so after its idle limit instead of waiting forever.
-    run = _run("os5x3_int8", "icarus", rtl_build_root, tmp_path, seed, gemms=0,
+    run = _run("os5x3_int8", "icarus", rtl_build_root, tmp_path, seed, rerun, gemms=0,
                explicit=[{"shape": [CONFIGS["os5x3_int8"].max_m + 1, 2, 2]}], stall_prob=0.0)
     assert (run.result.tests, run.result.failed) == (1, 1), run.result.summary()
     assert re.match(r"^no transfer for \d+ cycles", run.report["errors"][0])
@@ -266,6 +298,18 @@ def check_lowbit_cases(config, cases):
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "hw.regress", *args], capture_output=True,
                           text=True, check=False, cwd=Path(__file__).parents[1])
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_printed_regress_command_gives_the_same_configuration(name):
+    # The command a run prints must rebuild exactly the configuration it ran.
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(config_flags(CONFIGS[name]))
+    assert (config_from_args(args) or ArrayConfig()) == CONFIGS[name]
+    command = regress_command(name, "icarus", 7, 3, 0.0, DEFAULT_ORACLE_CASES[:2])
+    assert command.endswith(f" --sim icarus --gemms 3 --stall-prob 0.0 --oracle "
+                            f"{DEFAULT_ORACLE_CASES[0]},{DEFAULT_ORACLE_CASES[1]} --seed 7")
 
 
 def test_cli_help_explains_every_flag():

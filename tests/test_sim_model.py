@@ -10,12 +10,16 @@ from engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
 
 from hw.beats import StreamCodec
 from hw.config import ArrayConfig
+from hw.requant import REQUANT_LATENCY
+from hw.threshold import THRESHOLD_LATENCY
 from sim import perf
 from sim.engine_model import (
     MODEL_VERSION,
+    Latencies,
     bandwidth_limited,
     gemm_cycles,
     gemm_schedule,
+    latencies,
     run_patterns,
 )
 
@@ -163,6 +167,22 @@ def test_bandwidth_limit_adds_stalls_monotonically():
     assert cycles == sorted(cycles, reverse=True)
     assert cycles[-1] == free          # three streams at one beat each: no limit at all
     assert cycles[0] > cycles[1] > free
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_latency_table_follows_the_output_stages(dataflow):
+    # The table's output-stage share is the hardware's own stage latency (hw.requant,
+    # hw.threshold); the rest is the same for all three stages.
+    tables = {stage: latencies(ArrayConfig(rows=3, cols=5, dataflow=dataflow,
+                                           requant=stage == "requant",
+                                           threshold=stage == "threshold"))
+              for stage in ("raw", "requant", "threshold")}
+    for stage, extra in (("requant", REQUANT_LATENCY), ("threshold", THRESHOLD_LATENCY)):
+        assert tables[stage].ws_row - tables["raw"].ws_row == extra
+        assert tables[stage].os_row0 - tables["raw"].os_row0 == extra
+        assert (tables[stage].fifo, tables[stage].ws_drain) == (tables["raw"].fifo,
+                                                                tables["raw"].ws_drain)
+    assert isinstance(tables["raw"], Latencies)
 
 
 def test_model_version_matches_engine():

@@ -11,8 +11,6 @@ from golden import conv_gemm_shape, conv_output_shape
 from sim.topology import Layer, list_networks, read_topology
 
 NETWORKS_DIR = pathlib.Path(__file__).resolve().parents[1] / "sim" / "networks"
-SHARED_RESNET50 = (pathlib.Path(__file__).resolve().parents[2]
-                   / "shared" / "topologies" / "resnet50_scalesim.csv")
 CONV_HEADER = ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
                "Num Filter, Strides,")
 
@@ -53,12 +51,11 @@ def test_name_and_path_read_the_same():
     assert read_topology("bert_base") == read_topology(str(NETWORKS_DIR / "bert_base.csv"))
 
 
-def test_resnet50_is_the_shared_copy():
-    if not SHARED_RESNET50.exists():
-        pytest.skip(f"{SHARED_RESNET50} is not beside this checkout")
+def test_resnet50_is_the_shared_copy(shared_path):
     bundled = [line for line in (NETWORKS_DIR / "resnet50.csv").read_text().splitlines()
                if not line.startswith("#")]
-    assert bundled == SHARED_RESNET50.read_text().splitlines()
+    shared = shared_path("topologies/resnet50_scalesim.csv")
+    assert bundled == shared.read_text().splitlines()
 
 
 def independent_valid_macs(path):
