@@ -41,11 +41,12 @@ import numpy as np
 
 import golden
 from hw.config import ArrayConfig
+from sim.topology import Layer
 
 from .graph import Graph
 
 __all__ = ["ENGINE_OPS", "Command", "LayerPlan", "LoweringError", "check_engine",
-           "engine_layer_output", "plan_layer", "plan_network"]
+           "engine_layer_output", "perf_layers", "plan_layer", "plan_network"]
 
 #: The ops that run on the engine; all others run on the host.
 ENGINE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -137,6 +138,15 @@ class LayerPlan:
     def command_shapes(self):
         """``(M, K, N)`` of every command, in order."""
         return [(c.m, self.weights[c.group].shape[0], c.n) for c in self.commands]
+
+    def command_macs(self):
+        """Useful MACs of every command (a depthwise group's zeros do not count)."""
+        macs = []
+        for cmd, (m, k, n) in zip(self.commands, self.command_shapes(), strict=True):
+            lo, hi = self.in_channels[cmd.group]
+            per_column = k // (hi - lo) if self.kind == "DEPTHWISE_CONV_2D" else k
+            macs.append(m * per_column * n)
+        return macs
 
     def operands(self, x):
         """``A`` (M x K, int64) of each group for the layer's input tensor ``x``."""
@@ -315,6 +325,28 @@ def plan_layer(graph: Graph, op, config: ArrayConfig, batch=1):
         shift=np.asarray(shift, dtype=np.int64).reshape(-1),
         a_zero_point=int(x_t.quant.zero_point[0]), out_zero_point=y_zp, act_min=act_min,
         act_max=act_max, out_shape=out_shape, geometry=geometry)
+
+
+def perf_layers(graph: Graph, config: ArrayConfig, batch=1):
+    """The engine commands of ``graph`` as :class:`sim.topology.Layer` rows for ``sim.perf``.
+
+    Consecutive commands of one op with the same shape become one row run ``count`` times,
+    named ``"<op index>:<kind>"``; their useful MACs exclude a depthwise group's zeros.
+    """
+    layers = []
+    for plan in plan_network(graph, config, batch).values():
+        runs = []
+        for shape, macs in zip(plan.command_shapes(), plan.command_macs(), strict=True):
+            if runs and runs[-1][0] == shape:
+                runs[-1][1] += 1
+                runs[-1][2] += macs
+            else:
+                runs.append([shape, 1, macs])
+        for i, (shape, count, macs) in enumerate(runs):
+            name = f"{plan.op_index}:{plan.kind}" + (f" [{i + 1}/{len(runs)}]"
+                                                     if len(runs) > 1 else "")
+            layers.append(Layer.from_gemm(name, *shape, count=count, useful_macs=macs))
+    return layers
 
 
 def plan_network(graph: Graph, config: ArrayConfig, batch=1):
