@@ -16,7 +16,7 @@ from .errors import ModelError
 __all__ = ["run", "EXECUTORS", "batch_free"]
 
 
-def run(graph, x, *, keep_all=False):
+def run(graph, x, *, keep_all=False, hook=None):
     """Run ``graph`` on a batch with the golden model.
 
     Parameters
@@ -29,6 +29,11 @@ def run(graph, x, *, keep_all=False):
         (:func:`batch_free`); otherwise only the file's batch does.
     keep_all : bool
         Also return every activation tensor.
+    hook : callable, optional
+        ``hook(op, inputs, result)`` is called after each op with a function
+        ``inputs(position)`` giving the op's input values and golden's ``result``; what it
+        returns is used instead of ``result`` from then on. The network runner computes
+        engine layers this way, on the inputs that the engine's own earlier layers gave.
 
     Returns
     -------
@@ -62,7 +67,11 @@ def run(graph, x, *, keep_all=False):
                              f"of it does not keep the batch as its first axis")
     values = dict(zip(graph.inputs, arrays, strict=True))
     for op in graph.ops:
-        result = EXECUTORS[op.kind](graph, op, _Inputs(graph, values))
+        inputs = _Inputs(graph, values)
+        result = EXECUTORS[op.kind](graph, op, inputs)
+        if hook is not None:
+            result = hook(op, lambda position, op=op, inputs=inputs: inputs.value(op, position),
+                          result)
         for index, array in zip(op.outputs, _as_tuple(result), strict=True):
             values[index] = _check_result(graph, op, index, array, batch, file_batch)
     outputs = tuple(values[i] if i in values else graph.tensors[i].data for i in graph.outputs)

@@ -29,10 +29,14 @@ clamp. A GEMM larger than the engine's buffers is split by the host into command
 most ``max_m`` rows and ``max_n`` columns; a K beyond ``max_k`` cannot be split (the engine
 has no way to carry partial sums) and is refused naming the layer and the ``max_k`` it needs.
 
-FULLY_CONNECTED on the engine uses the engine's integer requantizer (gemmlowp's two-step
-rounding), while TensorFlow Lite's reference kernel requantizes in floating point; the
-two can differ by one in rare elements. :func:`engine_layer_output` computes what the
-engine computes, so a runner can count those elements instead of hiding them.
+FULLY_CONNECTED on a requantizing engine uses the engine's integer requantizer
+(gemmlowp's two-step rounding), while TensorFlow Lite's reference kernel requantizes in
+double precision; the two can differ by one in rare elements. :func:`engine_layer_output`
+computes what the engine computes, so a runner counts those elements instead of hiding
+them. An engine without a requantizer (``requant=False``, 32-bit accumulators out) is
+exact for every layer: it returns ``sum((a - a_zp) * w)`` and the host adds the bias and
+requantizes each layer as TensorFlow Lite does (two-step for convolutions, double for
+FULLY_CONNECTED), at the price of four bytes per output instead of one.
 """
 
 from dataclasses import dataclass
@@ -46,7 +50,8 @@ from sim.topology import Layer
 from .graph import Graph
 
 __all__ = ["ENGINE_OPS", "Command", "LayerPlan", "LoweringError", "check_engine",
-           "engine_layer_output", "perf_layers", "plan_layer", "plan_network"]
+           "engine_command_output", "engine_layer_output", "host_requantize", "perf_layers",
+           "plan_layer", "plan_network"]
 
 #: The ops that run on the engine; all others run on the host.
 ENGINE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -106,7 +111,11 @@ class LayerPlan:
     commands : tuple of Command
         In the order the engine runs them.
     bias, m0, shift : numpy.ndarray of int64, one per output channel
+    multiplier : numpy.ndarray of float64, one per output channel
+        The real multiplier ``s_x * s_w[c] / s_y`` that ``(m0, shift)`` approximate.
     a_zero_point, out_zero_point, act_min, act_max : int
+    engine_requantizes : bool
+        Whether the engine's requantizer finishes the outputs (else the host does).
     out_shape : tuple of int
         The output tensor's shape for this batch.
     """
@@ -124,12 +133,14 @@ class LayerPlan:
     bias: np.ndarray
     m0: np.ndarray
     shift: np.ndarray
+    multiplier: np.ndarray
     a_zero_point: int
     out_zero_point: int
     act_min: int
     act_max: int
     out_shape: tuple
     geometry: dict
+    engine_requantizes: bool = True
 
     @property
     def groups(self):
@@ -165,18 +176,24 @@ class LayerPlan:
         """The commands as explicit GEMM job entries of :func:`hw.regress.run_regression`."""
         entries = []
         for a, cmd in self._command_operands(x):
-            lo, hi = self.channels[cmd.group][0] + cmd.cols[0], \
-                self.channels[cmd.group][0] + cmd.cols[1]
-            entries.append({
-                "label": f"{label}op{self.op_index} {self.kind} g{cmd.group} "
-                         f"rows {cmd.rows[0]}:{cmd.rows[1]} cols {lo}:{hi}",
-                "a": a.tolist(),
-                "w": self.weights[cmd.group][:, cmd.cols[0]:cmd.cols[1]].tolist(),
-                "a_zero_point": self.a_zero_point, "bias": self.bias[lo:hi].tolist(),
-                "m0": self.m0[lo:hi].tolist(), "shift": self.shift[lo:hi].tolist(),
-                "out_zero_point": self.out_zero_point, "act_min": self.act_min,
-                "act_max": self.act_max})
+            lo, hi = self.output_channels(cmd)
+            entry = {"label": f"{label}op{self.op_index} {self.kind} g{cmd.group} "
+                              f"rows {cmd.rows[0]}:{cmd.rows[1]} cols {lo}:{hi}",
+                     "a": a.tolist(),
+                     "w": self.weights[cmd.group][:, cmd.cols[0]:cmd.cols[1]].tolist(),
+                     "a_zero_point": self.a_zero_point}
+            if self.engine_requantizes:
+                entry.update(bias=self.bias[lo:hi].tolist(), m0=self.m0[lo:hi].tolist(),
+                             shift=self.shift[lo:hi].tolist(),
+                             out_zero_point=self.out_zero_point, act_min=self.act_min,
+                             act_max=self.act_max)
+            entries.append(entry)
         return entries
+
+    def output_channels(self, cmd):
+        """``(start, stop)`` of the layer's output channels that ``cmd`` computes."""
+        base = self.channels[cmd.group][0]
+        return base + cmd.cols[0], base + cmd.cols[1]
 
     def _command_operands(self, x):
         groups = self.operands(x)
@@ -187,21 +204,22 @@ class LayerPlan:
 def check_engine(config: ArrayConfig):
     """Refuse an engine that cannot run int8 TFLite layers exactly.
 
-    It must be a requantizing ``mac`` engine whose operands hold int8 (signed, at least 8
-    bits), whose outputs hold int8, and whose accumulator is 32 bits wide (TFLite's).
+    It must be a ``mac`` engine whose operands hold int8 (signed, at least 8 bits) and
+    whose accumulator is 32 bits wide (TFLite's), and either requantize to outputs that
+    hold int8 or emit its raw accumulators (the host then requantizes).
     """
     problems = []
     if config.pe_mode != "mac":
         problems.append(f"pe_mode 'mac' (not {config.pe_mode!r})")
-    if not config.requant:
-        problems.append("a requantizer (not --no-requant)")
+    if config.threshold:
+        problems.append("a requantizer or raw outputs (not --threshold)")
     if not (config.a_signed and config.a_bits >= 8):
         problems.append(f"signed activations of at least 8 bits (not a_bits {config.a_bits}, "
                         f"a_signed {config.a_signed})")
     if not (config.w_signed and config.w_bits >= 8):
         problems.append(f"signed weights of at least 8 bits (not w_bits {config.w_bits}, "
                         f"w_signed {config.w_signed})")
-    if not (config.out_signed and config.out_bits >= 8):
+    if config.requant and not (config.out_signed and config.out_bits >= 8):
         problems.append(f"signed outputs of at least 8 bits (not out_bits {config.out_bits}, "
                         f"out_signed {config.out_signed})")
     if config.acc_bits != 32:
@@ -310,7 +328,8 @@ def plan_layer(graph: Graph, op, config: ArrayConfig, batch=1):
         bias = b_t.data.astype(np.int64).reshape(-1)
     x_scale, y_scale = x_t.quant.scale[0], y_t.quant.scale[0]
     w_scale = np.broadcast_to(w_t.quant.scale, (out_channels,))
-    m0, shift = golden.quantize_multiplier(golden.real_multiplier(x_scale, w_scale, y_scale))
+    multiplier = golden.real_multiplier(x_scale, w_scale, y_scale)
+    m0, shift = golden.quantize_multiplier(multiplier)
     y_zp = int(y_t.quant.zero_point[0])
     act_min, act_max = golden.activation_range(opts.get("activation", "linear"),
                                                float(y_scale), y_zp)
@@ -323,8 +342,10 @@ def plan_layer(graph: Graph, op, config: ArrayConfig, batch=1):
         in_channels=tuple(in_ch), commands=tuple(commands), bias=bias,
         m0=np.asarray(m0, dtype=np.int64).reshape(-1),
         shift=np.asarray(shift, dtype=np.int64).reshape(-1),
+        multiplier=np.asarray(multiplier, dtype=np.float64).reshape(-1),
         a_zero_point=int(x_t.quant.zero_point[0]), out_zero_point=y_zp, act_min=act_min,
-        act_max=act_max, out_shape=out_shape, geometry=geometry)
+        act_max=act_max, out_shape=out_shape, geometry=geometry,
+        engine_requantizes=bool(config.requant))
 
 
 def perf_layers(graph: Graph, config: ArrayConfig, batch=1):
@@ -364,19 +385,41 @@ def plan_network(graph: Graph, config: ArrayConfig, batch=1):
 
 
 def engine_command_output(plan: LayerPlan, a, cmd: Command):
-    """What the engine computes for one command: int32 GEMM, then the integer requantizer."""
-    lo = plan.channels[cmd.group][0] + cmd.cols[0]
-    hi = plan.channels[cmd.group][0] + cmd.cols[1]
+    """What the engine returns for one command.
+
+    A requantizing engine: the int32 GEMM plus bias, then the integer requantizer (int8).
+    A raw engine: the int32 accumulators ``sum((a - a_zp) * w)``, without bias.
+    """
+    lo, hi = plan.output_channels(cmd)
     w = plan.weights[cmd.group][:, cmd.cols[0]:cmd.cols[1]]
+    if not plan.engine_requantizes:
+        return golden.gemm(a, w, plan.a_zero_point, 0)
     acc = golden.gemm(a, w, plan.a_zero_point, 0, plan.bias[lo:hi])
     return golden.requantize(acc, plan.m0[lo:hi], plan.shift[lo:hi], plan.out_zero_point,
                              plan.act_min, plan.act_max)
 
 
+def host_requantize(plan: LayerPlan, acc):
+    """The host's output stage for a raw engine: TensorFlow Lite's for the layer's kind.
+
+    ``wrap(acc + bias)``, then gemmlowp's two-step rounding for convolutions and the
+    double-precision requantization of the reference FULLY_CONNECTED kernel.
+    """
+    acc = golden.wrap(np.asarray(acc, dtype=np.int64) + plan.bias, 32)
+    if plan.kind == "FULLY_CONNECTED":
+        return golden.requantize_fp64(acc, plan.multiplier, plan.out_zero_point, plan.act_min,
+                                      plan.act_max)
+    return golden.requantize(acc, plan.m0, plan.shift, plan.out_zero_point, plan.act_min,
+                             plan.act_max)
+
+
 def engine_layer_output(plan: LayerPlan, x):
-    """The layer's output tensor as the engine computes it, command by command."""
-    out = np.empty((plan.m, int(plan.channels[-1][1])), dtype=np.int8)
+    """The layer's int8 output as the engine (and for a raw engine the host) computes it."""
+    dtype = np.int8 if plan.engine_requantizes else np.int32
+    out = np.empty((plan.m, int(plan.channels[-1][1])), dtype=dtype)
     for a, cmd in plan._command_operands(x):
-        lo = plan.channels[cmd.group][0] + cmd.cols[0]
-        out[cmd.rows[0]:cmd.rows[1], lo:lo + cmd.n] = engine_command_output(plan, a, cmd)
+        lo, hi = plan.output_channels(cmd)
+        out[cmd.rows[0]:cmd.rows[1], lo:hi] = engine_command_output(plan, a, cmd)
+    if not plan.engine_requantizes:
+        out = host_requantize(plan, out)
     return out.reshape(plan.out_shape)

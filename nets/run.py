@@ -13,6 +13,7 @@ from hw.config import ArrayConfig, add_config_arguments, config_from_args
 from sim.engine_model import gemm_schedule
 from sim.perf import GAP_BETWEEN_GEMMS
 
+from .execute import run as run_graph
 from .lower import ENGINE_OPS, LoweringError, engine_layer_output, plan_network
 
 __all__ = ["LayerResult", "NetworkRun", "SIMS", "main", "run_network"]
@@ -102,22 +103,22 @@ class NetworkRun:
 
 
 def _engine_values(graph, plans, x):
-    """Every tensor, engine ops as the engine computes them; and mismatches against golden."""
-    from .execute import execute_op
+    """Every tensor, engine ops as the engine computes them; and mismatches against golden.
 
-    values = {graph.inputs[0]: x}
-    for t in graph.tensors:
-        if t.data is not None:
-            values[t.index] = t.data
+    Golden runs every op; an engine op's result is replaced by what the engine computes on
+    the same input, so later ops see the engine's values.
+    """
     mismatches = {}
-    for op in graph.ops:
-        reference = execute_op(graph, op, values)
-        if op.kind in ENGINE_OPS:
-            out = engine_layer_output(plans[op.index], values[op.inputs[0]])
-            mismatches[op.index] = int(np.count_nonzero(out != reference[0]))
-            reference = [out]
-        values.update(zip(op.outputs, reference, strict=True))
-    return values, mismatches
+
+    def engine(op, inputs, reference):
+        if op.kind not in ENGINE_OPS:
+            return reference
+        out = engine_layer_output(plans[op.index], inputs(0))
+        mismatches[op.index] = int(np.count_nonzero(out != reference))
+        return out
+
+    outputs, values = run_graph(graph, x, keep_all=True, hook=engine)
+    return outputs, values, mismatches
 
 
 def _layer_rows(graph, config, unit_plans):
@@ -150,20 +151,19 @@ def run_network(graph, config, x, *, sim="model", rtl_images=1, seed=0, stall_pr
     unit_plans = plan_network(graph, config, batch=1)
     layers = _layer_rows(graph, config, unit_plans)
     if sim == "golden":
-        outputs = graph.run(x)
+        outputs = run_graph(graph, x)
         for r in layers:
             r.model_cycles = None
         return NetworkRun(config, sim, len(x), layers, outputs)
     plans = plan_network(graph, config, batch=len(x))
-    values, mismatches = _engine_values(graph, plans, x)
+    outputs, values, mismatches = _engine_values(graph, plans, x)
     for r in layers:
         if r.on_engine:
             r.tflite_mismatches = mismatches[r.index]
-    outputs = values[graph.outputs[0]]
-    run = NetworkRun(config, sim, len(x), layers, outputs)
+    result = NetworkRun(config, sim, len(x), layers, outputs)
     if sim in ("verilator", "icarus"):
-        _run_rtl(run, graph, unit_plans, values, x, sim, rtl_images, seed, stall_prob)
-    return run
+        _run_rtl(result, graph, unit_plans, values, x, sim, rtl_images, seed, stall_prob)
+    return result
 
 
 def _run_rtl(run, graph, unit_plans, values, x, sim, rtl_images, seed, stall_prob):
@@ -295,14 +295,18 @@ def _print_report(run, totals, out):
         print(f"{r.index:>3} {r.op:<18} {f'{r.m}x{r.k}x{r.n}':>16} {r.groups:>6} "
               f"{r.commands:>5} {_fmt(r.model_cycles):>10} {_fmt(r.rtl_cycles):>10} "
               f"{util:>7} {_fmt(r.tflite_mismatches):>9} {rtl:>5}", file=out)
-    for key, text in (("cycles", "cycles per inference"),
-                      ("inferences_per_second", "inferences/s at the clock"),
-                      ("accuracy", "accuracy"), ("matches_reference", "equal to out_ref")):
-        if totals.get(key) is not None:
-            value = totals[key]
-            shown = f"{value:,.1f}" if isinstance(value, float) and key != "accuracy" else (
-                f"{value:.4f}" if key == "accuracy" else f"{value:,}")
-            print(f"{text}: {shown}", file=out)
+    if totals.get("cycles"):
+        print(f"cycles per inference: {totals['cycles']:,} (cycle model, batch 1, engine "
+              f"layers back to back)", file=out)
+        print(f"inferences per second at {totals['clock_mhz']:g} MHz (nominal clock): "
+              f"{totals['inferences_per_second']:,.0f}", file=out)
+    if totals.get("accuracy") is not None:
+        print(f"accuracy: {totals['accuracy']:.4f} ({totals['correct']}/{run.images})",
+              file=out)
+    if totals.get("reference_elements"):
+        differ = totals["reference_elements"] - totals["reference_elements_equal"]
+        print(f"equal to out_ref: {totals['reference_elements_equal']}/"
+              f"{totals['reference_elements']} elements ({differ} differ)", file=out)
 
 
 def main(argv=None):
@@ -323,7 +327,8 @@ def main(argv=None):
         totals["inferences_per_second"] = args.clock_mhz * 1e6 / totals["cycles"]
         totals["clock_mhz"] = args.clock_mhz
     if y is not None:
-        totals["accuracy"] = float(np.mean(np.argmax(run.outputs, axis=-1) == y))
+        totals["correct"] = int(np.count_nonzero(np.argmax(run.outputs, axis=-1) == y))
+        totals["accuracy"] = totals["correct"] / len(y)
     if ref is not None:
         equal = int(np.count_nonzero(run.outputs == ref))
         totals["matches_reference"] = bool(equal == ref.size)

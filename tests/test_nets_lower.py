@@ -171,10 +171,59 @@ def test_fully_connected_uses_the_two_step_requantizer(rng):
         config = _random_config(rng)
         plan = plan_network(graph, config, batch=batch)[0]
         _assert_commands_cover(plan, config)
-        expected = golden.quantized_fully_connected(
+        expected = golden.quantized_fully_connected_two_step(
             x, w, bias, x_scale=x_q[0], x_zero_point=x_q[1], w_scale=w_scale, w_zero_point=0,
             y_scale=y_q[0], y_zero_point=y_q[1], activation=activation)
         np.testing.assert_array_equal(engine_layer_output(plan, x), expected)
+
+
+def test_raw_engines_with_host_requantization_give_tflite_everywhere(rng):
+    """--no-requant: the engine's int32 sums, then TFLite's own output stage on the host
+    (double precision for FULLY_CONNECTED), equal golden's TFLite kernels exactly."""
+    for _ in range(20):
+        for depthwise in (False, True):
+            graph, x, _ = _random_conv(rng, depthwise=depthwise)
+            config = _random_config(rng).replace(requant=False)
+            plan = plan_network(graph, config, batch=x.shape[0])[0]
+            np.testing.assert_array_equal(engine_layer_output(plan, x),
+                                          graph.run(x))
+        batch, k, n = (int(v) for v in rng.integers(1, 40, 3))
+        x = rng.integers(-128, 128, (batch, k)).astype(np.int8)
+        w = rng.integers(-127, 128, (n, k)).astype(np.int8)
+        graph = _layer_graph("FULLY_CONNECTED", (1, k), w,
+                             rng.integers(-5000, 5000, n).astype(np.int32),
+                             x_q=_random_quant(rng),
+                             w_scale=rng.uniform(0.002, 0.02, n).astype(np.float32),
+                             y_q=_random_quant(rng), y_shape=(1, n), keep_num_dims=False,
+                             activation=str(rng.choice(ACTIVATIONS)))
+        plan = plan_network(graph, _random_config(rng).replace(requant=False), batch=batch)[0]
+        np.testing.assert_array_equal(engine_layer_output(plan, x), graph.run(x))
+
+
+def test_fully_connected_rounding_differs_on_the_requantizer_and_not_on_the_host():
+    """Accumulators where gemmlowp's two-step rounding and TFLite's double-precision FC
+    requantization disagree (found by search over these scales): the requantizing engine
+    gives the two-step answer there, a raw engine plus the host gives TFLite's."""
+    x_scale, w_scale, y_scale = 0.033663277, 0.0068561607, 0.0068438086
+    real = golden.real_multiplier(x_scale, w_scale, y_scale)
+    m0, shift = golden.quantize_multiplier(real)
+    acc = np.arange(-4000, 4000)
+    differ = acc[golden.requantize(acc, m0, shift, 0, -128, 127)
+                 != golden.requantize_fp64(acc, real, 0, -128, 127)]
+    assert differ.size >= 4
+    # One input element 1 (zero point 0) and weight 1: output c's accumulator is bias[c] + 1.
+    bias = (np.concatenate([differ[:4], [0, 17]]) - 1).astype(np.int32)
+    n = bias.size
+    graph = _layer_graph("FULLY_CONNECTED", (1, 1), np.ones((n, 1), np.int8), bias,
+                         x_q=(x_scale, 0), w_scale=np.full(n, w_scale, np.float32),
+                         y_q=(y_scale, 0), y_shape=(1, n), keep_num_dims=False,
+                         activation="linear")
+    x = np.ones((1, 1), np.int8)
+    tflite = graph.run(x)
+    on_engine = engine_layer_output(plan_network(graph, ArrayConfig())[0], x)
+    on_host = engine_layer_output(plan_network(graph, ArrayConfig(requant=False))[0], x)
+    np.testing.assert_array_equal(on_host, tflite)
+    assert list(on_engine[0] != tflite[0]) == [True] * 4 + [False] * 2
 
 
 def _conv_graph(k_taps=3, cin=40):
@@ -195,7 +244,7 @@ def test_k_beyond_max_k_names_the_layer_and_what_it_needs():
 
 @pytest.mark.parametrize(("fields", "needs"), [
     ({"pe_mode": "xnor"}, "pe_mode 'mac' (not 'xnor')"),
-    ({"requant": False}, "a requantizer (not --no-requant)"),
+    ({"threshold": True}, "a requantizer or raw outputs (not --threshold)"),
     ({"a_bits": 4}, "signed activations of at least 8 bits (not a_bits 4, a_signed True)"),
     ({"acc_bits": 24}, "acc_bits 32 (not 24)"),
 ])
