@@ -52,6 +52,9 @@ def run(graph, x, *, keep_all=False, hook=None):
     if unknown:
         raise ModelError(f"{graph.name or 'graph'} has ops qmac does not run: "
                          f"{', '.join(unknown)}; supported: {', '.join(EXECUTORS)}")
+    if not graph.inputs or any(not graph.tensors[i].shape for i in graph.inputs):
+        raise ModelError(f"{graph.name or 'graph'} must have inputs with a batch axis, not "
+                         f"shapes {[graph.tensors[i].shape for i in graph.inputs]}")
     arrays = _check_inputs(graph, x)
     file_batch = graph.tensors[graph.inputs[0]].shape[0]
     batch = file_batch
@@ -68,7 +71,14 @@ def run(graph, x, *, keep_all=False, hook=None):
     values = dict(zip(graph.inputs, arrays, strict=True))
     for op in graph.ops:
         inputs = _Inputs(graph, values)
-        result = EXECUTORS[op.kind](graph, op, inputs)
+        try:
+            result = EXECUTORS[op.kind](graph, op, inputs)
+        except ModelError:
+            raise
+        except ValueError as exc:
+            # A golden primitive refusing the op's parameters (a multiplier out of range...).
+            raise ModelError(f"{graph.name or 'graph'}: op {op.index} ({op.kind}) cannot run: "
+                             f"{exc}") from None
         if hook is not None:
             result = hook(op, lambda position, op=op, inputs=inputs: inputs.value(op, position),
                           result)

@@ -8,6 +8,7 @@ its index; a float model, a corrupt file or a tensor type qmac does not read is 
 with a one-line :class:`~nets.errors.ModelError`.
 """
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,8 @@ def read_tflite(data, name="model"):
         graph_outputs = _int_list(subgraph.OutputsAsNumpy())
     except ModelError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any parse failure of the bytes means corruption
+    except (struct.error, IndexError, TypeError, ValueError, OverflowError) as exc:
+        # What the flatbuffer accessors raise on offsets and sizes that lead nowhere.
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ModelError(f"{name} is not a valid TFLite flatbuffer (truncated or corrupt): "
                          f"{reason}") from None
@@ -258,6 +260,11 @@ class _Context:
         if ndim is not None and len(tensor.shape) != ndim:
             raise self.error(f"{role} (tensor {tensor.index}) has shape {list(tensor.shape)}; "
                              f"it must have {ndim} dimensions")
+        info = np.iinfo(tensor.dtype)
+        zero_point = int(tensor.quant.zero_point[0])
+        if not info.min <= zero_point <= info.max:
+            raise self.error(f"{role} (tensor {tensor.index}) has zero point {zero_point}; "
+                             f"{tensor.dtype} allows {info.min}..{info.max}")
         return tensor
 
     def constant(self, tensor, role, dtypes):

@@ -243,3 +243,18 @@ def test_batch_of_a_graph_that_does_not_keep_the_batch(rng):
     check(ModelError, r"^rows runs only the inputs' shapes of the file \(batch 1\), not batch 2: "
                       r"an op or a tensor of it does not keep the batch as its first axis$",
           lambda: nets.run(graph, np.zeros((2, 4, 6), np.int8)))
+
+
+def test_activation_zero_point_out_of_its_type(tmp_path, rng):
+    graph = _conv_with(rng, y=lambda t: _requant(t, zero_point=[300]))
+    path = write(tmp_path, graph)
+    check(ModelError, r"^model\.tflite: op 0 \(CONV_2D\) output \(tensor \d+\) has zero point "
+                      r"300; int8 allows -128\.\.127$", lambda: nets.load_tflite(path))
+
+
+def test_op_whose_parameters_golden_refuses(rng):
+    # A multiplier of about 2**50 needs a left shift past 30, which no int32 kernel has.
+    graph = _conv_with(rng, y=lambda t: _requant(t, scale=[1e-20]))
+    x = np.zeros(_input_shape(graph), np.int8)
+    check(ModelError, r"^graph: op 0 \(CONV_2D\) cannot run: shift must hold integers in "
+                      r"-31\.\.30, not \d+$", lambda: nets.run(graph, x))

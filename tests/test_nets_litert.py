@@ -4,8 +4,11 @@ Seeded random models (tests/nets_support.py) go graph -> .tflite bytes (nets.tfl
 -> LiteRT with ``OpResolverType.BUILTIN_REF`` and ``experimental_preserve_all_tensors``;
 the golden executor runs the same graph, and every activation tensor must be equal bit
 for bit (float32 ones too). The bytes read back (nets.read_tflite) give the same graph.
-Reproduce a failure with ``pytest --seed N``.
+Reproduce a failure with ``pytest --seed N``; ``QMAC_LITERT_CASES=N`` sets the number of
+random cases per op kind (240 by default, a multiple of 40).
 """
+
+import os
 
 import numpy as np
 import pytest
@@ -24,7 +27,7 @@ import nets
 from nets import Quant
 
 #: Random single-op cases per op kind, and how many share one model (one interpreter).
-CASES_PER_OP = 240
+CASES_PER_OP = int(os.environ.get("QMAC_LITERT_CASES", "240"))
 CASES_PER_MODEL = 40
 
 
