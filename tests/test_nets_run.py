@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from nets_support import GraphBuilder, chain_case, random_inputs
 
 import golden
 from hw.config import ArrayConfig
@@ -164,3 +165,41 @@ def test_sim_perf_takes_a_tflite_models_commands(digits, capsys, tmp_path):
         (1, 8, 8, 1), np.int8))
     by_index = {r.index: r.model_cycles for r in run.layers if r.on_engine}
     assert [r["cycles"] for r in layers] == [by_index[i] for i in (0, 1, 2, 4)]
+
+
+def _chain_network(rng):
+    builder = GraphBuilder()
+    builder.output(chain_case(rng, builder))
+    return builder.graph()
+
+
+def test_random_networks_on_the_engine_agree_with_golden(rng):
+    """Random networks (QUANTIZE, conv, depthwise, ADD, pool, MEAN, FC, SOFTMAX): on a raw
+    engine every engine layer equals golden's TFLite output, and so does the network; on a
+    requantizing engine the convolutions do."""
+    for _ in range(8):
+        graph = _chain_network(rng)
+        x = random_inputs(rng, graph, batch=int(rng.integers(1, 4)))[0]
+        raw = ArrayConfig(rows=int(rng.integers(1, 9)), cols=int(rng.integers(1, 9)),
+                          dataflow=str(rng.choice(["ws", "os"])), requant=False,
+                          max_n=int(rng.integers(1, 9)))
+        run = run_network(graph, raw, x)
+        assert all(r.tflite_mismatches == 0 for r in run.layers if r.on_engine)
+        np.testing.assert_array_equal(run.outputs, graph.run(x))
+        run = run_network(graph, raw.replace(requant=True), x)
+        assert all(r.tflite_mismatches == 0 for r in run.layers
+                   if r.on_engine and r.op != "FULLY_CONNECTED")
+
+
+@pytest.mark.rtl
+def test_a_random_network_with_depthwise_layers_on_the_rtl(seed):
+    rng = np.random.default_rng(seed)
+    graph = _chain_network(rng)
+    x = random_inputs(rng, graph, batch=1)[0]
+    config = ArrayConfig(rows=8, cols=8, max_k=288, dataflow="os", requant=False)
+    run = run_network(graph, config, x, sim="icarus", seed=seed)
+    assert run.rtl_errors == []
+    engine = [r for r in run.layers if r.on_engine]
+    assert [r.op for r in engine] == ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]
+    assert all(r.rtl_match and r.rtl_cycles == r.model_cycles for r in engine)
+    np.testing.assert_array_equal(run.outputs, graph.run(x))
