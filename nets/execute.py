@@ -5,6 +5,13 @@ small function in :data:`EXECUTORS` that calls the golden primitive computing it
 as TensorFlow Lite's reference kernel does (see each primitive's docstring and the
 README's "Networks" section). The batch is the first axis of every activation and may
 have any size, whatever batch the model file was written with.
+
+Beyond TFLite (see :mod:`nets.graph`): outputs whose ``Quant.bits`` is narrower than their
+dtype are clamped to that range too; CONV_2D and FULLY_CONNECTED with weights wider than
+int8 (INQ's 9-bit codes) run as the mac engine computes them (exact accumulation, two-step
+requantization); the ``QMAC_XNOR_*`` and ``QMAC_BITSERIAL_*`` layers of the engine's
+binary and bit-serial PE modes are built from ``golden.xnor_popcount_gemm``,
+``golden.bitplane_gemm``, ``golden.threshold`` and ``golden.requantize``.
 """
 
 import numpy as np
@@ -194,10 +201,53 @@ def _conv_kwargs(values, op):
                 activation=op.options["activation"])
 
 
+def _code_range(graph, index):
+    """``(lo, hi)`` of a tensor's codes: its ``Quant.bits`` when set, else its dtype's."""
+    return graph.tensors[index].code_range
+
+
+def _narrow(kernel):
+    """A TFLite kernel whose output may hold narrower codes (``Quant.bits``): clamp to them.
+
+    Clamping the kernel's int8 result again to a sub-range equals clamping once to the
+    intersection of the activation's range and the codes' range (what the engine's
+    ``act_min``/``act_max`` receive).
+    """
+    def execute(graph, op, values):
+        lo, hi = _code_range(graph, op.outputs[0])
+        return np.clip(kernel(graph, op, values), lo, hi)
+    execute.__doc__ = kernel.__doc__
+    return execute
+
+
+def _requantize_acc(graph, op, values, acc):
+    """The engine's (and CONV_2D's) output stage of int32 accumulators that include the bias:
+    per-channel ``quantize_multiplier(s_x * s_w[c] / s_y)``, two-step rounding, the output
+    zero point, clamped to the fused activation's range and the output's code range."""
+    x, w, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    multiplier = np.broadcast_to(golden.real_multiplier(values.scale(x),
+                                                        values.quant(w).scale,
+                                                        values.scale(y)), (acc.shape[-1],))
+    m0, shift = golden.quantize_multiplier(multiplier)
+    info = np.iinfo(graph.tensors[y].dtype)
+    act_lo, act_hi = golden.activation_range(op.options.get("activation", "linear"),
+                                             values.scale(y), values.zero_point(y), info.bits,
+                                             info.min < 0)
+    lo, hi = _code_range(graph, y)
+    return golden.requantize(acc, m0, shift, values.zero_point(y), max(act_lo, lo),
+                             min(act_hi, hi), info.bits, info.min < 0)
+
+
 def _conv_2d(graph, op, values):
-    return golden.quantized_conv2d(values.value(op, 0), values.value(op, 1),
-                                   values.value(op, 2), w_zero_point=0,
-                                   **_conv_kwargs(values, op))
+    x, w, bias = values.value(op, 0), values.value(op, 1), values.value(op, 2)
+    if w.dtype != np.int8:
+        # Weights wider than int8 (INQ's 9-bit power-of-two codes) are no TFLite layer: they
+        # run as the mac engine computes them, exact accumulation and its requantizer.
+        acc = golden.conv2d(x, w, bias, values.zero_point(op.inputs[0]), 0,
+                            op.options["stride"], op.options["padding"],
+                            op.options["dilation"])
+        return _requantize_acc(graph, op, values, acc)
+    return golden.quantized_conv2d(x, w, bias, w_zero_point=0, **_conv_kwargs(values, op))
 
 
 def _depthwise_conv_2d(graph, op, values):
@@ -209,6 +259,12 @@ def _fully_connected(graph, op, values):
     x, w = values.value(op, 0), values.value(op, 1)
     depth = w.shape[1]
     rows = x.reshape(-1, depth)
+    if w.dtype != np.int8:
+        # As in _conv_2d: wider weights run as the engine computes them.
+        acc = golden.gemm(rows, w.T, values.zero_point(op.inputs[0]), 0, values.value(op, 2))
+        out = _requantize_acc(graph, op, values, acc)
+        return out.reshape(x.shape[:-1] + (w.shape[0],)) if op.options.get("keep_num_dims") \
+            else out
     wq = values.quant(op.inputs[1])
     y = op.outputs[0]
     out = golden.quantized_fully_connected(
@@ -287,11 +343,49 @@ def _dequantize(graph, op, values):
                              values.zero_point(x)).astype(np.float32)
 
 
+def _xnor_gemm(rows, weights, op):
+    """``sum x * w`` of ±1 codes by XNOR-popcount on packed bits."""
+    return golden.xnor_popcount_gemm(golden.pack_signs(rows, axis=1),
+                                     golden.pack_signs(weights, axis=0), rows.shape[1])
+
+
+def _bitserial_gemm(rows, weights, op):
+    """``sum x * w`` of unsigned ``a_bits`` and signed ``w_bits`` codes by bit planes."""
+    return golden.bitplane_gemm(rows, weights, op.options["a_bits"], op.options["w_bits"],
+                                a_signed=False, w_signed=True)
+
+
+def _qmac_layer(gemm, pad_value):
+    """A ``QMAC_*`` layer (see nets.graph): im2col (padded taps ``pad_value``) or rows,
+    ``gemm``, then the requantizer or the threshold compares."""
+    def execute(graph, op, values):
+        x, w = values.value(op, 0), values.value(op, 1)
+        batch = x.shape[0]
+        if op.kind.endswith("CONV_2D"):
+            stride, padding = op.options["stride"], op.options["padding"]
+            oh, ow, _, _ = golden.conv_output_shape(x.shape[1], x.shape[2], w.shape[1:3],
+                                                    stride, padding)
+            rows = golden.im2col(x, w.shape[1:3], stride, padding, pad_value)
+            shape = (batch, oh, ow, w.shape[0])
+        else:
+            rows = x.reshape(batch, -1)
+            shape = (batch, w.shape[0])
+        acc = gemm(rows.astype(np.int64), w.reshape(w.shape[0], -1).T.astype(np.int64), op)
+        if op.options["output"] == "threshold":
+            bits = golden.threshold(acc, values.value(op, 2), values.value(op, 3))
+            out = (2 * bits.astype(np.int8) - 1).astype(np.int8)
+        else:
+            acc = golden.wrap(acc.astype(np.int64) + values.value(op, 2), 32).astype(np.int32)
+            out = _requantize_acc(graph, op, values, acc)
+        return out.reshape(shape)
+    return execute
+
+
 #: One function per op kind: ``(graph, op, inputs) -> output array``.
 EXECUTORS = {
-    "CONV_2D": _conv_2d,
-    "DEPTHWISE_CONV_2D": _depthwise_conv_2d,
-    "FULLY_CONNECTED": _fully_connected,
+    "CONV_2D": _narrow(_conv_2d),
+    "DEPTHWISE_CONV_2D": _narrow(_depthwise_conv_2d),
+    "FULLY_CONNECTED": _narrow(_fully_connected),
     "ADD": _add,
     "MAX_POOL_2D": _pool(golden.max_pool2d),
     "AVERAGE_POOL_2D": _pool(golden.average_pool2d),
@@ -302,4 +396,9 @@ EXECUTORS = {
     "SOFTMAX": _softmax,
     "QUANTIZE": _quantize,
     "DEQUANTIZE": _dequantize,
+    # qmac's own op kinds, for the engine's binary and bit-serial PE modes (nets.graph).
+    "QMAC_XNOR_CONV_2D": _qmac_layer(_xnor_gemm, -1),
+    "QMAC_XNOR_FULLY_CONNECTED": _qmac_layer(_xnor_gemm, -1),
+    "QMAC_BITSERIAL_CONV_2D": _qmac_layer(_bitserial_gemm, 0),
+    "QMAC_BITSERIAL_FULLY_CONNECTED": _qmac_layer(_bitserial_gemm, 0),
 }

@@ -37,6 +37,54 @@ Conventions
 
   ``activation`` is one of :data:`ACTIVATIONS` (TFLite's fused activation, applied as a
   clamp of the quantized output).
+
+Low bit widths
+--------------
+Codes narrower than their tensor's dtype are stored in that dtype (int8 or uint8, the
+engine's operand words hold them) and the tensor's :attr:`Quant.bits` records the width:
+a signed tensor's codes lie in ``-2**(bits-1)..2**(bits-1)-1``, an unsigned one's in
+``0..2**bits-1``. ``bits=1`` on a signed tensor means binary codes ``-1, +1`` (bit 1 =
++1, bit 0 = -1, DESIGN.md section 2), the only two values a ``QMAC_XNOR_*`` op reads or
+a threshold output writes. An op whose output has ``Quant.bits`` narrower than its dtype
+clamps its result to that range as well as to the fused activation's (the intersection of
+the two ranges, which is what the engine's ``act_min``/``act_max`` receive). A
+``Quant.bits`` of None means the dtype's own width. TFLite has no such field: a graph
+with narrower tensors runs in golden and on the engine but is not written to ``.tflite``.
+
+qmac's own op kinds
+-------------------
+Layers that TFLite cannot express (the engine's binary and bit-serial PE modes) have op
+kinds with a ``QMAC_`` prefix. Their inputs are ``(x, w, bias)`` with a requantizing
+output stage, or ``(x, w, thresholds, invert)`` with a threshold output stage; weights are
+symmetric (zero point 0) with one scale per output channel or per tensor, in the layouts of
+CONV_2D (OHWI) and FULLY_CONNECTED (``(out, in)``):
+
+==============================  ========================================================
+kind                            options
+==============================  ========================================================
+QMAC_XNOR_CONV_2D               stride (h, w), padding "SAME"|"VALID", output
+QMAC_XNOR_FULLY_CONNECTED       output
+QMAC_BITSERIAL_CONV_2D          stride, padding, a_bits, w_bits, output
+QMAC_BITSERIAL_FULLY_CONNECTED  a_bits, w_bits, output
+==============================  ========================================================
+
+``output`` is ``"requant"`` or ``"threshold"``. The arithmetic, per output channel ``c``:
+
+* ``QMAC_XNOR_*``: ``x`` and ``w`` hold binary codes ``±1`` (``Quant.bits == 1``, scale
+  of ``x`` 1.0 per element); the convolution's patches are taken by im2col with padded taps
+  of -1 (bit 0: binary hardware has no zero), packed with :func:`golden.pack_signs` and
+  ``acc = golden.xnor_popcount_gemm(patches, w, K)`` (``= sum x * w``).
+* ``QMAC_BITSERIAL_*``: ``x`` holds unsigned ``a_bits``-bit codes with zero point 0 (padded
+  taps 0), ``w`` signed ``w_bits``-bit codes; ``acc = golden.bitplane_gemm(patches, w,
+  a_bits, w_bits, a_signed=False, w_signed=True)`` (``= sum x * w``, wrapping at 32 bits).
+* ``output="requant"``: ``acc + bias[c]`` (int32 at scale ``s_x * s_w[c]``) is requantized
+  exactly as CONV_2D's reference kernel does (``golden.quantize_multiplier`` of
+  ``s_x * s_w[c] / s_y``, two-step rounding, output zero point, clamp to the output's
+  ``Quant.bits`` range and the fused ``activation``, default "linear").
+* ``output="threshold"``: ``bit = golden.threshold(acc, thresholds, invert)`` with
+  ``thresholds`` an int32 ``(N,)`` constant and ``invert`` a uint8 ``(N,)`` constant of 0/1
+  (FINN's folded batch norm, :func:`golden.batchnorm_thresholds`); the output holds
+  ``2 * bit - 1``, binary codes ``±1`` (int8, ``Quant`` scale 1.0, zero point 0, bits 1).
 """
 
 from collections.abc import Mapping
@@ -64,11 +112,15 @@ class Quant:
     axis : int
         The quantized dimension when there is more than one scale (TFLite's
         ``quantized_dimension``); 0 otherwise.
+    bits : int or None
+        Width of the codes when narrower than the tensor's dtype (see "Low bit widths"
+        above), 1..16; None for the dtype's own width.
     """
 
     scale: np.ndarray
     zero_point: np.ndarray
     axis: int = 0
+    bits: int | None = None
 
     def __post_init__(self):
         scale = np.array(self.scale, dtype=np.float32).reshape(-1)
@@ -83,6 +135,11 @@ class Quant:
         if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             bad = scale[~(np.isfinite(scale) & (scale > 0))][0]
             raise ValueError(f"Quant.scale must be finite and positive, not {bad}")
+        if self.bits is not None and (isinstance(self.bits, bool)
+                                      or not isinstance(self.bits, int)
+                                      or not 1 <= self.bits <= 16):
+            raise ValueError(f"Quant.bits must be None or an integer in 1..16, not "
+                             f"{self.bits!r}")
         scale.setflags(write=False)
         zero_point.setflags(write=False)
         object.__setattr__(self, "scale", scale)
@@ -133,6 +190,20 @@ class Tensor:
     def is_constant(self):
         """True for weights, biases and other constant buffers."""
         return self.data is not None
+
+    @property
+    def code_range(self):
+        """``(lo, hi)`` of the codes an integer tensor may hold: its ``Quant.bits`` when set
+        (binary codes ``-1, +1`` for a signed 1-bit tensor), else its dtype's range."""
+        info = np.iinfo(self.dtype)
+        bits = self.quant.bits if self.quant is not None else None
+        if bits is None:
+            return int(info.min), int(info.max)
+        if bits == 1 and info.min < 0:
+            return -1, 1
+        if info.min < 0:
+            return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return 0, (1 << bits) - 1
 
 
 @dataclass(frozen=True)

@@ -333,6 +333,19 @@ def plan_layer(graph: Graph, op, config: ArrayConfig, batch=1):
     y_zp = int(y_t.quant.zero_point[0])
     act_min, act_max = golden.activation_range(opts.get("activation", "linear"),
                                                float(y_scale), y_zp)
+    # Narrower output codes (Quant.bits) clamp too: the engine gets the intersection.
+    code_lo, code_hi = y_t.code_range
+    act_min, act_max = max(act_min, code_lo), min(act_max, code_hi)
+    if act_min > act_max:
+        raise LoweringError(f"op {op.index} ({op.kind}): the fused activation's range and the "
+                            f"output's {y_t.quant.bits}-bit codes do not overlap")
+    w_lo, w_hi = golden.qrange(config.w_bits, config.w_signed)
+    if w.size and (int(w.min()) < w_lo or int(w.max()) > w_hi):
+        raise LoweringError(f"op {op.index} ({op.kind}) has weights in {int(w.min())}.."
+                            f"{int(w.max())}, outside the engine's {config.w_bits}-bit "
+                            f"{'signed' if config.w_signed else 'unsigned'} weights "
+                            f"({w_lo}..{w_hi}); build it with --w-bits "
+                            f"{max(int(abs(w).max()), 1).bit_length() + 1} or more")
     useful_k = (w.shape[1] if op.kind == "FULLY_CONNECTED"
                 else w.shape[1] * w.shape[2] * (1 if op.kind == "DEPTHWISE_CONV_2D"
                                                 else w.shape[3]))

@@ -57,7 +57,8 @@ def tflite_bytes(graph, description="qmac"):
     Raises
     ------
     ModelError
-        If an op kind is not a TFLite builtin, or an option cannot be written.
+        If an op kind is not a TFLite builtin, an option cannot be written, or a tensor's
+        codes are narrower than its dtype (``Quant.bits``).
     """
     builder = flatbuffers.Builder(4096)
     kinds = sorted({op.kind for op in graph.ops})
@@ -65,6 +66,12 @@ def tflite_bytes(graph, description="qmac"):
         if op.kind not in OP_CODES:
             raise ModelError(f"op {op.index} ({op.kind}) is not a TFLite builtin op; it cannot "
                              f"be written")
+    for tensor in graph.tensors:
+        if tensor.quant is not None and tensor.quant.bits is not None:
+            # TFLite has no field for it: written as plain int8, its clamp would be lost.
+            raise ModelError(f"tensor {tensor.index} ({tensor.name!r}) holds {tensor.quant.bits}"
+                             f"-bit codes in {tensor.dtype}, which TFLite cannot express; "
+                             f"only full-width tensors can be written")
     opcode_index = {kind: i for i, kind in enumerate(kinds)}
 
     buffers = [_buffer(builder, None)]
