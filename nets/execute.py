@@ -23,7 +23,7 @@ from .errors import ModelError
 __all__ = ["run", "EXECUTORS", "batch_free"]
 
 
-def run(graph, x, *, keep_all=False):
+def run(graph, x, *, keep_all=False, hook=None):
     """Run ``graph`` on a batch with the golden model.
 
     Parameters
@@ -36,6 +36,11 @@ def run(graph, x, *, keep_all=False):
         (:func:`batch_free`); otherwise only the file's batch does.
     keep_all : bool
         Also return every activation tensor.
+    hook : callable, optional
+        ``hook(op, inputs, result)`` is called after each op with a function
+        ``inputs(position)`` giving the op's input values and golden's ``result``; what it
+        returns is used instead of ``result`` from then on. The network runner computes
+        engine layers this way, on the inputs that the engine's own earlier layers gave.
 
     Returns
     -------
@@ -72,14 +77,18 @@ def run(graph, x, *, keep_all=False):
                              f"of it does not keep the batch as its first axis")
     values = dict(zip(graph.inputs, arrays, strict=True))
     for op in graph.ops:
+        inputs = _Inputs(graph, values)
         try:
-            result = EXECUTORS[op.kind](graph, op, _Inputs(graph, values))
+            result = EXECUTORS[op.kind](graph, op, inputs)
         except ModelError:
             raise
         except ValueError as exc:
             # A golden primitive refusing the op's parameters (a multiplier out of range...).
             raise ModelError(f"{graph.name or 'graph'}: op {op.index} ({op.kind}) cannot run: "
                              f"{exc}") from None
+        if hook is not None:
+            result = hook(op, lambda position, op=op, inputs=inputs: inputs.value(op, position),
+                          result)
         for index, array in zip(op.outputs, _as_tuple(result), strict=True):
             values[index] = _check_result(graph, op, index, array, batch, file_batch)
     outputs = tuple(values[i] if i in values else graph.tensors[i].data for i in graph.outputs)
@@ -194,14 +203,7 @@ def _conv_kwargs(values, op):
 
 def _code_range(graph, index):
     """``(lo, hi)`` of a tensor's codes: its ``Quant.bits`` when set, else its dtype's."""
-    tensor = graph.tensors[index]
-    info = np.iinfo(tensor.dtype)
-    bits = tensor.quant.bits if tensor.quant is not None else None
-    if bits is None:
-        return int(info.min), int(info.max)
-    if bits == 1 and info.min < 0:
-        return -1, 1
-    return golden.qrange(bits, info.min < 0)
+    return graph.tensors[index].code_range
 
 
 def _narrow(kernel):

@@ -4,7 +4,7 @@ Every quantization method ends in a :class:`Plan`: for each layer its integer we
 and scales, int32 bias codes or integer thresholds, and the stored quantization of its
 output; the input's quantization. The plan is plain numpy data; :func:`to_graph` writes it
 as a :class:`nets.Graph` (TFLite ops for the mac engine, ``QMAC_`` ops for the binary and
-bit-serial PE modes, see :mod:`nets.graph`), which :func:`nets.run` executes bit-exactly.
+bit-serial PE modes, see :mod:`nets.graph`), which :func:`nets.run_graph` executes bit-exactly.
 Fake-quant evaluation reads the same plan (:class:`nets.methods.PlanScheme`), so the
 integer graph and the float simulation of it share every code and scale.
 """

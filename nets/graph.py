@@ -191,6 +191,20 @@ class Tensor:
         """True for weights, biases and other constant buffers."""
         return self.data is not None
 
+    @property
+    def code_range(self):
+        """``(lo, hi)`` of the codes an integer tensor may hold: its ``Quant.bits`` when set
+        (binary codes ``-1, +1`` for a signed 1-bit tensor), else its dtype's range."""
+        info = np.iinfo(self.dtype)
+        bits = self.quant.bits if self.quant is not None else None
+        if bits is None:
+            return int(info.min), int(info.max)
+        if bits == 1 and info.min < 0:
+            return -1, 1
+        if info.min < 0:
+            return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        return 0, (1 << bits) - 1
+
 
 @dataclass(frozen=True)
 class Op:

@@ -4,7 +4,7 @@
 [--plots DIR]`` runs every point of the grid (method x network x bit width x knobs):
 trains the float network (cached per network and seed), applies the method, exports the
 :class:`nets.export.Plan` as a :class:`nets.Graph`, and measures the test accuracy of
-integer inference (:func:`nets.run`, bit-exact with the engine) next to the float accuracy
+integer inference (:func:`nets.run_graph`, bit-exact with the engine) next to the float accuracy
 and the fake-quant accuracy from training. Each point's cycles per image come from the
 cycle model (:func:`sim.engine_model.gemm_schedule`) on the engine given by the engine
 flags, one GEMM per layer on the layer's PE mode.

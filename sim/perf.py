@@ -50,7 +50,7 @@ class LayerReport:
         self.compute = s.compute * reps
         self.idle = s.idle * reps + gaps
         self.drain = s.drain * reps
-        self.macs = s.macs * reps
+        self.macs = layer.macs
         self.stall = 0
         if bandwidth is not None:
             limited = bandwidth_limited(config, [(layer.m, layer.k, layer.n, *planes)],
@@ -234,7 +234,10 @@ Cycle counts, utilization and throughput of GEMMs and whole networks on a qmac e
 
 The workload is one GEMM (--gemm M,K,N), a SCALE-Sim topology CSV (--topology FILE, conv
 form "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num
-Filter, Strides," or GEMM form "Layer, M, N, K,"), or a bundled network (--network NAME).
+Filter, Strides," or GEMM form "Layer, M, N, K,"), a bundled network (--network NAME), or
+the engine layers of a full-integer TFLite model (--tflite MODEL: each layer as the
+commands that python -m nets.run sends to the engine; a depthwise layer's utilization
+counts only its useful MACs).
 A conv layer is the GEMM M = output pixels, K = filter height x width x channels,
 N = filters (SCALE-Sim's IFMAP sizes already include any padding).
 
@@ -253,6 +256,15 @@ and binary xnor, all on the configured array, and prints MACs per cycle and cycl
 --scalesim adds SCALE-Sim v2's compute cycles for its OS, WS and IS dataflows on the
 same array (unlimited bandwidth), for comparison.
 """
+
+
+def _tflite_layers(path, config):
+    """A TFLite model's engine commands (nets is imported only for this flag: it needs the
+    model importer and the lowering, which sit above sim in the layering of DESIGN.md)."""
+    from nets.lower import perf_layers
+    from nets.tflite_import import load_tflite
+
+    return perf_layers(load_tflite(path), config)
 
 
 def _parse_gemm(text):
@@ -300,6 +312,9 @@ def main(argv=None):
     work.add_argument("--topology", metavar="FILE", help="a SCALE-Sim topology CSV")
     work.add_argument("--network", metavar="NAME",
                       help=f"a bundled network: {', '.join(list_networks())}")
+    work.add_argument("--tflite", metavar="MODEL",
+                      help="a full-integer TFLite model: its engine layers as nets.lower "
+                           "splits them into commands (see python -m nets.run)")
     parser.add_argument("--clock-mhz", type=_positive_float("--clock-mhz"), default=1000.0,
                         metavar="F", help="clock for MAC/s and GOPS (default: 1000)")
     parser.add_argument("--bandwidth", type=_positive_float("--bandwidth"), metavar="B",
@@ -324,6 +339,8 @@ def main(argv=None):
         config = config_from_args(args) or ArrayConfig()
         if args.gemm:
             layers = [Layer.from_gemm("gemm", *args.gemm)]
+        elif args.tflite:
+            layers = _tflite_layers(args.tflite, config)
         else:
             layers = read_topology(args.topology or args.network)
         if args.planes and config.pe_mode != "bitserial":

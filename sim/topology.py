@@ -85,6 +85,12 @@ class Layer:
     depthwise : bool
         A depthwise conv: ``channels`` independent single-channel convs, each with
         ``num_filters`` filters (the depth multiplier).
+    count : int
+        How many times a GEMM row's ``(m, k, n)`` runs back to back (1; a depthwise
+        layer's count is its ``channels``).
+    useful_macs : int or None
+        The MACs that count, when the GEMM also multiplies zeros (a block-diagonal
+        lowering of a depthwise layer); default ``repeats * m * k * n``.
 
     Raises
     ------
@@ -105,6 +111,8 @@ class Layer:
     num_filters: int | None = None
     stride: int | None = None
     depthwise: bool = False
+    count: int = 1
+    useful_macs: int | None = None
 
     _CONV_FIELDS = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters",
                     "stride")
@@ -112,19 +120,28 @@ class Layer:
     def __post_init__(self):
         if not isinstance(self.name, str):
             raise TypeError(f"Layer name must be a string, not {self.name!r}")
-        for field in ("m", "k", "n"):
+        for field in ("m", "k", "n", "count"):
             _check_positive(field, getattr(self, field))
         conv = [getattr(self, f) for f in self._CONV_FIELDS]
         if all(v is None for v in conv):
             if self.depthwise:
                 raise ValueError(f"Layer {self.name!r} is depthwise, so it needs its conv shape")
-            return
-        _check_conv(*conv)
-        expected = self._conv_gemm(self.ifmap_h, self.ifmap_w, self.filter_h, self.filter_w,
-                                   self.channels, self.num_filters, self.stride, self.depthwise)
-        if (self.m, self.k, self.n) != expected:
-            raise ValueError(f"Layer {self.name!r}: (m, k, n) must be {expected} for its conv "
-                             f"shape, not {(self.m, self.k, self.n)}")
+        else:
+            _check_conv(*conv)
+            expected = self._conv_gemm(self.ifmap_h, self.ifmap_w, self.filter_h,
+                                       self.filter_w, self.channels, self.num_filters,
+                                       self.stride, self.depthwise)
+            if (self.m, self.k, self.n) != expected:
+                raise ValueError(f"Layer {self.name!r}: (m, k, n) must be {expected} for its "
+                                 f"conv shape, not {(self.m, self.k, self.n)}")
+        if self.depthwise and self.count != 1:
+            raise ValueError(f"Layer {self.name!r} is depthwise, so it runs once per channel; "
+                             f"count must be 1, not {self.count}")
+        if self.useful_macs is not None:
+            _check_positive("useful_macs", self.useful_macs)
+            if self.useful_macs > self.repeats * self.m * self.k * self.n:
+                raise ValueError(f"Layer {self.name!r}: useful_macs must be at most "
+                                 f"repeats x m x k x n, not {self.useful_macs}")
 
     @staticmethod
     def _conv_gemm(ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, stride,
@@ -144,9 +161,9 @@ class Layer:
                    stride, bool(depthwise))
 
     @classmethod
-    def from_gemm(cls, name, m, k, n):
-        """The layer of a GEMM ``(m x k) @ (k x n)``."""
-        return cls(name, m, k, n)
+    def from_gemm(cls, name, m, k, n, count=1, useful_macs=None):
+        """The layer of a GEMM ``(m x k) @ (k x n)``, run ``count`` times."""
+        return cls(name, m, k, n, count=count, useful_macs=useful_macs)
 
     @property
     def is_conv(self):
@@ -165,12 +182,14 @@ class Layer:
 
     @property
     def repeats(self):
-        """How many times the GEMM ``(m, k, n)`` runs: ``channels`` if depthwise, else 1."""
-        return self.channels if self.depthwise else 1
+        """How many times the GEMM ``(m, k, n)`` runs: ``channels`` if depthwise, else ``count``."""
+        return self.channels if self.depthwise else self.count
 
     @property
     def macs(self):
-        """Multiply-accumulates of the whole layer: ``repeats * m * k * n``."""
+        """Multiply-accumulates that count: ``useful_macs``, else ``repeats * m * k * n``."""
+        if self.useful_macs is not None:
+            return self.useful_macs
         return self.repeats * self.m * self.k * self.n
 
 

@@ -44,7 +44,7 @@ def reference():
 
 @pytest.fixture(scope="module")
 def golden_run(graph, reference):
-    return nets.run(graph, reference["x_test"], keep_all=True)
+    return nets.run_graph(graph, reference["x_test"], keep_all=True)
 
 
 def test_import_reads_the_ops_of_the_readme(graph):

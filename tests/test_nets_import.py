@@ -201,7 +201,7 @@ def test_input_of_the_wrong_dtype(conv):
     shape = _input_shape(conv)
     dims = ", ".join(map(str, shape[1:]))
     check(ModelError, rf"^conv input 0 \('t0'\) must be int8 of shape \(B, {dims}\), not "
-                      rf"float64$", lambda: nets.run(conv, np.zeros(shape)))
+                      rf"float64$", lambda: nets.run_graph(conv, np.zeros(shape)))
 
 
 def test_input_of_the_wrong_shape(conv):
@@ -210,15 +210,15 @@ def test_input_of_the_wrong_shape(conv):
     bad = shape[:-1] + (shape[-1] + 1,)
     check(ModelError, rf"^conv input 0 \('t0'\) must have shape \(B, {dims}\) with B >= 1, not "
                       rf"{re.escape(str(bad))}$",
-          lambda: nets.run(conv, np.zeros(bad, np.int8)))
+          lambda: nets.run_graph(conv, np.zeros(bad, np.int8)))
     check(ModelError, rf"^conv input 0 \('t0'\) must have shape \(B, {dims}\) with B >= 1, not "
                       rf"{re.escape(str((0,) + shape[1:]))}$",
-          lambda: nets.run(conv, np.zeros((0,) + shape[1:], np.int8)))
+          lambda: nets.run_graph(conv, np.zeros((0,) + shape[1:], np.int8)))
 
 
 def test_wrong_number_of_inputs(conv):
     x = np.zeros(_input_shape(conv), np.int8)
-    check(ModelError, r"^conv takes 1 inputs, not 2$", lambda: nets.run(conv, [x, x]))
+    check(ModelError, r"^conv takes 1 inputs, not 2$", lambda: nets.run_graph(conv, [x, x]))
 
 
 def test_non_finite_float_input():
@@ -228,7 +228,7 @@ def test_non_finite_float_input():
     builder.output(builder.op("QUANTIZE", (x,), (y,)))
     graph = builder.graph("q")
     check(ModelError, r"^q input 0 \('t0'\) holds nan; float inputs must be finite$",
-          lambda: nets.run(graph, np.array([[1, np.nan, 2]], np.float32)))
+          lambda: nets.run_graph(graph, np.array([[1, np.nan, 2]], np.float32)))
 
 
 def test_batch_of_a_graph_that_does_not_keep_the_batch(rng):
@@ -239,10 +239,10 @@ def test_batch_of_a_graph_that_does_not_keep_the_batch(rng):
     builder.output(builder.op("FULLY_CONNECTED", (x, w), (y,), keep_num_dims=False,
                               activation="linear"))
     graph = builder.graph("rows")
-    assert nets.run(graph, np.zeros((1, 4, 6), np.int8)).shape == (4, 3)
+    assert nets.run_graph(graph, np.zeros((1, 4, 6), np.int8)).shape == (4, 3)
     check(ModelError, r"^rows runs only the inputs' shapes of the file \(batch 1\), not batch 2: "
                       r"an op or a tensor of it does not keep the batch as its first axis$",
-          lambda: nets.run(graph, np.zeros((2, 4, 6), np.int8)))
+          lambda: nets.run_graph(graph, np.zeros((2, 4, 6), np.int8)))
 
 
 def test_activation_zero_point_out_of_its_type(tmp_path, rng):
@@ -257,4 +257,4 @@ def test_op_whose_parameters_golden_refuses(rng):
     graph = _conv_with(rng, y=lambda t: _requant(t, scale=[1e-20]))
     x = np.zeros(_input_shape(graph), np.int8)
     check(ModelError, r"^graph: op 0 \(CONV_2D\) cannot run: shift must hold integers in "
-                      r"-31\.\.30, not \d+$", lambda: nets.run(graph, x))
+                      r"-31\.\.30, not \d+$", lambda: nets.run_graph(graph, x))

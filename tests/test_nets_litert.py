@@ -49,7 +49,7 @@ def check_against_litert(graph, inputs):
     model = nets.tflite_bytes(graph)
     assert_same_graph(nets.read_tflite(model, name=graph.name), graph)
     want = litert_tensors(model, inputs, graph)
-    _, got = nets.run(graph, inputs if len(inputs) > 1 else inputs[0], keep_all=True)
+    _, got = nets.run_graph(graph, inputs if len(inputs) > 1 else inputs[0], keep_all=True)
     assert set(got) == set(want)
     report = _differences(graph, got, want)
     assert not report, f"{len(report)} tensors differ:\n" + "\n".join(report[:10])
@@ -108,8 +108,8 @@ def test_graph_batch_equals_image_by_image(rng):
     builder.output(chain_case(rng, builder))
     graph = builder.graph()
     (x,) = random_inputs(rng, graph, batch=6)
-    together = nets.run(graph, x)
-    one_by_one = np.concatenate([nets.run(graph, x[i:i + 1]) for i in range(6)])
+    together = nets.run_graph(graph, x)
+    one_by_one = np.concatenate([nets.run_graph(graph, x[i:i + 1]) for i in range(6)])
     np.testing.assert_array_equal(together.view(np.uint32), one_by_one.view(np.uint32))
 
 
@@ -128,7 +128,7 @@ def test_fully_connected_rounds_in_double_where_two_step_rounding_differs():
     graph = builder.graph("fc_ties")
     codes = (k + 3).astype(np.int8)[:, None]
     check_against_litert(graph, [codes])
-    out = nets.run(graph, codes)
+    out = nets.run_graph(graph, codes)
     exact = k[:, None] / 2.0 ** np.array([1, 2, 3])
     np.testing.assert_array_equal(out, golden.round_half_away(exact))
     two_step = golden.quantized_fully_connected_two_step(
