@@ -3,13 +3,11 @@
 The npz beside it holds what TensorFlow Lite's interpreter (reference kernels) computed:
 ``out_ref`` for the 360 test images and every activation tensor of the first 8 (see
 ``shared/models/README.md``). Golden must reproduce all of it exactly. A missing shared
-file fails these tests (set ``QMAC_SHARED`` to point at another ``shared`` folder).
+file fails these tests (the ``shared_path`` fixture of conftest.py).
 """
 
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,25 +16,15 @@ from nets_support import assert_same_graph, litert_tensors
 import golden
 import nets
 
-SHARED = Path(os.environ.get("QMAC_SHARED", Path(__file__).parents[1].parent / "shared"))
 
-
-def shared_file(*parts):
-    """The path of a file under ``shared/``; fails the test (not skips) when it is missing."""
-    path = SHARED.joinpath(*parts)
-    if not path.is_file():
-        pytest.fail(f"shared file {path} is missing (set QMAC_SHARED to the shared folder)")
-    return path
+@pytest.fixture(scope="module")
+def graph(shared_path):
+    return nets.load_tflite(shared_path("models/digits_cnn.tflite"))
 
 
 @pytest.fixture(scope="module")
-def graph():
-    return nets.load_tflite(shared_file("models", "digits_cnn.tflite"))
-
-
-@pytest.fixture(scope="module")
-def reference():
-    with np.load(shared_file("models", "digits_cnn.npz")) as archive:
+def reference(shared_path):
+    with np.load(shared_path("models/digits_cnn.npz")) as archive:
         data = {key: archive[key] for key in archive.files}
     data["meta"] = json.loads(str(data.pop("meta_json")))
     return data
@@ -113,9 +101,9 @@ def test_rewritten_model_runs_the_same_in_litert(graph, reference):
         np.testing.assert_array_equal(litert[graph.outputs[0]], reference["out_ref"][i:i + 1])
 
 
-def test_missing_shared_file_fails_naming_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(f"{__name__}.SHARED", tmp_path)
+def test_missing_shared_file_fails_naming_it(monkeypatch, tmp_path, shared_path):
+    monkeypatch.setenv("QMAC_SHARED", str(tmp_path))
     with pytest.raises(pytest.fail.Exception,
-                       match=rf"^shared file {re.escape(str(tmp_path))}/models/gone\.tflite is "
-                             rf"missing \(set QMAC_SHARED to the shared folder\)$"):
-        shared_file("models", "gone.tflite")
+                       match=rf"^shared data missing: models/gone\.tflite is expected at "
+                             rf"{re.escape(str(tmp_path))}/models/gone\.tflite "):
+        shared_path("models/gone.tflite")

@@ -122,7 +122,9 @@ def test_digits_cnn_on_the_rtl_is_bit_and_cycle_exact(digits, capsys, tmp_path, 
      r"op 2 \(CONV_2D\) needs K = 288, over the engine's max_k 256; build it with "
      r"--max-k 288 or more"),
     ([*ENGINE, "--pe-mode", "xnor"], r"int8 TFLite layers need an engine with pe_mode 'mac' "
-                                     r"\(not 'xnor'\)"),
+                                     r"\(not 'xnor'\), signed activations of at least 8 "
+                                     r"bits \(not a_bits 1, a_signed True\), signed weights of "
+                                     r"at least 8 bits \(not w_bits 1, w_signed True\)"),
     ([*ENGINE, "--images", "361"], r"--images must be at most the 360 images of .*, not 361"),
 ])
 def test_bad_runs_are_one_line_errors(digits, capsys, argv, message):

@@ -35,13 +35,10 @@ def mlp(digits):
     return train_float(NETS["mlp"], x, y, seed=3, epochs=2)
 
 
-def test_split_is_the_shared_models(digits):
+def test_split_is_the_shared_models(digits, shared_path):
     assert digits.x_train.shape == (TRAIN_IMAGES, 8, 8, 1)
     assert digits.x_test.shape == (TEST_IMAGES, 8, 8, 1)
-    from pathlib import Path
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "digits_cnn.npz"
-    if shared.exists():
-        ref = np.load(shared)
+    with np.load(shared_path("models/digits_cnn.npz")) as ref:
         assert np.array_equal(ref["y_test"], digits.y_test)
         # The shared model's input is clip(round(pixel / 16 * 255) - 128).
         q = golden.quantize(digits.x_test, np.float32(1 / 255), -128)
