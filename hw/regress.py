@@ -12,10 +12,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ArrayConfig, add_config_arguments, config_from_args
+from .config import ArrayConfig, add_config_arguments, config_from_args, given_fields
 
 __all__ = ["DEFAULT_ORACLE_CASES", "Regression", "default_cache_root", "default_oracle_path",
-           "design_key", "main", "prepare_design", "run_regression", "gemm_testbench_path"]
+           "config_flags", "config_seed", "design_key", "gemm_testbench_path", "main",
+           "prepare_design", "random_config", "run_regression"]
 
 #: TFLite oracle cases run by ``--oracle`` with no list: stride 1 and 2, SAME and VALID
 #: padding, linear/ReLU/ReLU6, kernels 1/2/3/5, K from 14 to 175, activation zero points
@@ -210,6 +211,69 @@ def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stal
     return Regression(result, report, work_dir)
 
 
+# --- random configurations -------------------------------------------------------------------
+
+#: Largest array side and sizes drawn by :func:`random_config`: small, so each builds in seconds.
+RANDOM_MAX_SIDE = 5
+#: Packs drawn for the packed PE modes (a subset of ``hw.config.PACKS`` that keeps K small).
+RANDOM_PACKS = (1, 2, 4, 8, 16)
+
+
+def random_config(seed, index):
+    """The ``index``-th random valid :class:`ArrayConfig` of campaign ``seed``.
+
+    Every field is drawn (PE mode, dataflow, widths and signs, accumulator width, output
+    stage, limits, block rows, FIFO depth), with array sides up to :data:`RANDOM_MAX_SIDE`
+    and limits of a few tiles, so that each configuration builds and runs in seconds. The
+    draw depends on ``(seed, index)`` only: configuration 7 of a 10-configuration
+    campaign is configuration 7 of a 100-configuration one.
+    """
+    import numpy as np
+
+    from .config import DATAFLOWS, PE_MODES
+
+    rng = np.random.default_rng([int(seed), 0x636F6E66, int(index)])
+    pick = lambda values: values[int(rng.integers(len(values)))]  # noqa: E731
+    mode, dataflow = pick(PE_MODES), pick(DATAFLOWS)
+    rows, cols = (int(v) for v in rng.integers(1, RANDOM_MAX_SIDE + 1, size=2))
+    fields = {"rows": rows, "cols": cols, "pe_mode": mode, "dataflow": dataflow}
+    if mode != "mac":
+        fields["pack"] = pick(RANDOM_PACKS)
+    if mode != "xnor":
+        low = 2 if mode == "mac" else 1
+        fields["a_bits"], fields["w_bits"] = (int(v) for v in rng.integers(low, 9, size=2))
+        fields["a_signed"], fields["w_signed"] = (bool(v) for v in rng.random(2) < 0.7)
+    fields["acc_bits"] = 32 if rng.random() < 0.4 else int(rng.integers(2, 33))
+    stage = pick(("requant", "threshold", "raw"))
+    fields["requant"], fields["threshold"] = stage == "requant", stage == "threshold"
+    fields["out_bits"] = int(rng.integers(2, 17))
+    fields["out_signed"] = bool(rng.random() < 0.7)
+    chunk = rows * fields.get("pack", 1)
+    fields["max_m"] = int(rng.integers(1, 4 * max(rows, cols) + 9))
+    fields["max_k"] = int(rng.integers(1, 4 * chunk + 9))
+    fields["max_n"] = int(rng.integers(1, 4 * cols + 9))
+    if dataflow == "ws" and rng.random() < 0.5:
+        fields["block_rows"] = int(rng.integers(1, 2 * max(rows, cols) + 3))
+    elif dataflow == "os" and rng.random() < 0.3:
+        fields["block_rows"] = rows
+    config = ArrayConfig(**fields)
+    if rng.random() < 0.4:
+        config = config.replace(out_depth=config.out_depth_min + int(rng.integers(0, 9)))
+    return config
+
+
+def config_flags(config: ArrayConfig):
+    """The ``hw.regress``/``hw.build`` flags that give ``config`` (every field, explicit)."""
+    flags = []
+    for name, value in config.to_dict().items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
 # --- command line ----------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -286,6 +350,10 @@ def _parser():
                      help="also run TFLite int8 convolutions from shared/oracle (comma-separated "
                           f"names; alone: {','.join(DEFAULT_ORACLE_CASES)}); needs an int8 "
                           "requantizing configuration with --max-k over their K (175)")
+    run.add_argument("--random-configs", type=_count, default=None, metavar="N",
+                     help="instead of one configuration, draw N random valid ones (every "
+                          "field, PE mode and dataflow; small sizes) from --seed and run each; "
+                          "one line per configuration and a summary (no configuration flags)")
     run.add_argument("--waves", action="store_true",
                      help="record waveforms (VCD in Verilator, FST in Icarus); rebuilds once")
     run.add_argument("--json", metavar="FILE", default=None,
@@ -328,9 +396,83 @@ def _format_record(r):
             f"model_cycles {r['model_cycles']!s:>6}  {r['label']}")
 
 
+def config_seed(seed, index):
+    """The regression seed of configuration ``index`` of random campaign ``seed``."""
+    import numpy as np
+
+    return int(np.random.default_rng([int(seed), 0x72756E, int(index)]).integers(1 << 32))
+
+
+def _random_campaign(parser, args, seed):
+    """``--random-configs N``: one regression per random configuration; exit status."""
+    from .rtlsim import RtlSimError
+    from .toolchain import ToolchainError
+
+    given = list(given_fields(args))
+    if given:
+        parser.error("--random-configs draws every configuration field; give no "
+                     f"configuration flags (got --{given[0].replace('_', '-')})")
+    if args.oracle is not None or args.max_dim or args.build_dir or args.waves:
+        parser.error("--random-configs takes only --seed, --sim, --gemms, --no-edges, "
+                     "--stall-prob and --json")
+    print(f"seed {seed} (reproduce with --seed {seed}); {args.random_configs} random "
+          f"configurations; {args.sim}; stall_prob {args.stall_prob}", flush=True)
+    outcomes = []
+    for index in range(args.random_configs):
+        config, run_seed = random_config(seed, index), config_seed(seed, index)
+        command = (f"python -m hw.regress --sim {args.sim} --seed {run_seed} --gemms "
+                   f"{args.gemms} --stall-prob {args.stall_prob}"
+                   f"{'' if args.edges else ' --no-edges'} {' '.join(config_flags(config))}")
+        try:
+            run = run_regression(config, args.sim, seed=run_seed, gemms=args.gemms,
+                                 stall_prob=args.stall_prob, edges=args.edges)
+            outcome = _outcome(run)
+        except (RtlSimError, ToolchainError, OSError, ValueError) as error:
+            run, outcome = None, {"ok": False, "gemms": 0, "exact": 0, "cycles": None,
+                                  "summary": f"error: {error}", "errors": [str(error)]}
+        outcome.update(index=index, seed=run_seed, config=config.to_dict(), command=command)
+        outcomes.append(outcome)
+        print(f"{index:4d}  {'PASS' if outcome['ok'] else 'FAIL'}  {config.default_name}: "
+              f"{config.describe()}; {outcome['summary']}", flush=True)
+        if not outcome["ok"]:
+            for line in outcome["errors"][:5]:
+                print(f"      {line}")
+            print(f"      reproduce: {command}", flush=True)
+        if run is not None and run.ok:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(run.work_dir)
+    passed = sum(o["ok"] for o in outcomes)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"seed": seed, "sim": args.sim,
+                                               "stall_prob": args.stall_prob,
+                                               "gemms": args.gemms, "configs": outcomes},
+                                              indent=1) + "\n")
+    print(f"{'PASS' if passed == len(outcomes) else 'FAIL'}: {passed}/{len(outcomes)} random "
+          f"configurations passed (seed {seed}, {args.sim})")
+    return 0 if passed == len(outcomes) else 1
+
+
+def _outcome(run):
+    """Counts and a one-line summary of one regression (for the campaign's lines and JSON)."""
+    records, report = run.records, run.report
+    exact = sum(r["match"] for r in records)
+    model = report is not None and report.get("cycle_model")
+    agree = sum(r["model_cycles"] == r["rtl_cycles"] for r in records) if model else None
+    cycles = (f"cycle model agrees on {agree}/{len(records)}" if model
+              else "no cycle-model comparison")
+    return {"ok": run.ok, "gemms": len(records), "exact": exact, "cycles": agree,
+            "summary": f"{exact}/{len(records)} GEMMs bit-exact; {cycles}; {run.result.summary()}",
+            "errors": list((report or {}).get("errors", []))
+            or ([] if run.ok else [f"log: {run.result.log_file}"]),
+            "rtl_cycles": [r["rtl_cycles"] for r in records]}
+
+
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.random_configs is not None:
+        seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+        return _random_campaign(parser, args, seed)
     try:
         config = config_from_args(args) or ArrayConfig()
     except (TypeError, ValueError) as error:
