@@ -15,8 +15,8 @@ from pathlib import Path
 from .config import ArrayConfig, add_config_arguments, config_from_args, given_fields
 
 __all__ = ["DEFAULT_ORACLE_CASES", "Regression", "default_cache_root", "default_oracle_path",
-           "config_flags", "config_seed", "design_key", "gemm_testbench_path", "main",
-           "prepare_design", "random_config", "run_regression"]
+           "config_flags", "config_seed", "cycle_model_summary", "design_key",
+           "gemm_testbench_path", "main", "prepare_design", "random_config", "run_regression"]
 
 #: TFLite oracle cases run by ``--oracle`` with no list: stride 1 and 2, SAME and VALID
 #: padding, linear/ReLU/ReLU6, kernels 1/2/3/5, K from 14 to 175, activation zero points
@@ -43,6 +43,12 @@ Every result is compared bit for bit with the golden model (TFLite's own output 
 oracle cases). When sim.engine_model exists, every GEMM's cycle count (command
 transfer to last result transfer, on the very stall patterns applied) must equal the
 cycle model's prediction.
+
+--random-configs N draws N random valid configurations from --seed instead (every
+ArrayConfig field, every PE mode, dataflow and output stage; arrays up to 5x5 and limits
+of a few tiles, so each builds in seconds) and runs each with its own seed derived from
+--seed: one line per configuration (with the command that reproduces a failing one), a
+summary, and with --json FILE one record per configuration.
 
 Prints the seed first, then one line per GEMM (M K N match rtl_cycles model_cycles)
 and a summary; --json FILE writes one record per GEMM (M, K, N, match, rtl_cycles,
@@ -452,16 +458,29 @@ def _random_campaign(parser, args, seed):
     return 0 if passed == len(outcomes) else 1
 
 
+def cycle_model_summary(report):
+    """What the run says of the cycle model: agreement, not compared, or no report at all."""
+    if report is None:
+        return "no records: the testbench stopped before writing them (see the log)"
+    records = report["records"]
+    if not report.get("cycle_model"):
+        return "cycle model: sim.engine_model not found (model_cycles None)"
+    if any(r["model_cycles"] is None for r in records):
+        compared = sum(r["model_cycles"] is not None for r in records)
+        return f"cycle model compared on {compared}/{len(records)} (the run did not finish)"
+    agree = sum(r["model_cycles"] == r["rtl_cycles"] for r in records)
+    return f"cycle model agrees on {agree}/{len(records)}"
+
+
 def _outcome(run):
     """Counts and a one-line summary of one regression (for the campaign's lines and JSON)."""
     records, report = run.records, run.report
     exact = sum(r["match"] for r in records)
-    model = report is not None and report.get("cycle_model")
-    agree = sum(r["model_cycles"] == r["rtl_cycles"] for r in records) if model else None
-    cycles = (f"cycle model agrees on {agree}/{len(records)}" if model
-              else "no cycle-model comparison")
+    agree = sum(r["model_cycles"] == r["rtl_cycles"] for r in records
+                if r["model_cycles"] is not None)
     return {"ok": run.ok, "gemms": len(records), "exact": exact, "cycles": agree,
-            "summary": f"{exact}/{len(records)} GEMMs bit-exact; {cycles}; {run.result.summary()}",
+            "summary": f"{exact}/{len(records)} GEMMs bit-exact; {cycle_model_summary(report)}; "
+                       f"{run.result.summary()}",
             "errors": list((report or {}).get("errors", []))
             or ([] if run.ok else [f"log: {run.result.log_file}"]),
             "rtl_cycles": [r["rtl_cycles"] for r in records]}
@@ -513,14 +532,8 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(run.records, indent=1) + "\n")
     records = run.records
     exact = sum(r["match"] for r in records)
-    model = report is not None and report.get("cycle_model")
-    if model:
-        agree = sum(r["model_cycles"] == r["rtl_cycles"] for r in records)
-        cycles = f"cycle model agrees on {agree}/{len(records)}"
-    else:
-        cycles = "cycle model: sim.engine_model not found (model_cycles None)"
-    print(f"{'PASS' if run.ok else 'FAIL'}: {exact}/{len(records)} GEMMs bit-exact; {cycles}; "
-          f"{result.summary()}")
+    print(f"{'PASS' if run.ok else 'FAIL'}: {exact}/{len(records)} GEMMs bit-exact; "
+          f"{cycle_model_summary(report)}; {result.summary()}")
     if not run.ok:
         for line in (report or {}).get("errors", [])[:10]:
             print(f"  {line}")

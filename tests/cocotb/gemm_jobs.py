@@ -232,7 +232,9 @@ def _gemm(config, rng, a, w, a_zero_point, planes=(None, None), **stage):
     if config.requant:
         extra.update(_requant_params(config, rng, w.shape[1], sums=sums, **stage))
     elif config.threshold:
-        extra.update(_threshold_params(config, rng, sums, **stage))
+        # The requantizer's keywords of a shared edge case (clamp, ...) do not apply here.
+        extra.update(_threshold_params(config, rng, sums, threshold=stage.get("threshold"),
+                                       invert=stage.get("invert")))
     return Gemm(a, w, int(a_zero_point), **extra)
 
 

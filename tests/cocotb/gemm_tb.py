@@ -245,7 +245,8 @@ class StreamMonitor:
             self._ready.value = int(ready)
             await ReadOnly()
             valid = self._valid.value == 1
-            payload = self._payload.value.to_unsigned() if valid else None
+            # int(): a 1-bit payload reads as a Logic, which has no to_unsigned().
+            payload = int(self._payload.value) if valid else None
             if stalled is not None:
                 if not valid:
                     self.errors.append(f"cycle {t}: res valid dropped before the beat was taken")
