@@ -247,13 +247,23 @@ def _source_paths(sim, sources):
 
 
 def _test_module_name(test_module):
-    """Return ``(module name, directory to put on sys.path or None)``."""
+    """Return ``(module name, directory to put on sys.path or None)``.
+
+    A file inside packages (directories with ``__init__.py``) is imported by its dotted
+    name from the directory above the outermost package, as pytest does, so that it can
+    import its sibling packages (``tests/cocotb/gemm_tb.py`` is ``tests.cocotb.gemm_tb``
+    and imports ``tests.support``).
+    """
     as_path = Path(test_module)
     if isinstance(test_module, os.PathLike) or as_path.suffix == ".py":
         as_path = as_path.resolve()
         if not as_path.is_file():
             raise FileNotFoundError(f"cocotb test module {as_path} does not exist")
-        return as_path.stem, as_path.parent
+        parts, root = [as_path.stem], as_path.parent
+        while (root / "__init__.py").is_file():
+            parts.insert(0, root.name)
+            root = root.parent
+        return ".".join(parts), root
     if not all(part.isidentifier() for part in str(test_module).split(".")):
         raise ValueError(f"test_module must be a module name or a path to a .py file, "
                          f"not {test_module!r}")
@@ -350,8 +360,9 @@ def run_cocotb(sim, sources, toplevel, test_module, test_dir, build_dir, *, extr
         env["COCOTB_RANDOM_SEED"] = str(seed)
 
     build_log = build_dir / _BUILD_LOG_NAME
-    log_file = test_dir / f"{module_name}.log"
-    results_xml = test_dir / f"{module_name}.results.xml"
+    stem = module_name.rpartition(".")[2]
+    log_file = test_dir / f"{stem}.log"
+    results_xml = test_dir / f"{stem}.results.xml"
     test_dir.mkdir(parents=True, exist_ok=True)
 
     with _patched_environ(env), _prepended_sys_path(module_dir), \

@@ -2,15 +2,9 @@
 
 import os
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-# tests/cocotb holds the golden-side GEMM jobs (gemm_jobs) that the cocotb testbench and
-# the Amaranth-simulator tests share; it is not a package.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "cocotb"))
 
 
 def pytest_addoption(parser):

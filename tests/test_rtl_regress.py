@@ -39,12 +39,9 @@ from hw.regress import (
     DEFAULT_ORACLE_CASES,
     default_oracle_path,
     design_key,
-    gemm_testbench_path,
     run_regression,
 )
-
-sys.path.insert(0, str(gemm_testbench_path().parent))
-import gemm_jobs  # noqa: E402  (tests/cocotb is not a package; the testbench imports it too)
+from tests.support import gemm_jobs
 
 SIMULATORS = ("verilator", "icarus")
 

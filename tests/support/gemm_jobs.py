@@ -31,16 +31,15 @@ only the container the stream codec packs.
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 import golden
 from hw.beats import Gemm
+from hw.regress import default_oracle_path
 
-__all__ = ["Case", "default_limits", "coverage_errors", "default_oracle_path", "edge_cases",
+__all__ = ["Case", "default_limits", "coverage_errors", "edge_cases",
            "expected_output", "exact_sums", "generate_cases", "job_cases", "lowbit_edge_cases",
            "oracle_cases", "random_case", "wrap_reachable"]
 
@@ -61,13 +60,6 @@ class Case:
     @property
     def shape(self):
         return self.gemm.shape
-
-
-def default_oracle_path():
-    """``shared/oracle/tflite_conv_int8.npz`` beside the repository (or under ``QMAC_SHARED``)."""
-    shared = os.environ.get("QMAC_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
-    return root / "oracle" / "tflite_conv_int8.npz"
 
 
 # --- golden answers ------------------------------------------------------------------------
@@ -625,7 +617,8 @@ def _explicit_gemm(config, entry, rng):
 
 
 def job_cases(config, job):
-    """Every case of a job (see :mod:`gemm_tb` for the job format), in stream order."""
+    """Every case of a job (see :mod:`tests.cocotb.gemm_tb` for the job format), in stream
+    order."""
     seed = int(job["seed"])
     cases = []
     spec = job.get("generate")
