@@ -4,11 +4,13 @@ import argparse
 import dataclasses
 import numbers
 from dataclasses import dataclass
+from types import MappingProxyType
 
 __all__ = [
-    "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "MODEL_MAX_DIM",
-    "PACKS", "PE_MODES", "TIMING_VERSION",
-    "add_config_arguments", "ceil_log2", "config_from_args", "given_fields",
+    "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "Latencies",
+    "MODEL_MAX_DIM", "PACKS", "PE_MODES", "STAGE_LATENCY", "TIMING_VERSION",
+    "add_config_arguments", "ceil_log2", "config_from_args", "given_fields", "latencies",
+    "output_stage_name",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -332,6 +334,71 @@ class ArrayConfig:
         return cls(**d)
 
 
+
+
+#: Latencies of the engine's pipeline stages in cycles: the one table that the generator
+#: builds to (``hw.requant``, ``hw.threshold``, ``hw.engine``) and the cycle model counts
+#: with (``sim.engine_model``). Plain Python, so that the model needs no Amaranth.
+STAGE_LATENCY = MappingProxyType({
+    "requant": 5,     # Requantizer: bias and left shift, product, SRDHM, RDBPOT, zp and clamp
+    "threshold": 1,   # ThresholdUnit: one registered compare per column
+    "raw": 0,         # no output stage: the accumulators go straight to the FIFO
+    "fifo": 2,        # SyncFIFOBuffered: a word written in cycle w is readable from w + 2
+})
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """The datapath latencies of one configuration that the engine's schedule depends on.
+
+    Derived from :data:`STAGE_LATENCY` and the array's size (``R`` rows, ``C`` columns);
+    the generator delays its tags by these numbers and the cycle model adds them.
+
+    Members
+    -------
+    output_stage : int
+        The output stage: requantizer 5, threshold compares 1, none 0.
+    ws_tag : int
+        Weight-stationary: a row's issue to one cycle before its column sums leave the
+        array (the buffer read and the skewed array, ``R + C - 2``).
+    ws_row : int
+        Weight-stationary: a row's issue to its FIFO write: the buffer read (1), the array
+        and deskew (``R + C - 1``), the accumulation register and the output stage
+        (``R + C + 1 + output_stage``).
+    ws_drain : int
+        Weight-stationary: cycles a PE bank stays busy after its tile's last row issue
+        (``max(R + C - 3, 0)``): the bank may be reloaded once that row has left the array.
+    os_token : int
+        Output-stationary: a tile's last step to its row 0 leaving the result chain
+        (``R + C``).
+    os_row0 : int
+        Output-stationary: a tile's last step to the FIFO write of its row 0 (``R + C + 2 +
+        output_stage``); row ``j`` follows ``j`` cycles later.
+    fifo : int
+        FIFO write to the first cycle the word can be taken (2).
+    """
+
+    output_stage: int
+    ws_tag: int
+    ws_row: int
+    ws_drain: int
+    os_token: int
+    os_row0: int
+    fifo: int
+
+
+def output_stage_name(config):
+    """``"requant"``, ``"threshold"`` or ``"raw"``: the output stage of ``config``."""
+    return "requant" if config.requant else "threshold" if config.threshold else "raw"
+
+
+def latencies(config):
+    """The :class:`Latencies` of ``config`` (from :data:`STAGE_LATENCY`)."""
+    r, c = config.rows, config.cols
+    stage = STAGE_LATENCY[output_stage_name(config)]
+    return Latencies(output_stage=stage, ws_tag=r + c - 2, ws_row=r + c + 1 + stage,
+                     ws_drain=max(r + c - 3, 0), os_token=r + c, os_row0=r + c + 2 + stage,
+                     fifo=STAGE_LATENCY["fifo"])
 
 
 #: Version of the engine's cycle-level schedule. The cycle model in ``sim/`` implements

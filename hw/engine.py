@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from ._logic import delay, equals
 from .array import OSArray, WSArray
-from .config import ArrayConfig, ceil_log2
+from .config import ArrayConfig, ceil_log2, latencies
 from .interfaces import (
     act_layout,
     act_word,
@@ -118,6 +118,7 @@ class GemmEngine(wiring.Component):
             raise TypeError(f"GemmEngine config must be an ArrayConfig, not {config!r}")
         config.check_generatable()
         self._config = config
+        self._latency = latencies(config)
         super().__init__(engine_signature(config))
 
     @property
@@ -442,7 +443,7 @@ class GemmEngine(wiring.Component):
         wt_bank = self._flag("wt_bank")
         wt_done = self._flag("wt_done")
         ahead = self._counter("tiles_ahead", 2)       # tiles loaded but not yet issued
-        drain = [self._counter(f"bank{b}_drain", max(R + C - 3, 0)) for b in range(2)]
+        drain = [self._counter(f"bank{b}_drain", self._latency.ws_drain) for b in range(2)]
         wt_go = Signal()
         m.d.comb += wt_go.eq(self.busy & ~wt_done & self._wgt_ready(wt_nt) & (ahead <= 1)
                              & equals(Mux(wt_bank, drain[1], drain[0]), 0))
@@ -538,7 +539,7 @@ class GemmEngine(wiring.Component):
         m.d.sync += ahead.eq(ahead + wt_go - tile_end)
         for b in range(2):
             with m.If(tile_end & (ri_bank == b)):
-                m.d.sync += drain[b].eq(max(R + C - 3, 0))
+                m.d.sync += drain[b].eq(self._latency.ws_drain)
             with m.Elif(drain[b] != 0):
                 m.d.sync += drain[b].eq(drain[b] - 1)
         self._issued_all = ri_done
@@ -579,7 +580,7 @@ class GemmEngine(wiring.Component):
 
         # -- accumulate over K chunks (and bit planes): the psum of a vector is out
         #    R + C - 1 cycles after it entered --
-        before = delay(m, issued, R + C - 2, "tag")  # one cycle before the psum
+        before = delay(m, issued, self._latency.ws_tag, "tag")  # one cycle before the psum
         at_psum = Signal(tag)
         m.d.sync += at_psum.eq(before)
         acc_mem = _buffer(unsigned(C * cfg.acc_bits), mb_bits)
@@ -738,7 +739,7 @@ class GemmEngine(wiring.Component):
         token = Signal(data.StructLayout({"valid": 1, "rows": unsigned(ceil_log2(R + 1)),
                                           "nt": unsigned(max(nt_bits, 1))}))
         m.d.sync += [token.valid.eq(go & last), token.rows.eq(tile_rows), token.nt.eq(nt)]
-        arrived = delay(m, token, R + C, "token")
+        arrived = delay(m, token, self._latency.os_token, "token")
         row = Signal(range(R + 1))
         rows = Signal.like(token.rows)
         row_nt = Signal.like(token.nt)

@@ -35,15 +35,15 @@ elements per PE word, K chunks of R words, i.e. beats of R x P elements):
   activation block is in, once per activation plane (``A`` passes over the block's
   rows); the rows of the last pass of the last tile of a column tile (last K chunk, last
   weight plane) also need their parameters and an output credit. Each such row is
-  written into the output FIFO ``R + C + 1`` cycles after its issue (+5 with the
-  requantizer, +1 with the threshold compares).
+  written into the output FIFO ``R + C + 1`` cycles after its issue, plus the output
+  stage's latency (``hw.config.latencies``: requantizer 5, threshold compares 1).
 * Output-stationary: tiles in (block of R rows, column tile) order, each ``S = Kw x A x
   W`` steps back to back (every word once per pair of planes). A tile starts when the
   previous one's steps are done, its block, weight tile and parameters are in, it has
   output credits for its rows, and its last step will come at least R cycles after the
   previous tile's (``start >= previous start + max(S, R)``). Row ``j`` of a tile is
-  written into the FIFO ``R + C + 2 + j`` cycles after the tile's last step (+5 with the
-  requantizer, +1 with the threshold compares).
+  written into the FIFO ``R + C + 2 + j`` cycles after the tile's last step, plus the
+  output stage's latency.
 * Output FIFO: Amaranth's ``SyncFIFOBuffered`` (a word written in cycle ``w`` can be
   taken from cycle ``w + 2``); credits keep at most ``depth - 1`` results promised.
 * The engine goes idle the cycle after the last result is taken, and takes the next
@@ -53,7 +53,7 @@ elements per PE word, K chunks of R words, i.e. beats of R x P elements):
 import numpy as np
 from numba import njit
 
-from hw.config import TIMING_VERSION, ArrayConfig
+from hw.config import TIMING_VERSION, ArrayConfig, Latencies, latencies
 
 __all__ = ["MODEL_VERSION", "Latencies", "latencies", "run_patterns", "gemm_cycles",
            "gemm_schedule", "ScheduleSummary", "bandwidth_limited"]
@@ -67,33 +67,6 @@ _JIT = {"cache": True, "nogil": True}
 # Indices of the input streams in pattern arrays.
 CMD, ACT, WGT, PAR = 0, 1, 2, 3
 STREAMS = ("cmd", "act", "wgt", "par")
-
-
-class Latencies:
-    """The datapath latencies the schedule depends on, derived from the structure.
-
-    ``ws_row``: issue of a weight-stationary row to its FIFO write. The buffer read (1),
-    the array and deskew (R + C - 1), the accumulation register (1), the post-array
-    register (1), the output stage (requantizer 5, threshold compares 1, none 0).
-    ``os_row0``: last step of an output-stationary tile to the FIFO write of its row 0:
-    the buffer read (1), the array, result chain and deskew (R + C), the post-array
-    register (1), the output stage. Row ``j`` follows ``j`` cycles later.
-    ``fifo``: FIFO write to the first cycle the word can be taken (2).
-    ``ws_drain``: cycles a PE bank stays busy after its tile's last row issue (R + C - 3).
-    """
-
-    def __init__(self, config: ArrayConfig):
-        r, c = config.rows, config.cols
-        stage = 5 if config.requant else 1 if config.threshold else 0
-        self.ws_row = r + c + 1 + stage
-        self.os_row0 = r + c + 2 + stage
-        self.fifo = 2
-        self.ws_drain = max(r + c - 3, 0)
-
-
-def latencies(config):
-    """:class:`Latencies` of ``config``."""
-    return Latencies(config)
 
 
 def _check_config(config):
