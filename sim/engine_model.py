@@ -113,7 +113,7 @@ def _work(config, shapes):
 
 
 def _kernel_args(config):
-    lat = Latencies(config)
+    lat = latencies(config)
     return (config.rows, config.cols, config.block, config.fifo_depth,
             config.dataflow == "ws", config.has_params, lat.ws_row, lat.os_row0,
             lat.ws_drain)
@@ -676,7 +676,7 @@ def gemm_schedule(config, m, k, n, a_planes=None, w_planes=None):
     work = _work(config, shapes)
     (m, k, n, ap, wp), = shapes.tolist()
     kw = int(work[0, 1])
-    lat = Latencies(config)
+    lat = latencies(config)
     cycles, first_issue, last_issue, issues, ok = _stall_free(*_kernel_args(config), m, kw, n,
                                                               ap, wp, lat.fifo)
     if not ok:
@@ -693,7 +693,7 @@ def gemm_schedule(config, m, k, n, a_planes=None, w_planes=None):
 def _summary_from_cycles(config, m, k, n, cycles, first_issue, issues):
     # Throttled by credits: the entries are the same, only spread out; the extra cycles
     # are counted as idle.
-    lat = Latencies(config)
+    lat = latencies(config)
     tail = (lat.ws_row if config.dataflow == "ws" else lat.os_row0 + min(config.rows, m) - 1)
     drain = tail + lat.fifo
     idle = cycles - first_issue - issues - drain
