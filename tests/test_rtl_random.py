@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 
+import numpy as np
 import pytest
 
 from hw.config import DATAFLOWS, PE_MODES, ArrayConfig, config_from_args
@@ -123,3 +124,17 @@ def test_random_campaign_in_icarus(tmp_path, seed, capsys, monkeypatch):
     assert [c["config"] for c in report["configs"]] == [random_config(seed, i).to_dict()
                                                         for i in range(3)]
     assert all(c["ok"] and c["exact"] == c["gemms"] == c["cycles"] for c in report["configs"])
+
+
+@pytest.mark.parametrize("mode", ["mac", "bitserial"])
+def test_edge_cases_of_a_tiny_requantizing_accumulator(mode, seed):
+    # The first campaign drew a 3-bit requantizing accumulator: the left-shift edge case
+    # then asked for biases (-20..20) that the accumulator cannot hold.
+    from tests.support import gemm_jobs
+
+    config = ArrayConfig(rows=4, cols=4, pe_mode=mode, acc_bits=3, max_m=12, max_k=20,
+                         max_n=9)
+    cases = gemm_jobs.generate_cases(config, seed, 20)
+    assert "left-shift" in {c.label for c in cases}
+    for case in cases:
+        assert np.abs(case.gemm.bias).max() <= 4

@@ -197,6 +197,12 @@ def _requant_params(config, rng, n, real=None, bias=None, out_zero_point=None, c
                 out_zero_point=out_zero_point, act_min=clamp[0], act_max=clamp[1])
 
 
+def _small_bias(config, rng, n):
+    """``n`` biases in -20..20, within the accumulator's range (3 bits hold -4..3)."""
+    acc_lo, acc_hi = _acc_range(config)
+    return rng.integers(max(acc_lo, -20), min(acc_hi, 20) + 1, size=n)
+
+
 def _threshold_params(config, rng, sums, threshold=None, invert=None):
     """Per-channel thresholds, mostly sums that occur in the column (so that ``acc ==
     threshold`` happens), some one off them, some at the ends of the accumulator range."""
@@ -288,7 +294,7 @@ def edge_cases(config, rng, limits=None):
         a = np.clip(za + rng.integers(-3, 4, size=(min(lm, B + 1), k)), a_lo, a_hi)
         w = np.clip(rng.integers(-3, 4, size=(k, big_n)), w_lo, w_hi)
         real = np.exp(rng.uniform(np.log(1.5), np.log(64.0), size=big_n))
-        add("left-shift", a, w, za, real=real, bias=rng.integers(-20, 21, size=big_n),
+        add("left-shift", a, w, za, real=real, bias=_small_bias(config, rng, big_n),
             out_zero_point=(o_lo + o_hi) // 2, clamp=(o_lo, o_hi))
         cases.append(("clamp", _clamp_case(config, rng, (min(lm, B + 1), big_k, big_n))))
         acc_lo, acc_hi = _acc_range(config)
@@ -390,7 +396,7 @@ def lowbit_edge_cases(config, rng, limits=None):
         small_k = min(lk, chunk + 1)
         a, w = draw((min(lm, B + 1), small_k), (small_k, big_n))
         real = np.exp(rng.uniform(np.log(1.5), np.log(64.0), size=big_n))
-        add("left-shift", a, w, real=real, bias=rng.integers(-20, 21, size=big_n),
+        add("left-shift", a, w, real=real, bias=_small_bias(config, rng, big_n),
             out_zero_point=(o_lo + o_hi) // 2, clamp=(o_lo, o_hi))
         cases.append(("clamp", _clamp_case(config, rng, (min(lm, B + 1), big_k, big_n))))
         acc_lo, acc_hi = _acc_range(config)
