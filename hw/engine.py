@@ -27,23 +27,22 @@ FIFO has room reserved for its results (credits), so the array itself never stal
 every stream tolerates any stall on either side.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ._logic import delay, equals
+from ._logic import delay, equals, select
 from .array import OSArray, WSArray
 from .config import ArrayConfig, ceil_log2, latencies
 from .interfaces import (
     act_layout,
-    act_word,
     cmd_layout,
     par_layout,
     res_layout,
     wgt_layout,
-    wgt_word,
 )
+from .pe import pe_arithmetic
 from .requant import REQUANT_LATENCY, Requantizer
 from .threshold import THRESHOLD_LATENCY, ThresholdUnit
 
@@ -63,18 +62,6 @@ def engine_signature(config: ArrayConfig):
     ports["busy"] = Out(1)
     ports["error"] = Out(1)
     return wiring.Signature(ports)
-
-
-def _select(word, index):
-    """Element ``index`` of an array view (or bit of a value), as a multiplexer (not a shift
-    and truncation).
-
-    The multiplexer has a case for every value of ``index`` (indices past the end give
-    element 0, and never occur), so that no case is left undefined. Elements that are
-    views themselves come back as their bits.
-    """
-    cases = 1 << len(index)
-    return Array(Value.cast(word[i if i < len(word) else 0]) for i in range(cases))[index]
 
 
 def _buffer(shape, address_bits):
@@ -119,6 +106,7 @@ class GemmEngine(wiring.Component):
         config.check_generatable()
         self._config = config
         self._latency = latencies(config)
+        self._pe = pe_arithmetic(config)
         super().__init__(engine_signature(config))
 
     @property
@@ -143,12 +131,7 @@ class GemmEngine(wiring.Component):
             bad |= p.k > cfg.max_k
         if (1 << len(p.n)) - 1 > cfg.max_n:
             bad |= p.n > cfg.max_n
-        if cfg.pe_mode == "bitserial":
-            bad |= equals(p.a_planes, 0) | equals(p.w_planes, 0)
-            if (1 << len(p.a_planes)) - 1 > cfg.a_bits:
-                bad |= p.a_planes > cfg.a_bits
-            if (1 << len(p.w_planes)) - 1 > cfg.w_bits:
-                bad |= p.w_planes > cfg.w_bits
+        bad = self._pe.command_errors(p, bad)
         if cfg.requant:
             bad |= p.act_min > p.act_max
         start = Signal()
@@ -206,15 +189,6 @@ class GemmEngine(wiring.Component):
             return word < self._kw
         full = Const((1 << cfg.pack) - 1, cfg.pack)
         return Mux(word + 1 < self._kw, full, Mux(word + 1 == self._kw, self._last_mask, 0))
-
-    def _operand(self, word, plane, mask):
-        """The array operand of an arriving word: masked bits, or one masked bit plane."""
-        cfg = self._config
-        if cfg.pe_mode == "xnor":
-            return word & mask
-        # bitserial: bit `plane` of every element (the elements are arrays of pack values)
-        bits = Cat(_select(Value.cast(word[e]), plane) for e in range(cfg.pack))
-        return bits if mask is None else bits & mask
 
     def _counter(self, name, limit):
         """A counter register 0..limit, cleared when a command starts.
@@ -390,7 +364,7 @@ class GemmEngine(wiring.Component):
 
         Other PE modes have one "plane": the index is 0 and every step is its last.
         """
-        if self._config.pe_mode != "bitserial":
+        if not self._config.mode.has_planes:
             return Const(0, 1), Const(1, 1)
         plane = self._counter(f"{prefix}", max(bits - 1, 1))
         last = Signal(name=f"{prefix}_last")
@@ -399,7 +373,7 @@ class GemmEngine(wiring.Component):
 
     def _advance_plane(self, plane, last, wrapped):
         """Next bit plane; after the last one, plane 0 and ``wrapped()`` (the outer walk)."""
-        if self._config.pe_mode != "bitserial":
+        if not self._config.mode.has_planes:
             wrapped()
             return
         m = self._m
@@ -430,7 +404,7 @@ class GemmEngine(wiring.Component):
         R, C = cfg.rows, cfg.cols
         cmd = self._cmd
         kt_bits, nt_bits, mb_bits = _bits(cfg.k_chunks), _bits(cfg.n_tiles), _bits(cfg.block)
-        bitserial = cfg.pe_mode == "bitserial"
+        bitserial = cfg.mode.has_planes
         array = m.submodules.array = WSArray(cfg)
 
         # -- weight-tile loader --
@@ -482,11 +456,8 @@ class GemmEngine(wiring.Component):
             word = wgt_layout(cfg)(self._wgt_read[c].data)
             for r in range(R):
                 # Words (elements) past K get weight 0, so they add nothing.
-                if cfg.pe_mode == "mac":
-                    value = Mux(masks[r], word[r], 0)
-                else:
-                    value = self._operand(word[r], load_j, masks[r])
-                m.d.comb += array.load_data[c][r].eq(value)
+                m.d.comb += array.load_data[c][r].eq(self._pe.ws_weight(word[r], load_j,
+                                                                         masks[r]))
 
         # -- row issuer --
         ri_block = self._counter("ri_block", self._max_blocks)
@@ -561,21 +532,10 @@ class GemmEngine(wiring.Component):
         bank = Signal()
         m.d.sync += bank.eq(ri_bank)
         a_word = act_layout(cfg)(self._act_read[0].data)
-        if cfg.pe_mode == "mac":
-            for r in range(R):
-                m.d.comb += array.a[r].eq(a_word[r] - cmd.a_zero_point)
-        elif cfg.pe_mode == "xnor":
-            issued_koff = Signal.like(ri_koff)
-            m.d.sync += issued_koff.eq(ri_koff)
-            for r in range(R):
-                m.d.comb += array.a[r].eq(self._operand(a_word[r], None,
-                                                        self._word_mask(issued_koff + r)))
-        else:
-            # Weights past K are zero, so the activations need no mask.
-            issued_i = Signal.like(ri_i)
-            m.d.sync += issued_i.eq(ri_i)
-            for r in range(R):
-                m.d.comb += array.a[r].eq(self._operand(a_word[r], issued_i, None))
+        zero_point = cmd.a_zero_point if "a_zero_point" in cmd.shape().members else None
+        values = self._pe.ws_activations(m, a_word, ri_koff, ri_i, self._word_mask, zero_point)
+        for r in range(R):
+            m.d.comb += array.a[r].eq(values[r])
         m.d.comb += array.bank.eq(bank)
 
         # -- accumulate over K chunks (and bit planes): the psum of a vector is out
@@ -594,12 +554,7 @@ class GemmEngine(wiring.Component):
         for c in range(C):
             base = Mux(at_psum.first, 0, previous[c])
             psum = array.psum[c]
-            if bitserial:
-                weighted = (psum << at_psum.shift)[:cfg.acc_bits]
-                value = Mux(at_psum.neg, base - weighted, base + weighted)
-            else:
-                value = base + psum
-            m.d.comb += total[c].eq(value[:cfg.acc_bits])
+            m.d.comb += total[c].eq(self._pe.ws_accumulate(base, psum, at_psum)[:cfg.acc_bits])
         m.d.comb += [acc_wp.addr.eq(at_psum.row[:mb_bits]), acc_wp.data.eq(total.as_value()),
                      acc_wp.en.eq(at_psum.valid & ~at_psum.last)]
         self._post(at_psum.valid & at_psum.last, total, at_psum.nt)
@@ -620,7 +575,7 @@ class GemmEngine(wiring.Component):
         R, C = cfg.rows, cfg.cols
         cmd = self._cmd
         kt_bits, nt_bits = _bits(cfg.k_chunks), _bits(cfg.n_tiles)
-        bitserial = cfg.pe_mode == "bitserial"
+        bitserial = cfg.mode.has_planes
         array = m.submodules.array = OSArray(cfg)
 
         mt = self._counter("os_block", self._max_blocks)
@@ -703,8 +658,8 @@ class GemmEngine(wiring.Component):
         sel = Signal.like(elem)
         m.d.sync += [flags.valid.eq(go), flags.first.eq(first), flags.last.eq(last),
                      sel.eq(elem)]
-        mask = None
-        if cfg.pe_mode != "mac":
+        mask = sel_i = sel_j = None
+        if self._pe.masks_operands:
             mask = Signal(cfg.pack, name="os_mask")
             m.d.sync += mask.eq(self._word_mask(step))
         if bitserial:
@@ -712,26 +667,13 @@ class GemmEngine(wiring.Component):
             m.d.sync += [sel_i.eq(pair["i"]), sel_j.eq(pair["j"]),
                          flags.dbl.eq(pair["dbl"] & equals(step, 0)),
                          flags.neg.eq(self._negative(pair["i"], pair["j"]))]
-        a_word, w_word = act_word(cfg), wgt_word(cfg)
+        zero_point = cmd.a_zero_point if "a_zero_point" in cmd.shape().members else None
         for j in range(R):
-            lane = _select(act_layout(cfg)(self._act_read[j].data), sel)
-            if cfg.pe_mode == "mac":
-                value = lane - cmd.a_zero_point
-            elif cfg.pe_mode == "xnor":
-                value = self._operand(lane, None, mask)
-            else:
-                # Weights past K are zero, so the activations need no mask.
-                value = self._operand(a_word(lane), sel_i, None)
-            m.d.comb += array.a[j].eq(value)
+            lane = select(act_layout(cfg)(self._act_read[j].data), sel)
+            m.d.comb += array.a[j].eq(self._pe.os_activation(lane, sel_i, mask, zero_point))
         for c in range(C):
-            lane = _select(wgt_layout(cfg)(self._wgt_read[c].data), sel)
-            if cfg.pe_mode == "mac":
-                value = lane
-            elif cfg.pe_mode == "xnor":
-                value = self._operand(lane, None, mask)
-            else:
-                value = self._operand(w_word(lane), sel_j, mask)
-            m.d.comb += array.w[c].eq(value)
+            lane = select(wgt_layout(cfg)(self._wgt_read[c].data), sel)
+            m.d.comb += array.w[c].eq(self._pe.os_weight(lane, sel_j, mask))
         for name in flag_fields:
             m.d.comb += getattr(array, name).eq(getattr(flags, name))
 
@@ -809,9 +751,7 @@ class GemmEngine(wiring.Component):
         row_nt = Signal.like(nt)
         m.d.sync += [row_valid.eq(valid), row_nt.eq(nt)]
         for c in range(cfg.cols):
-            value = acc[c]
-            if cfg.pe_mode == "xnor":
-                value = self._cmd.k - (value << 1)
+            value = self._pe.post_array(acc[c], self._cmd.k)
             m.d.sync += row_acc[c].eq(value[:cfg.acc_bits])
         if cfg.has_params:
             for port in self._par_read:

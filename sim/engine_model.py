@@ -85,7 +85,7 @@ def _check_shapes(config, shapes):
     arr = np.asarray(shapes)
     if arr.ndim == 1:
         arr = arr[None, :]
-    widths = (3, 5) if config.pe_mode == "bitserial" else (3,)
+    widths = (3, 5) if config.mode.has_planes else (3,)
     if arr.ndim != 2 or arr.shape[1] not in widths or not np.issubdtype(arr.dtype, np.integer):
         what = ("(M, K, N) or (M, K, N, a_planes, w_planes)" if len(widths) == 2
                 else "(M, K, N)")
@@ -96,7 +96,7 @@ def _check_shapes(config, shapes):
                          f"{tuple(int(x) for x in bad[:3])}")
     arr = arr.astype(np.int64)
     if arr.shape[1] == 3:
-        planes = (config.a_bits, config.w_bits) if config.pe_mode == "bitserial" else (1, 1)
+        planes = config.mode.schedule_planes(config, (config.a_bits, config.w_bits))
         arr = np.concatenate([arr, np.tile(np.array(planes, np.int64), (len(arr), 1))], axis=1)
     for col, name, top in ((3, "a_planes", config.a_bits), (4, "w_planes", config.w_bits)):
         bad = (arr[:, col] < 1) | (arr[:, col] > top)
@@ -452,7 +452,7 @@ def _records(config, first, last, shapes):
     for (m, k, n, ap, wp), f, l in zip(shapes.tolist(), first, last, strict=True):
         record = {"M": m, "K": k, "N": n, "first": int(f), "last": int(l),
                   "cycles": int(l - f + 1)}
-        if config.pe_mode == "bitserial":
+        if config.mode.has_planes:
             record.update(a_planes=ap, w_planes=wp)
         records.append(record)
     return records
