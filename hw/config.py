@@ -11,8 +11,8 @@ from .modes import PE_MODE_OBJECTS
 __all__ = [
     "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "Latencies",
     "MODEL_MAX_DIM", "PACKS", "PE_MODES", "STAGE_LATENCY", "TIMING_VERSION",
-    "add_config_arguments", "ceil_log2", "config_from_args", "given_fields", "latencies",
-    "output_stage_name",
+    "OneLineErrorParser", "add_config_arguments", "ceil_log2", "config_from_args",
+    "given_fields", "latencies", "output_stage_name",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -425,6 +425,17 @@ _DEFAULT_TEXT = {
     "pack": "1; xnor and bitserial: 8",
     "requant": "on unless --threshold",
 }
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line: ``prog: error: message``.
+
+    argparse prints the whole usage block before an error; a tool run from scripts and CI
+    logs reads better with one line that names the problem (``--help`` has the rest).
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def add_config_arguments(parser):

@@ -393,6 +393,10 @@ class GemmEngine(wiring.Component):
     def _ws_datapath(self):
         """Weight-stationary: a weight-tile loader and a row issuer, one tile apart.
 
+        Long (why): the loader, the issuer and the accumulator share their tile walk and
+        bank state through locals; splitting them into ``wiring.Component``s (a sequencer
+        per dataflow driven by one tile walker) is the open part of issue 11.
+
         Tiles are walked block by block, then column tile, then K chunk (then, bit-serial,
         weight bit plane ``j``). The loader puts the next tile's weights into the PEs' idle
         bank while the issuer streams the rows of the current tile (bit-serial: once per
@@ -563,6 +567,9 @@ class GemmEngine(wiring.Component):
 
     def _os_datapath(self):
         """Output-stationary: tiles of ``rows`` rows x ``cols`` channels, one step per PE word.
+
+        Long (why): as :meth:`_ws_datapath`, the tile stepper, the plane walk and the
+        result tokens share state through locals until they become components.
 
         A tile starts once its block of A, its column tile of W (and parameters) are in,
         its ``rows`` results have FIFO entries, and its last step will come at least

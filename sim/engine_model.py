@@ -128,6 +128,10 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
               bandwidth, max_cycles):
     """Cycle-by-cycle replay of the engine's control. Returns (first, last, cycles run).
 
+    Long (why): one numba kernel keeps every unit's state in scalar locals so that the
+    per-cycle loop compiles to plain machine code; a state record with one step function
+    per unit (mirroring the engine's components) is the open part of issue 11.
+
     ``shapes`` rows are ``(M, K words, N, a_planes, w_planes)``; ``requant`` is whether
     the engine has a per-channel parameter stream.
 
@@ -518,6 +522,8 @@ def bandwidth_limited(config, shapes, words_per_cycle):
 @njit(**_JIT)
 def _stall_free(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, M, K, N, AP, WP, fifo):
     """Event times of one GEMM with every stream always valid and ready.
+
+    Long (why): the tile-by-tile form of the same rules in one numba kernel, for speed.
 
     Follows tile by tile the same rules as :func:`_simulate` does cycle by cycle, with the
     command taken in cycle 0; ``K`` counts PE words and ``AP``, ``WP`` are the bit planes

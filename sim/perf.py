@@ -12,8 +12,7 @@ import math
 import sys
 import time
 
-from hw._cli import OneLineErrorParser
-from hw.config import ArrayConfig, add_config_arguments, config_from_args
+from hw.config import ArrayConfig, OneLineErrorParser, add_config_arguments, config_from_args
 
 from .engine_model import bandwidth_limited, gemm_schedule
 from .scalesim import scalesim_cycles

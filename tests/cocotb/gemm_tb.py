@@ -69,7 +69,7 @@ from hw.beats import StreamCodec
 from hw.config import ArrayConfig
 from hw.regress import JOB_ENV
 from tests.support import gemm_jobs
-from tests.support.cocotb_streams import CycleCounter, StreamDriver, StreamMonitor
+from tests.support.cocotb_streams import CycleCounter, OwnedTask, StreamDriver, StreamMonitor
 from tests.support.streams import INPUT_STREAMS, StreamPatterns
 
 __all__ = ["Scoreboard", "StatusMonitor", "gemm_regression"]
@@ -80,24 +80,15 @@ RESET_CYCLES = 3
 TAIL_CYCLES = 16
 
 
-class StatusMonitor:
+class StatusMonitor(OwnedTask):
     """Samples ``busy`` and ``error`` in every cycle (for the sanity checks after the run)."""
 
     def __init__(self, dut, clock, cycles):
         self._busy, self._error = dut.busy, dut.error
         self._clock = clock
         self._cycles = cycles
-        self._task = None
         self.busy = bytearray()
         self.error = bytearray()
-
-    def start(self):
-        self._task = cocotb.start_soon(self._run())
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
 
     async def _run(self):
         while True:

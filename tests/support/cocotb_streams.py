@@ -6,7 +6,7 @@ from cocotb.utils import get_sim_time
 
 from .streams import BeatSink, BeatSource
 
-__all__ = ["CycleCounter", "StreamDriver", "StreamMonitor"]
+__all__ = ["CycleCounter", "OwnedTask", "StreamDriver", "StreamMonitor"]
 
 
 class CycleCounter:
@@ -28,8 +28,11 @@ class CycleCounter:
         return int(round((get_sim_time("ns") - self._t0) / self._period_ns))
 
 
-class _Task:
-    """A coroutine owned by a driver or monitor: :meth:`start` and :meth:`stop`."""
+class OwnedTask:
+    """A coroutine owned by a driver or monitor: :meth:`start` and :meth:`stop`.
+
+    Subclasses write ``_run`` (the coroutine) and ``_idle`` (what to drive once stopped).
+    """
 
     _task = None
 
@@ -47,10 +50,10 @@ class _Task:
         raise NotImplementedError
 
     def _idle(self):
-        raise NotImplementedError
+        pass
 
 
-class StreamDriver(_Task):
+class StreamDriver(OwnedTask):
     """Drives an input stream ``<name>__{payload,valid,ready}`` from a queue of beats.
 
     Sampling convention: right after a rising edge it writes what it drives for the cycle
@@ -103,7 +106,7 @@ class StreamDriver(_Task):
                 return
 
 
-class StreamMonitor(_Task):
+class StreamMonitor(OwnedTask):
     """Receives an output stream ``<name>__{payload,valid,ready}``; ready is ``ready_at(t)``.
 
     Checks the stream rules (:class:`~tests.support.streams.BeatSink`; broken rules go to
