@@ -1,16 +1,24 @@
-"""Convolution through im2col, and TFLite's int8 CONV_2D and FULLY_CONNECTED kernels."""
+"""Convolution through im2col, depthwise convolution, and TFLite's int8 conv and FC kernels."""
 
 import numbers
 
 import numpy as np
 
 from ._validate import check_choice, check_int, check_int_array, check_zero_point
-from .fixedpoint import activation_range, quantize_multiplier, real_multiplier, requantize
+from .fixedpoint import (
+    activation_range,
+    quantize_multiplier,
+    real_multiplier,
+    requantize,
+    requantize_fp64,
+    wrap,
+)
 from .gemm import OPERAND_MAX, OPERAND_MIN, gemm
 
 __all__ = [
     "conv_output_shape", "conv_gemm_shape", "im2col", "conv2d", "quantized_conv2d",
-    "quantized_fully_connected",
+    "depthwise_conv2d", "quantized_depthwise_conv2d", "quantized_fully_connected",
+    "quantized_fully_connected_two_step",
 ]
 
 _PADDINGS = ("VALID", "SAME")
@@ -181,21 +189,141 @@ def quantized_conv2d(x, w, bias, *, x_scale, x_zero_point, w_scale, w_zero_point
     return _tflite_output_stage(acc, x_scale, w_scale, y_scale, y_zero_point, activation)
 
 
-def quantized_fully_connected(x, w, bias, *, x_scale, x_zero_point, w_scale, w_zero_point,
-                              y_scale, y_zero_point, activation="linear"):
-    """TFLite's int8 ``FULLY_CONNECTED`` (reference kernel), bit for bit.
+def depthwise_conv2d(x, w, bias=None, x_zero_point=0, stride=1, padding="VALID", dilation=1,
+                     acc_bits=32):
+    """Integer depthwise 2-D convolution: NHWC input, ``(1, KH, KW, C * m)`` filters.
 
-    ``x`` is (batch, in) and ``w`` is (out, in), TFLite's layout; scales and multipliers as
-    in :func:`quantized_conv2d` (per-channel ``w_scale`` allowed).
+    Output channel ``c * m + j`` (``m`` the depth multiplier, ``C * m / C``) filters input
+    channel ``c`` alone: ``acc[n, i, j, o] = sum_{kh, kw} (x[n, i*sh + kh*dh - pt,
+    j*sw + kw*dw - pl, o // m] - x_zp) * w[0, kh, kw, o] + bias[o]``, TFLite's
+    ``DepthwiseConvPerChannel``. Taps in the padding are skipped there; here they hold
+    ``x_zero_point`` and so add nothing, which is the same sum. The accumulator wraps at
+    ``acc_bits`` like :func:`golden.gemm.gemm`'s. Weights are symmetric (zero point 0).
 
     Returns
     -------
-    numpy.ndarray of int8, shape (batch, out)
+    numpy.ndarray of int32, shape (N, out_h, out_w, C * m)
     """
+    x = check_int_array("x", x, OPERAND_MIN, OPERAND_MAX, ndim=4)
+    w = check_int_array("w", w, OPERAND_MIN, OPERAND_MAX, ndim=4)
+    n, h, wd, c = x.shape
+    if w.shape[0] != 1 or w.shape[3] == 0 or w.shape[3] % c:
+        raise ValueError(f"w must be (1, KH, KW, {c} * depth multiplier) for x's {c} channels, "
+                         f"not shape {w.shape}")
+    multiplier = w.shape[3] // c
+    x_zero_point = check_int("x_zero_point", x_zero_point, OPERAND_MIN, OPERAND_MAX)
+    acc_bits = check_int("acc_bits", acc_bits, 1, 32)
+    _, kh, kw, cout = w.shape
+    sh, sw = _pair("stride", stride)
+    dh, dw = _pair("dilation", dilation)
+    oh, ow, (pt, pb), (pl, pr) = conv_output_shape(h, wd, (kh, kw), (sh, sw), padding, (dh, dw))
+    centred = np.pad(x - x_zero_point, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    if multiplier > 1:
+        centred = np.repeat(centred, multiplier, axis=3)
+    acc = np.zeros((n, oh, ow, cout), dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            r0, c0 = i * dh, j * dw
+            acc += centred[:, r0:r0 + (oh - 1) * sh + 1:sh, c0:c0 + (ow - 1) * sw + 1:sw, :] \
+                * w[0, i, j, :]
+    if bias is not None:
+        bias = check_int_array("bias", bias, -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1,
+                               ndim=1)
+        if bias.shape[0] != cout:
+            raise ValueError(f"bias must have one entry per output channel ({cout}), not shape "
+                             f"{bias.shape}")
+        acc += bias
+    return wrap(acc, acc_bits).astype(np.int32)
+
+
+def quantized_depthwise_conv2d(x, w, bias, *, x_scale, x_zero_point, w_scale, y_scale,
+                               y_zero_point, stride=1, padding="VALID", activation="linear",
+                               dilation=1):
+    """TFLite's int8 ``DEPTHWISE_CONV_2D`` (reference kernel), bit for bit.
+
+    :func:`depthwise_conv2d`'s int32 accumulators, then the output stage of
+    :func:`quantized_conv2d`: per output channel ``QuantizeMultiplier(double(x_scale) *
+    double(w_scale[c]) / double(y_scale))`` and gemmlowp's two-step rounding, the output zero
+    point, the fused activation's clamp. Weights are symmetric (TFLite requires zero points
+    of 0), per tensor or per output channel (the last axis of ``w``).
+
+    Parameters
+    ----------
+    x : int8 array (N, H, W, C)
+    w : int8 array (1, KH, KW, C * depth_multiplier)
+    bias : int32 array (C * depth_multiplier,) or None
+    x_scale, y_scale : float
+    x_zero_point, y_zero_point : int in -128..127
+    w_scale : float or array (C * depth_multiplier,)
+    stride, dilation : int or (int, int)
+    padding : "VALID" or "SAME"
+    activation : "linear", "relu", "relu6" or "relu_n1_to_1"
+
+    Returns
+    -------
+    numpy.ndarray of int8, shape (N, out_h, out_w, C * depth_multiplier)
+    """
+    x, w, x_zero_point, _ = _check_int8_operands(x, w, x_zero_point, 0, 4, 4)
+    check_choice("activation", activation, ("linear", "relu", "relu6", "relu_n1_to_1"))
+    acc = depthwise_conv2d(x, w, bias, x_zero_point, stride, padding, dilation)
+    return _tflite_output_stage(acc, x_scale, w_scale, y_scale, y_zero_point, activation)
+
+
+def _fully_connected_acc(x, w, bias, x_zero_point, w_zero_point, activation):
     x, w, x_zero_point, w_zero_point = _check_int8_operands(x, w, x_zero_point, w_zero_point,
                                                             2, 2)
     if w.shape[1] != x.shape[1]:
         raise ValueError(f"w must be (out, {x.shape[1]}) to match x, not shape {w.shape}")
     check_choice("activation", activation, ("linear", "relu", "relu6", "relu_n1_to_1"))
-    acc = gemm(x, w.T, x_zero_point, w_zero_point, bias)
+    return gemm(x, w.T, x_zero_point, w_zero_point, bias)
+
+
+def quantized_fully_connected(x, w, bias, *, x_scale, x_zero_point, w_scale, w_zero_point,
+                              y_scale, y_zero_point, activation="linear"):
+    """TFLite's int8 ``FULLY_CONNECTED`` (reference kernel of TF >= 2.20), bit for bit.
+
+    The int32 accumulator ``sum_k (x - x_zp) * (w - w_zp) + bias`` is requantized in double
+    precision, not with a fixed-point multiplier:
+    ``clamp(int32(round(double(acc) * (double(x_scale) * double(w_scale[c]) /
+    double(y_scale)))) + y_zp, act_min, act_max)`` (:func:`golden.fixedpoint.requantize_fp64`;
+    public: tensorflow/tensorflow issue 119412). CONV_2D and DEPTHWISE_CONV_2D keep
+    gemmlowp's two-step rounding; :func:`quantized_fully_connected_two_step` is this layer
+    with that rounding (what TFLite's optimized kernels and older versions compute).
+
+    ``x`` is (batch, in) and ``w`` is (out, in), TFLite's layout; ``w_scale`` is per tensor
+    or per output channel. A per-tensor ``w_zero_point`` is applied as TFLite does.
+
+    Returns
+    -------
+    numpy.ndarray of int8, shape (batch, out)
+    """
+    acc = _fully_connected_acc(x, w, bias, x_zero_point, w_zero_point, activation)
+    cout = acc.shape[-1]
+    w_scale = np.asarray(w_scale)
+    if w_scale.ndim not in (0, 1) or (w_scale.ndim == 1 and w_scale.shape[0] != cout):
+        raise ValueError(f"w_scale must be a scalar or have one entry per output channel "
+                         f"({cout}), not shape {w_scale.shape}")
+    y_zero_point = int(check_zero_point("y_zero_point", y_zero_point, 8, True))
+    multiplier = np.broadcast_to(real_multiplier(x_scale, w_scale, y_scale), (cout,))
+    act_min, act_max = activation_range(activation, float(np.float32(y_scale)), y_zero_point)
+    return requantize_fp64(acc, multiplier, y_zero_point, act_min, act_max, out_bits=8)
+
+
+def quantized_fully_connected_two_step(x, w, bias, *, x_scale, x_zero_point, w_scale,
+                                       w_zero_point, y_scale, y_zero_point,
+                                       activation="linear"):
+    """An int8 fully connected layer with gemmlowp's two-step rounding, as CONV_2D rounds.
+
+    The same accumulators as :func:`quantized_fully_connected`, requantized like
+    :func:`quantized_conv2d`: ``QuantizeMultiplier`` of the per-channel real multiplier, then
+    ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc << left, m0), right)``. This
+    is a 1x1 convolution bit for bit, and what TFLite's optimized FULLY_CONNECTED kernels
+    (and its reference kernel before TF 2.20) compute; it is not the reference kernel of
+    today's TFLite, which requantizes in double (:func:`quantized_fully_connected`).
+
+    Returns
+    -------
+    numpy.ndarray of int8, shape (batch, out)
+    """
+    acc = _fully_connected_acc(x, w, bias, x_zero_point, w_zero_point, activation)
     return _tflite_output_stage(acc, x_scale, w_scale, y_scale, y_zero_point, activation)

@@ -30,7 +30,7 @@ from ._validate import (
 __all__ = [
     "INT32_MIN", "INT32_MAX", "quantize_multiplier", "saturating_rounding_doubling_high_mul",
     "rounding_divide_by_pot", "multiply_by_quantized_multiplier", "requantize",
-    "activation_range", "round_half_away", "wrap", "real_multiplier",
+    "activation_range", "round_half_away", "wrap", "real_multiplier", "requantize_fp64",
 ]
 
 INT32_MIN = -(1 << 31)
@@ -194,6 +194,41 @@ def requantize(acc, m0, shift, out_zero_point, act_min, act_max, out_bits=8, out
     m0 = _per_channel("m0", m0, acc)
     shift = _per_channel("shift", shift, acc)
     scaled = multiply_by_quantized_multiplier(acc, m0, shift).astype(np.int64)
+    out = np.clip(wrap(scaled + out_zero_point, 32), act_min, act_max)
+    return out.astype(_out_dtype(out_bits, out_signed))
+
+
+def requantize_fp64(acc, multiplier, out_zero_point, act_min, act_max, out_bits=8,
+                    out_signed=True):
+    """Requantize int32 accumulators in double precision, as TFLite's reference FULLY_CONNECTED.
+
+    ``clamp(int32(round_half_away(double(acc) * multiplier[c])) + out_zero_point, act_min,
+    act_max)``: one IEEE double multiplication and C's ``round``, no fixed-point multiplier.
+    This is what ``reference_integer_ops::FullyConnected`` does since TF 2.20 (public:
+    tensorflow/tensorflow issue 119412); it differs from :func:`requantize` (gemmlowp's
+    two-step rounding of a 31-bit multiplier) by one code on a few elements. Products past
+    the int32 range (undefined behaviour in the C++) saturate to it.
+
+    Parameters
+    ----------
+    acc : array_like of int32
+    multiplier : float or 1-D array of float
+        The real multiplier(s) in double, one per column of ``acc`` or one for all, e.g.
+        :func:`real_multiplier` ``(x_scale, w_scale, y_scale)``.
+    out_zero_point, act_min, act_max, out_bits, out_signed
+        As in :func:`requantize`.
+    """
+    out_bits = check_bits("out_bits", out_bits, 1, 16)
+    lo, hi = int_range(out_bits, out_signed)
+    acc = _int32_array("acc", acc)
+    out_zero_point = check_int("out_zero_point", out_zero_point, lo, hi)
+    act_min = check_int("act_min", act_min, lo, hi)
+    act_max = check_int("act_max", act_max, lo, hi)
+    if act_min > act_max:
+        raise ValueError(f"act_min must not exceed act_max, not {act_min} > {act_max}")
+    multiplier = _per_channel("multiplier", check_scale("multiplier", multiplier), acc)
+    scaled = round_half_away(acc.astype(np.float64) * multiplier.astype(np.float64))
+    scaled = np.clip(scaled, INT32_MIN, INT32_MAX).astype(np.int64)
     out = np.clip(wrap(scaled + out_zero_point, 32), act_min, act_max)
     return out.astype(_out_dtype(out_bits, out_signed))
 

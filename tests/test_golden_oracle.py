@@ -73,7 +73,9 @@ def _one_by_one_cases():
 
 @needs_oracle
 @pytest.mark.parametrize("case", _one_by_one_cases())
-def test_quantized_fully_connected_matches_tflite_on_1x1_kernels(oracle, case):
+def test_two_step_fully_connected_matches_tflite_on_1x1_kernels(oracle, case):
+    # A 1x1 CONV_2D is a fully connected layer with CONV_2D's two-step rounding; the
+    # reference FULLY_CONNECTED rounds in double instead (tests/test_nets_litert.py).
     c = load_case(oracle, case)
     meta = c["meta"]
     s = meta["stride"]
@@ -83,8 +85,8 @@ def test_quantized_fully_connected_matches_tflite_on_1x1_kernels(oracle, case):
     n, oh, ow, cin = x.shape
     assert (oh, ow) == (-(-meta["h"] // s), -(-meta["w"] // s))
     w = c["w"].reshape(meta["cout"], cin)
-    y = golden.quantized_fully_connected(x.reshape(n * oh * ow, cin), w, c["b"],
-                                         **quantization_kwargs(c))
+    y = golden.quantized_fully_connected_two_step(x.reshape(n * oh * ow, cin), w, c["b"],
+                                                  **quantization_kwargs(c))
     assert y.dtype == np.int8
     assert y.shape == (n * oh * ow, meta["cout"])
     np.testing.assert_array_equal(y.reshape(c["y"].shape), c["y"])
