@@ -1,8 +1,8 @@
 """Small gateware helpers shared by the components."""
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Array, Signal, Value
 
-__all__ = ["delay", "equals", "popcount"]
+__all__ = ["delay", "equals", "popcount", "select"]
 
 
 def delay(m, value, cycles, name):
@@ -37,3 +37,15 @@ def popcount(value):
             pairs.append(bits[-1])
         bits = pairs
     return bits[0]
+
+
+def select(word, index):
+    """Element ``index`` of an array view (or bit of a value), as a multiplexer (not a shift
+    and truncation).
+
+    The multiplexer has a case for every value of ``index`` (indices past the end give
+    element 0, and never occur), so that no case is left undefined. Elements that are
+    views themselves come back as their bits.
+    """
+    cases = 1 << len(index)
+    return Array(Value.cast(word[i if i < len(word) else 0]) for i in range(cases))[index]

@@ -5,113 +5,15 @@ Both arrays take one unskewed vector per cycle, skew it internally (row ``r`` is
 accumulators per cycle, so the logic around them never sees the skew.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._logic import delay, popcount
-from .config import ArrayConfig, ceil_log2
-from .interfaces import wgt_shape
+from ._logic import delay
+from .config import ArrayConfig
+from .pe import operand_shape, pe_arithmetic, weight_operand_shape
 
-__all__ = ["operand_shape", "weight_operand_shape", "pe_arithmetic", "MacPE", "XnorPE",
-           "BitSerialPE", "WSProcessingElement", "OSProcessingElement", "WSArray", "OSArray"]
-
-
-def operand_shape(config: ArrayConfig):
-    """Activation entering the array.
-
-    ``mac``: one element with the zero point already subtracted (``a_bits + 1``, signed).
-    ``xnor``: ``pack`` bits. ``bitserial``: one bit plane of ``pack`` elements.
-    """
-    if config.pe_mode == "mac":
-        return signed(config.a_bits + 1)
-    return unsigned(config.pack)
-
-
-def weight_operand_shape(config: ArrayConfig):
-    """Weight held by (or passing through) a PE: one weight, or ``pack`` bits (one plane)."""
-    if config.pe_mode == "mac":
-        return wgt_shape(config)
-    return unsigned(config.pack)
-
-
-class MacPE:
-    """The multiply-accumulate arithmetic of the "mac" PE mode: ``acc + a * w``, wrapped.
-
-    Kept apart from the dataflow, so that other PE modes replace only this part. Each mode
-    gives the shape of the weight-stationary partial sum that passes down a column
-    (:attr:`psum_shape`), the weight-stationary step (:meth:`ws_step`), the
-    output-stationary step (:meth:`os_step`) and the extra step flags that travel with the
-    output-stationary operands (:attr:`os_flags`).
-    """
-
-    os_flags = ()
-
-    def __init__(self, config: ArrayConfig):
-        self._acc_bits = config.acc_bits
-        self.psum_shape = signed(config.acc_bits)
-
-    def mac(self, acc, a, w):
-        """``acc + a * w`` wrapped to the accumulator width (two's complement)."""
-        return (acc + a * w)[:self._acc_bits].as_signed()
-
-    def ws_step(self, psum, a, w):
-        return self.mac(psum, a, w)
-
-    def os_step(self, acc, a, w, flags):
-        """Next value of an output-stationary accumulator (``acc`` is 0 on a first step)."""
-        return self.mac(acc, a, w)
-
-
-class XnorPE(MacPE):
-    """The "xnor" PE mode: ``pack`` binary elements per cycle, counting the mismatches.
-
-    A PE adds ``popcount(a XOR w)``: the elements where the ±1 operands differ (padding past
-    K is zero in both operands, so it never counts). The column's ±1 dot product is
-    ``K - 2 * mismatches``, formed once per output after the array (see ``GemmEngine``).
-    Weight-stationary partial sums are counts up to ``rows * pack``, no wider.
-    """
-
-    def __init__(self, config: ArrayConfig):
-        super().__init__(config)
-        self.psum_shape = unsigned(ceil_log2(config.rows * config.pack + 1))
-
-    def count(self, a, w):
-        return popcount(a ^ w)
-
-    def ws_step(self, psum, a, w):
-        return (psum + self.count(a, w))[:self.psum_shape.width]
-
-    def os_step(self, acc, a, w, flags):
-        return (acc + self.count(a, w))[:self._acc_bits].as_signed()
-
-
-class BitSerialPE(XnorPE):
-    """The "bitserial" PE mode: one bit plane of ``pack`` activations and of ``pack``
-    weights per cycle, ``popcount(a_i AND w_j)``.
-
-    Weight-stationary: the PE only counts; the column's count is weighted by
-    ``±2**(i + j)`` once, below the array. Output-stationary: the PE weights its own
-    counts by Horner's rule: plane pairs arrive in order of decreasing ``i + j``, and on
-    the first step of a smaller ``i + j`` the accumulator doubles (flag ``dbl``) before
-    the count is added, or subtracted when exactly one of the planes is a signed top plane
-    (flag ``neg``). Everything wraps at ``acc_bits``.
-    """
-
-    os_flags = ("dbl", "neg")
-
-    def count(self, a, w):
-        return popcount(a & w)
-
-    def os_step(self, acc, a, w, flags):
-        base = Mux(flags["dbl"], (acc << 1)[:self._acc_bits], acc)
-        count = self.count(a, w)
-        return Mux(flags["neg"], base - count, base + count)[:self._acc_bits].as_signed()
-
-
-def pe_arithmetic(config: ArrayConfig):
-    """The arithmetic object of ``config.pe_mode``."""
-    return {"mac": MacPE, "xnor": XnorPE, "bitserial": BitSerialPE}[config.pe_mode](config)
+__all__ = ["WSProcessingElement", "OSProcessingElement", "WSArray", "OSArray"]
 
 
 class WSProcessingElement(wiring.Component):

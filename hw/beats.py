@@ -113,21 +113,12 @@ class StreamCodec:
     def planes(self, gemm: Gemm):
         """``(a_planes, w_planes)`` of a bit-serial GEMM (the configuration's widths by
         default); ``(a_bits, w_bits)`` in the other modes."""
-        cfg = self.config
-        if cfg.pe_mode != "bitserial":
-            return cfg.a_bits, cfg.w_bits
-        a_planes = cfg.a_bits if gemm.a_planes is None else int(gemm.a_planes)
-        w_planes = cfg.w_bits if gemm.w_planes is None else int(gemm.w_planes)
-        for name, value, top in (("a_planes", a_planes, cfg.a_bits),
-                                 ("w_planes", w_planes, cfg.w_bits)):
-            if not 1 <= value <= top:
-                raise ValueError(f"{name} must be in 1..{top}, not {value}")
-        return a_planes, w_planes
+        return self.config.mode.planes(self.config, gemm.a_planes, gemm.w_planes)
 
     def model_shape(self, gemm: Gemm):
         """``(M, K, N)`` of ``gemm``, and of a bit-serial GEMM also its ``(a_planes,
         w_planes)``: the form :mod:`sim.engine_model` takes."""
-        if self.config.pe_mode == "bitserial":
+        if self.config.mode.has_planes:
             return (*gemm.shape, *self.planes(gemm))
         return gemm.shape
 
@@ -143,13 +134,7 @@ class StreamCodec:
 
     def _element_range(self, name, gemm):
         """The integers an operand's elements may take (for this GEMM's bit planes)."""
-        cfg = self.config
-        if cfg.pe_mode == "xnor":
-            return -1, 1
-        a_planes, w_planes = self.planes(gemm)
-        if name == "a":
-            return int_range(a_planes, cfg.a_signed)
-        return int_range(w_planes, cfg.w_signed)
+        return self.config.mode.element_range(self.config, name, self.planes(gemm))
 
     def _codes(self, name, matrix, gemm):
         """Elements as the integers the stream carries (xnor: +1 -> 1, -1 -> 0), checked."""
@@ -158,16 +143,7 @@ class StreamCodec:
             raise TypeError(f"{name} must be an integer array, not an array of dtype "
                             f"{matrix.dtype}")
         matrix = matrix.astype(np.int64)
-        lo, hi = self._element_range(name, gemm)
-        if self.config.pe_mode == "xnor":
-            if matrix.size and not np.isin(matrix, (-1, 1)).all():
-                bad = matrix[~np.isin(matrix, (-1, 1))].flat[0]
-                raise ValueError(f"{name} must hold -1 and +1 only (pe_mode 'xnor'), not {bad}")
-            return (matrix > 0).astype(np.int64)
-        if matrix.size and (matrix.min() < lo or matrix.max() > hi):
-            bad = matrix.min() if matrix.min() < lo else matrix.max()
-            raise ValueError(f"{name} must hold integers in {lo}..{hi}, not {bad}")
-        return matrix
+        return self.config.mode.codes(name, matrix, self._element_range(name, gemm))
 
     def _chunks(self, codes, width):
         """Rows of element codes cut into beats of ``rows * pack`` elements along K."""

@@ -4,11 +4,15 @@ import argparse
 import dataclasses
 import numbers
 from dataclasses import dataclass
+from types import MappingProxyType
+
+from .modes import PE_MODE_OBJECTS
 
 __all__ = [
-    "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "MODEL_MAX_DIM",
-    "PACKS", "PE_MODES", "TIMING_VERSION",
-    "add_config_arguments", "ceil_log2", "config_from_args", "given_fields",
+    "ArrayConfig", "DATAFLOWS", "DEFAULT_CONFIGS", "GENERATOR_MAX_DIM", "Latencies",
+    "MODEL_MAX_DIM", "PACKS", "PE_MODES", "STAGE_LATENCY", "TIMING_VERSION",
+    "OneLineErrorParser", "add_config_arguments", "ceil_log2", "config_from_args",
+    "given_fields", "latencies", "output_stage_name",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -16,7 +20,7 @@ DATAFLOWS = ("ws", "os")
 GENERATOR_MAX_DIM, MODEL_MAX_DIM = 64, 256
 #: Processing-element arithmetic: integer multiply-accumulate, binary XNOR-popcount, and
 #: bit-serial (one bit plane of activations and weights per cycle, AND-popcount).
-PE_MODES = ("mac", "xnor", "bitserial")
+PE_MODES = tuple(PE_MODE_OBJECTS)
 #: Elements per PE operand word (``pack``) allowed in the packed modes.
 PACKS = (1, 2, 4, 8, 16, 32, 64)
 
@@ -130,37 +134,19 @@ class ArrayConfig:
         if self.pe_mode not in PE_MODES:
             raise ValueError(f"ArrayConfig.pe_mode must be one of {', '.join(PE_MODES)}, "
                              f"not {self.pe_mode!r}")
-        mode = self.pe_mode
+        mode = PE_MODE_OBJECTS[self.pe_mode]
         if self.pack is None:
-            object.__setattr__(self, "pack", 1 if mode == "mac" else 8)
+            object.__setattr__(self, "pack", mode.default_pack)
         _check_int("pack", self.pack, 1, 64)
-        if mode == "mac":
-            if self.pack != 1:
-                raise ValueError(f"ArrayConfig.pack must be 1 for pe_mode 'mac', not "
-                                 f"{self.pack}")
-        else:
-            if self.pack not in PACKS:
-                raise ValueError(f"ArrayConfig.pack must be a power of two in 1..64 "
-                                 f"({', '.join(map(str, PACKS))}), not {self.pack}")
-        default_bits = 1 if mode == "xnor" else 8
+        mode.check_pack(self.pack)
         for field in ("a_bits", "w_bits"):
             if getattr(self, field) is None:
-                object.__setattr__(self, field, default_bits)
-            value = getattr(self, field)
-            if mode == "xnor":
-                _check_int(field, value, 1, 16)
-                if value != 1:
-                    raise ValueError(f"ArrayConfig.{field} must be 1 for pe_mode 'xnor' (one "
-                                     f"bit per element), not {value}")
-            else:
-                _check_int(field, value, 2 if mode == "mac" else 1, 16)
+                object.__setattr__(self, field, mode.default_bits)
+            mode.check_bits(field, getattr(self, field))
         _check_bool("a_signed", self.a_signed)
         _check_bool("w_signed", self.w_signed)
-        if mode == "xnor":
-            for field in ("a_signed", "w_signed"):
-                if not getattr(self, field):
-                    raise ValueError(f"ArrayConfig.{field} must be True for pe_mode 'xnor' "
-                                     f"(its bits stand for -1 and +1), not False")
+        for field in ("a_signed", "w_signed"):
+            mode.check_signed(field, getattr(self, field))
         _check_int("acc_bits", self.acc_bits, 2, 32)
         if self.dataflow not in DATAFLOWS:
             raise ValueError(f"ArrayConfig.dataflow must be one of {', '.join(DATAFLOWS)}, "
@@ -175,7 +161,7 @@ class ArrayConfig:
         _check_int("out_bits", self.out_bits, 2, 16)
         _check_bool("out_signed", self.out_signed)
         _check_int("max_m", self.max_m, 1, 65535)
-        _check_int("max_k", self.max_k, 1, 65535 if mode == "xnor" else 4096)
+        _check_int("max_k", self.max_k, 1, mode.max_k)
         _check_int("max_n", self.max_n, 1, 4096)
         if self.block_rows is not None:
             _check_int("block_rows", self.block_rows, 1, 1024)
@@ -238,25 +224,24 @@ class ArrayConfig:
         """Largest number of K-chunks (beats) in a row: ``ceil(max_k / (rows * pack))``."""
         return -(-self.max_k // self.chunk)
 
+    @property
+    def mode(self):
+        """The PE mode's strategy object (:mod:`hw.modes`): what differs between modes."""
+        return PE_MODE_OBJECTS[self.pe_mode]
+
     def describe(self):
         """One line saying what the configuration is, e.g. ``8x8 ws mac a8 w8 acc32,
         requantized``."""
-        mode = self.pe_mode if self.pack == 1 else f"{self.pe_mode} x{self.pack}"
-        widths = "" if self.pe_mode == "xnor" else f" a{self.a_bits} w{self.w_bits}"
         stage = ("requantized" if self.requant else "threshold bits" if self.threshold
                  else "raw accumulators")
-        return f"{self.rows}x{self.cols} {self.dataflow} {mode}{widths} acc{self.acc_bits}, {stage}"
+        return (f"{self.rows}x{self.cols} {self.dataflow} {self.mode.describe_part(self)} "
+                f"acc{self.acc_bits}, {stage}")
 
     def peak_macs_per_pe(self, planes=None):
         """MACs one PE can do per cycle: 1 (mac), ``pack`` (xnor), or ``pack`` over the
         product of the bit planes (bitserial; ``planes = (a_planes, w_planes)``, default
         all of ``a_bits`` and ``w_bits``)."""
-        if self.pe_mode == "mac":
-            return 1.0
-        if self.pe_mode == "xnor":
-            return float(self.pack)
-        a_planes, w_planes = planes or (self.a_bits, self.w_bits)
-        return self.pack / (a_planes * w_planes)
+        return self.mode.peak_macs_per_pe(self, planes)
 
     @property
     def has_params(self):
@@ -300,14 +285,7 @@ class ArrayConfig:
     @property
     def default_name(self):
         """A name that says what the configuration is, e.g. ``qmac_ws_4x4_a8w8``."""
-        sign = lambda s: "" if s else "u"  # noqa: E731
-        name = f"qmac_{self.dataflow}_{self.rows}x{self.cols}_"
-        if self.pe_mode == "xnor":
-            name += f"xnor_p{self.pack}"
-        else:
-            name += f"a{sign(self.a_signed)}{self.a_bits}w{sign(self.w_signed)}{self.w_bits}"
-            if self.pe_mode == "bitserial":
-                name += f"_bs_p{self.pack}"
+        name = f"qmac_{self.dataflow}_{self.rows}x{self.cols}_{self.mode.name_part(self)}"
         if self.threshold:
             name += "_thr"
         elif not self.requant:
@@ -332,6 +310,71 @@ class ArrayConfig:
         return cls(**d)
 
 
+
+
+#: Latencies of the engine's pipeline stages in cycles: the one table that the generator
+#: builds to (``hw.requant``, ``hw.threshold``, ``hw.engine``) and the cycle model counts
+#: with (``sim.engine_model``). Plain Python, so that the model needs no Amaranth.
+STAGE_LATENCY = MappingProxyType({
+    "requant": 5,     # Requantizer: bias and left shift, product, SRDHM, RDBPOT, zp and clamp
+    "threshold": 1,   # ThresholdUnit: one registered compare per column
+    "raw": 0,         # no output stage: the accumulators go straight to the FIFO
+    "fifo": 2,        # SyncFIFOBuffered: a word written in cycle w is readable from w + 2
+})
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """The datapath latencies of one configuration that the engine's schedule depends on.
+
+    Derived from :data:`STAGE_LATENCY` and the array's size (``R`` rows, ``C`` columns);
+    the generator delays its tags by these numbers and the cycle model adds them.
+
+    Members
+    -------
+    output_stage : int
+        The output stage: requantizer 5, threshold compares 1, none 0.
+    ws_tag : int
+        Weight-stationary: a row's issue to one cycle before its column sums leave the
+        array (the buffer read and the skewed array, ``R + C - 2``).
+    ws_row : int
+        Weight-stationary: a row's issue to its FIFO write: the buffer read (1), the array
+        and deskew (``R + C - 1``), the accumulation register and the output stage
+        (``R + C + 1 + output_stage``).
+    ws_drain : int
+        Weight-stationary: cycles a PE bank stays busy after its tile's last row issue
+        (``max(R + C - 3, 0)``): the bank may be reloaded once that row has left the array.
+    os_token : int
+        Output-stationary: a tile's last step to its row 0 leaving the result chain
+        (``R + C``).
+    os_row0 : int
+        Output-stationary: a tile's last step to the FIFO write of its row 0 (``R + C + 2 +
+        output_stage``); row ``j`` follows ``j`` cycles later.
+    fifo : int
+        FIFO write to the first cycle the word can be taken (2).
+    """
+
+    output_stage: int
+    ws_tag: int
+    ws_row: int
+    ws_drain: int
+    os_token: int
+    os_row0: int
+    fifo: int
+
+
+def output_stage_name(config):
+    """``"requant"``, ``"threshold"`` or ``"raw"``: the output stage of ``config``."""
+    return "requant" if config.requant else "threshold" if config.threshold else "raw"
+
+
+def latencies(config):
+    """The :class:`Latencies` of ``config`` (from :data:`STAGE_LATENCY`)."""
+    r, c = config.rows, config.cols
+    stage = STAGE_LATENCY[output_stage_name(config)]
+    return Latencies(output_stage=stage, ws_tag=r + c - 2, ws_row=r + c + 1 + stage,
+                     ws_drain=max(r + c - 3, 0), os_token=r + c, os_row0=r + c + 2 + stage,
+                     fifo=STAGE_LATENCY["fifo"])
 
 
 #: Version of the engine's cycle-level schedule. The cycle model in ``sim/`` implements
@@ -382,6 +425,17 @@ _DEFAULT_TEXT = {
     "pack": "1; xnor and bitserial: 8",
     "requant": "on unless --threshold",
 }
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line: ``prog: error: message``.
+
+    argparse prints the whole usage block before an error; a tool run from scripts and CI
+    logs reads better with one line that names the problem (``--help`` has the rest).
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def add_config_arguments(parser):

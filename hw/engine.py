@@ -27,23 +27,22 @@ FIFO has room reserved for its results (credits), so the array itself never stal
 every stream tolerates any stall on either side.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ._logic import delay, equals
+from ._logic import delay, equals, select
 from .array import OSArray, WSArray
-from .config import ArrayConfig, ceil_log2
+from .config import ArrayConfig, ceil_log2, latencies
 from .interfaces import (
     act_layout,
-    act_word,
     cmd_layout,
     par_layout,
     res_layout,
     wgt_layout,
-    wgt_word,
 )
+from .pe import pe_arithmetic
 from .requant import REQUANT_LATENCY, Requantizer
 from .threshold import THRESHOLD_LATENCY, ThresholdUnit
 
@@ -63,18 +62,6 @@ def engine_signature(config: ArrayConfig):
     ports["busy"] = Out(1)
     ports["error"] = Out(1)
     return wiring.Signature(ports)
-
-
-def _select(word, index):
-    """Element ``index`` of an array view (or bit of a value), as a multiplexer (not a shift
-    and truncation).
-
-    The multiplexer has a case for every value of ``index`` (indices past the end give
-    element 0, and never occur), so that no case is left undefined. Elements that are
-    views themselves come back as their bits.
-    """
-    cases = 1 << len(index)
-    return Array(Value.cast(word[i if i < len(word) else 0]) for i in range(cases))[index]
 
 
 def _buffer(shape, address_bits):
@@ -118,6 +105,8 @@ class GemmEngine(wiring.Component):
             raise TypeError(f"GemmEngine config must be an ArrayConfig, not {config!r}")
         config.check_generatable()
         self._config = config
+        self._latency = latencies(config)
+        self._pe = pe_arithmetic(config)
         super().__init__(engine_signature(config))
 
     @property
@@ -142,12 +131,7 @@ class GemmEngine(wiring.Component):
             bad |= p.k > cfg.max_k
         if (1 << len(p.n)) - 1 > cfg.max_n:
             bad |= p.n > cfg.max_n
-        if cfg.pe_mode == "bitserial":
-            bad |= equals(p.a_planes, 0) | equals(p.w_planes, 0)
-            if (1 << len(p.a_planes)) - 1 > cfg.a_bits:
-                bad |= p.a_planes > cfg.a_bits
-            if (1 << len(p.w_planes)) - 1 > cfg.w_bits:
-                bad |= p.w_planes > cfg.w_bits
+        bad = self._pe.command_errors(p, bad)
         if cfg.requant:
             bad |= p.act_min > p.act_max
         start = Signal()
@@ -205,15 +189,6 @@ class GemmEngine(wiring.Component):
             return word < self._kw
         full = Const((1 << cfg.pack) - 1, cfg.pack)
         return Mux(word + 1 < self._kw, full, Mux(word + 1 == self._kw, self._last_mask, 0))
-
-    def _operand(self, word, plane, mask):
-        """The array operand of an arriving word: masked bits, or one masked bit plane."""
-        cfg = self._config
-        if cfg.pe_mode == "xnor":
-            return word & mask
-        # bitserial: bit `plane` of every element (the elements are arrays of pack values)
-        bits = Cat(_select(Value.cast(word[e]), plane) for e in range(cfg.pack))
-        return bits if mask is None else bits & mask
 
     def _counter(self, name, limit):
         """A counter register 0..limit, cleared when a command starts.
@@ -389,7 +364,7 @@ class GemmEngine(wiring.Component):
 
         Other PE modes have one "plane": the index is 0 and every step is its last.
         """
-        if self._config.pe_mode != "bitserial":
+        if not self._config.mode.has_planes:
             return Const(0, 1), Const(1, 1)
         plane = self._counter(f"{prefix}", max(bits - 1, 1))
         last = Signal(name=f"{prefix}_last")
@@ -398,7 +373,7 @@ class GemmEngine(wiring.Component):
 
     def _advance_plane(self, plane, last, wrapped):
         """Next bit plane; after the last one, plane 0 and ``wrapped()`` (the outer walk)."""
-        if self._config.pe_mode != "bitserial":
+        if not self._config.mode.has_planes:
             wrapped()
             return
         m = self._m
@@ -418,6 +393,10 @@ class GemmEngine(wiring.Component):
     def _ws_datapath(self):
         """Weight-stationary: a weight-tile loader and a row issuer, one tile apart.
 
+        Long (why): the loader, the issuer and the accumulator share their tile walk and
+        bank state through locals; splitting them into ``wiring.Component``s (a sequencer
+        per dataflow driven by one tile walker) is the open part of issue 11.
+
         Tiles are walked block by block, then column tile, then K chunk (then, bit-serial,
         weight bit plane ``j``). The loader puts the next tile's weights into the PEs' idle
         bank while the issuer streams the rows of the current tile (bit-serial: once per
@@ -429,7 +408,7 @@ class GemmEngine(wiring.Component):
         R, C = cfg.rows, cfg.cols
         cmd = self._cmd
         kt_bits, nt_bits, mb_bits = _bits(cfg.k_chunks), _bits(cfg.n_tiles), _bits(cfg.block)
-        bitserial = cfg.pe_mode == "bitserial"
+        bitserial = cfg.mode.has_planes
         array = m.submodules.array = WSArray(cfg)
 
         # -- weight-tile loader --
@@ -442,7 +421,7 @@ class GemmEngine(wiring.Component):
         wt_bank = self._flag("wt_bank")
         wt_done = self._flag("wt_done")
         ahead = self._counter("tiles_ahead", 2)       # tiles loaded but not yet issued
-        drain = [self._counter(f"bank{b}_drain", max(R + C - 3, 0)) for b in range(2)]
+        drain = [self._counter(f"bank{b}_drain", self._latency.ws_drain) for b in range(2)]
         wt_go = Signal()
         m.d.comb += wt_go.eq(self.busy & ~wt_done & self._wgt_ready(wt_nt) & (ahead <= 1)
                              & equals(Mux(wt_bank, drain[1], drain[0]), 0))
@@ -481,11 +460,8 @@ class GemmEngine(wiring.Component):
             word = wgt_layout(cfg)(self._wgt_read[c].data)
             for r in range(R):
                 # Words (elements) past K get weight 0, so they add nothing.
-                if cfg.pe_mode == "mac":
-                    value = Mux(masks[r], word[r], 0)
-                else:
-                    value = self._operand(word[r], load_j, masks[r])
-                m.d.comb += array.load_data[c][r].eq(value)
+                m.d.comb += array.load_data[c][r].eq(self._pe.ws_weight(word[r], load_j,
+                                                                         masks[r]))
 
         # -- row issuer --
         ri_block = self._counter("ri_block", self._max_blocks)
@@ -538,7 +514,7 @@ class GemmEngine(wiring.Component):
         m.d.sync += ahead.eq(ahead + wt_go - tile_end)
         for b in range(2):
             with m.If(tile_end & (ri_bank == b)):
-                m.d.sync += drain[b].eq(max(R + C - 3, 0))
+                m.d.sync += drain[b].eq(self._latency.ws_drain)
             with m.Elif(drain[b] != 0):
                 m.d.sync += drain[b].eq(drain[b] - 1)
         self._issued_all = ri_done
@@ -560,26 +536,15 @@ class GemmEngine(wiring.Component):
         bank = Signal()
         m.d.sync += bank.eq(ri_bank)
         a_word = act_layout(cfg)(self._act_read[0].data)
-        if cfg.pe_mode == "mac":
-            for r in range(R):
-                m.d.comb += array.a[r].eq(a_word[r] - cmd.a_zero_point)
-        elif cfg.pe_mode == "xnor":
-            issued_koff = Signal.like(ri_koff)
-            m.d.sync += issued_koff.eq(ri_koff)
-            for r in range(R):
-                m.d.comb += array.a[r].eq(self._operand(a_word[r], None,
-                                                        self._word_mask(issued_koff + r)))
-        else:
-            # Weights past K are zero, so the activations need no mask.
-            issued_i = Signal.like(ri_i)
-            m.d.sync += issued_i.eq(ri_i)
-            for r in range(R):
-                m.d.comb += array.a[r].eq(self._operand(a_word[r], issued_i, None))
+        zero_point = cmd.a_zero_point if "a_zero_point" in cmd.shape().members else None
+        values = self._pe.ws_activations(m, a_word, ri_koff, ri_i, self._word_mask, zero_point)
+        for r in range(R):
+            m.d.comb += array.a[r].eq(values[r])
         m.d.comb += array.bank.eq(bank)
 
         # -- accumulate over K chunks (and bit planes): the psum of a vector is out
         #    R + C - 1 cycles after it entered --
-        before = delay(m, issued, R + C - 2, "tag")  # one cycle before the psum
+        before = delay(m, issued, self._latency.ws_tag, "tag")  # one cycle before the psum
         at_psum = Signal(tag)
         m.d.sync += at_psum.eq(before)
         acc_mem = _buffer(unsigned(C * cfg.acc_bits), mb_bits)
@@ -593,12 +558,7 @@ class GemmEngine(wiring.Component):
         for c in range(C):
             base = Mux(at_psum.first, 0, previous[c])
             psum = array.psum[c]
-            if bitserial:
-                weighted = (psum << at_psum.shift)[:cfg.acc_bits]
-                value = Mux(at_psum.neg, base - weighted, base + weighted)
-            else:
-                value = base + psum
-            m.d.comb += total[c].eq(value[:cfg.acc_bits])
+            m.d.comb += total[c].eq(self._pe.ws_accumulate(base, psum, at_psum)[:cfg.acc_bits])
         m.d.comb += [acc_wp.addr.eq(at_psum.row[:mb_bits]), acc_wp.data.eq(total.as_value()),
                      acc_wp.en.eq(at_psum.valid & ~at_psum.last)]
         self._post(at_psum.valid & at_psum.last, total, at_psum.nt)
@@ -607,6 +567,9 @@ class GemmEngine(wiring.Component):
 
     def _os_datapath(self):
         """Output-stationary: tiles of ``rows`` rows x ``cols`` channels, one step per PE word.
+
+        Long (why): as :meth:`_ws_datapath`, the tile stepper, the plane walk and the
+        result tokens share state through locals until they become components.
 
         A tile starts once its block of A, its column tile of W (and parameters) are in,
         its ``rows`` results have FIFO entries, and its last step will come at least
@@ -619,7 +582,7 @@ class GemmEngine(wiring.Component):
         R, C = cfg.rows, cfg.cols
         cmd = self._cmd
         kt_bits, nt_bits = _bits(cfg.k_chunks), _bits(cfg.n_tiles)
-        bitserial = cfg.pe_mode == "bitserial"
+        bitserial = cfg.mode.has_planes
         array = m.submodules.array = OSArray(cfg)
 
         mt = self._counter("os_block", self._max_blocks)
@@ -702,8 +665,8 @@ class GemmEngine(wiring.Component):
         sel = Signal.like(elem)
         m.d.sync += [flags.valid.eq(go), flags.first.eq(first), flags.last.eq(last),
                      sel.eq(elem)]
-        mask = None
-        if cfg.pe_mode != "mac":
+        mask = sel_i = sel_j = None
+        if self._pe.masks_operands:
             mask = Signal(cfg.pack, name="os_mask")
             m.d.sync += mask.eq(self._word_mask(step))
         if bitserial:
@@ -711,26 +674,13 @@ class GemmEngine(wiring.Component):
             m.d.sync += [sel_i.eq(pair["i"]), sel_j.eq(pair["j"]),
                          flags.dbl.eq(pair["dbl"] & equals(step, 0)),
                          flags.neg.eq(self._negative(pair["i"], pair["j"]))]
-        a_word, w_word = act_word(cfg), wgt_word(cfg)
+        zero_point = cmd.a_zero_point if "a_zero_point" in cmd.shape().members else None
         for j in range(R):
-            lane = _select(act_layout(cfg)(self._act_read[j].data), sel)
-            if cfg.pe_mode == "mac":
-                value = lane - cmd.a_zero_point
-            elif cfg.pe_mode == "xnor":
-                value = self._operand(lane, None, mask)
-            else:
-                # Weights past K are zero, so the activations need no mask.
-                value = self._operand(a_word(lane), sel_i, None)
-            m.d.comb += array.a[j].eq(value)
+            lane = select(act_layout(cfg)(self._act_read[j].data), sel)
+            m.d.comb += array.a[j].eq(self._pe.os_activation(lane, sel_i, mask, zero_point))
         for c in range(C):
-            lane = _select(wgt_layout(cfg)(self._wgt_read[c].data), sel)
-            if cfg.pe_mode == "mac":
-                value = lane
-            elif cfg.pe_mode == "xnor":
-                value = self._operand(lane, None, mask)
-            else:
-                value = self._operand(w_word(lane), sel_j, mask)
-            m.d.comb += array.w[c].eq(value)
+            lane = select(wgt_layout(cfg)(self._wgt_read[c].data), sel)
+            m.d.comb += array.w[c].eq(self._pe.os_weight(lane, sel_j, mask))
         for name in flag_fields:
             m.d.comb += getattr(array, name).eq(getattr(flags, name))
 
@@ -738,7 +688,7 @@ class GemmEngine(wiring.Component):
         token = Signal(data.StructLayout({"valid": 1, "rows": unsigned(ceil_log2(R + 1)),
                                           "nt": unsigned(max(nt_bits, 1))}))
         m.d.sync += [token.valid.eq(go & last), token.rows.eq(tile_rows), token.nt.eq(nt)]
-        arrived = delay(m, token, R + C, "token")
+        arrived = delay(m, token, self._latency.os_token, "token")
         row = Signal(range(R + 1))
         rows = Signal.like(token.rows)
         row_nt = Signal.like(token.nt)
@@ -808,9 +758,7 @@ class GemmEngine(wiring.Component):
         row_nt = Signal.like(nt)
         m.d.sync += [row_valid.eq(valid), row_nt.eq(nt)]
         for c in range(cfg.cols):
-            value = acc[c]
-            if cfg.pe_mode == "xnor":
-                value = self._cmd.k - (value << 1)
+            value = self._pe.post_array(acc[c], self._cmd.k)
             m.d.sync += row_acc[c].eq(value[:cfg.acc_bits])
         if cfg.has_params:
             for port in self._par_read:

@@ -9,6 +9,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
 from .config import ArrayConfig, ceil_log2
+from .pe import pe_arithmetic
 
 __all__ = ["act_shape", "wgt_shape", "act_word", "wgt_word", "out_shape", "cmd_layout",
            "act_layout", "wgt_layout", "par_layout", "res_layout", "SHIFT_BITS", "M0_BITS"]
@@ -22,24 +23,12 @@ def act_shape(config: ArrayConfig):
 
     ``xnor``: one bit, 1 for +1 and 0 for -1.
     """
-    if config.pe_mode == "xnor":
-        return unsigned(1)
-    return signed(config.a_bits) if config.a_signed else unsigned(config.a_bits)
+    return pe_arithmetic(config).element_shape(config.a_bits, config.a_signed)
 
 
 def wgt_shape(config: ArrayConfig):
     """Shape of one weight (symmetric: the weight zero point is 0); ``xnor``: one bit."""
-    if config.pe_mode == "xnor":
-        return unsigned(1)
-    return signed(config.w_bits) if config.w_signed else unsigned(config.w_bits)
-
-
-def _word(config, element):
-    if config.pe_mode == "mac":
-        return element
-    if config.pe_mode == "xnor":
-        return unsigned(config.pack)
-    return data.ArrayLayout(element, config.pack)
+    return pe_arithmetic(config).element_shape(config.w_bits, config.w_signed)
 
 
 def act_word(config: ArrayConfig):
@@ -48,12 +37,12 @@ def act_word(config: ArrayConfig):
     ``mac``: one element. ``xnor``: ``pack`` bits, element ``p`` in bit ``p``.
     ``bitserial``: an array of ``pack`` ``a_bits``-wide elements.
     """
-    return _word(config, act_shape(config))
+    return pe_arithmetic(config).word(act_shape(config))
 
 
 def wgt_word(config: ArrayConfig):
     """One PE row's share of a weight beat: ``pack`` consecutive weights along K."""
-    return _word(config, wgt_shape(config))
+    return pe_arithmetic(config).word(wgt_shape(config))
 
 
 def out_shape(config: ArrayConfig):
@@ -83,11 +72,7 @@ def cmd_layout(config: ArrayConfig):
         "k": unsigned(ceil_log2(config.max_k + 1)),
         "n": unsigned(ceil_log2(config.max_n + 1)),
     }
-    if config.pe_mode == "mac":
-        fields["a_zero_point"] = act_shape(config)
-    elif config.pe_mode == "bitserial":
-        fields["a_planes"] = unsigned(ceil_log2(config.a_bits + 1))
-        fields["w_planes"] = unsigned(ceil_log2(config.w_bits + 1))
+    fields.update(pe_arithmetic(config).command_fields(act_shape(config)))
     if config.requant:
         fields["out_zero_point"] = out_shape(config)
         fields["act_min"] = out_shape(config)

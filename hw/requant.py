@@ -4,13 +4,13 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ArrayConfig
+from .config import STAGE_LATENCY, ArrayConfig
 from .interfaces import out_shape, par_layout
 
 __all__ = ["Requantizer", "REQUANT_LATENCY"]
 
 #: Cycles from ``acc``/``params`` in to ``out``: one register per stage below.
-REQUANT_LATENCY = 5
+REQUANT_LATENCY = STAGE_LATENCY["requant"]
 
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1

@@ -4,13 +4,13 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ArrayConfig
+from .config import STAGE_LATENCY, ArrayConfig
 from .interfaces import par_layout
 
 __all__ = ["ThresholdUnit", "THRESHOLD_LATENCY"]
 
 #: Cycles from ``acc``/``params`` in to ``out``.
-THRESHOLD_LATENCY = 1
+THRESHOLD_LATENCY = STAGE_LATENCY["threshold"]
 
 
 class ThresholdUnit(wiring.Component):

@@ -4,8 +4,7 @@ import json
 import sys
 import time
 
-from hw._cli import OneLineErrorParser
-from hw.config import ArrayConfig
+from hw.config import ArrayConfig, OneLineErrorParser
 
 from .engine_model import gemm_schedule
 from .topology import list_networks, read_topology

@@ -35,15 +35,15 @@ elements per PE word, K chunks of R words, i.e. beats of R x P elements):
   activation block is in, once per activation plane (``A`` passes over the block's
   rows); the rows of the last pass of the last tile of a column tile (last K chunk, last
   weight plane) also need their parameters and an output credit. Each such row is
-  written into the output FIFO ``R + C + 1`` cycles after its issue (+5 with the
-  requantizer, +1 with the threshold compares).
+  written into the output FIFO ``R + C + 1`` cycles after its issue, plus the output
+  stage's latency (``hw.config.latencies``: requantizer 5, threshold compares 1).
 * Output-stationary: tiles in (block of R rows, column tile) order, each ``S = Kw x A x
   W`` steps back to back (every word once per pair of planes). A tile starts when the
   previous one's steps are done, its block, weight tile and parameters are in, it has
   output credits for its rows, and its last step will come at least R cycles after the
   previous tile's (``start >= previous start + max(S, R)``). Row ``j`` of a tile is
-  written into the FIFO ``R + C + 2 + j`` cycles after the tile's last step (+5 with the
-  requantizer, +1 with the threshold compares).
+  written into the FIFO ``R + C + 2 + j`` cycles after the tile's last step, plus the
+  output stage's latency.
 * Output FIFO: Amaranth's ``SyncFIFOBuffered`` (a word written in cycle ``w`` can be
   taken from cycle ``w + 2``); credits keep at most ``depth - 1`` results promised.
 * The engine goes idle the cycle after the last result is taken, and takes the next
@@ -53,7 +53,7 @@ elements per PE word, K chunks of R words, i.e. beats of R x P elements):
 import numpy as np
 from numba import njit
 
-from hw.config import TIMING_VERSION, ArrayConfig
+from hw.config import TIMING_VERSION, ArrayConfig, Latencies, latencies
 
 __all__ = ["MODEL_VERSION", "Latencies", "latencies", "run_patterns", "gemm_cycles",
            "gemm_schedule", "ScheduleSummary", "bandwidth_limited"]
@@ -67,33 +67,6 @@ _JIT = {"cache": True, "nogil": True}
 # Indices of the input streams in pattern arrays.
 CMD, ACT, WGT, PAR = 0, 1, 2, 3
 STREAMS = ("cmd", "act", "wgt", "par")
-
-
-class Latencies:
-    """The datapath latencies the schedule depends on, derived from the structure.
-
-    ``ws_row``: issue of a weight-stationary row to its FIFO write. The buffer read (1),
-    the array and deskew (R + C - 1), the accumulation register (1), the post-array
-    register (1), the output stage (requantizer 5, threshold compares 1, none 0).
-    ``os_row0``: last step of an output-stationary tile to the FIFO write of its row 0:
-    the buffer read (1), the array, result chain and deskew (R + C), the post-array
-    register (1), the output stage. Row ``j`` follows ``j`` cycles later.
-    ``fifo``: FIFO write to the first cycle the word can be taken (2).
-    ``ws_drain``: cycles a PE bank stays busy after its tile's last row issue (R + C - 3).
-    """
-
-    def __init__(self, config: ArrayConfig):
-        r, c = config.rows, config.cols
-        stage = 5 if config.requant else 1 if config.threshold else 0
-        self.ws_row = r + c + 1 + stage
-        self.os_row0 = r + c + 2 + stage
-        self.fifo = 2
-        self.ws_drain = max(r + c - 3, 0)
-
-
-def latencies(config):
-    """:class:`Latencies` of ``config``."""
-    return Latencies(config)
 
 
 def _check_config(config):
@@ -112,7 +85,7 @@ def _check_shapes(config, shapes):
     arr = np.asarray(shapes)
     if arr.ndim == 1:
         arr = arr[None, :]
-    widths = (3, 5) if config.pe_mode == "bitserial" else (3,)
+    widths = (3, 5) if config.mode.has_planes else (3,)
     if arr.ndim != 2 or arr.shape[1] not in widths or not np.issubdtype(arr.dtype, np.integer):
         what = ("(M, K, N) or (M, K, N, a_planes, w_planes)" if len(widths) == 2
                 else "(M, K, N)")
@@ -123,7 +96,7 @@ def _check_shapes(config, shapes):
                          f"{tuple(int(x) for x in bad[:3])}")
     arr = arr.astype(np.int64)
     if arr.shape[1] == 3:
-        planes = (config.a_bits, config.w_bits) if config.pe_mode == "bitserial" else (1, 1)
+        planes = config.mode.schedule_planes(config, (config.a_bits, config.w_bits))
         arr = np.concatenate([arr, np.tile(np.array(planes, np.int64), (len(arr), 1))], axis=1)
     for col, name, top in ((3, "a_planes", config.a_bits), (4, "w_planes", config.w_bits)):
         bad = (arr[:, col] < 1) | (arr[:, col] > top)
@@ -140,7 +113,7 @@ def _work(config, shapes):
 
 
 def _kernel_args(config):
-    lat = Latencies(config)
+    lat = latencies(config)
     return (config.rows, config.cols, config.block, config.fifo_depth,
             config.dataflow == "ws", config.has_params, lat.ws_row, lat.os_row0,
             lat.ws_drain)
@@ -154,6 +127,10 @@ def _kernel_args(config):
 def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid, ready,
               bandwidth, max_cycles):
     """Cycle-by-cycle replay of the engine's control. Returns (first, last, cycles run).
+
+    Long (why): one numba kernel keeps every unit's state in scalar locals so that the
+    per-cycle loop compiles to plain machine code; a state record with one step function
+    per unit (mirroring the engine's components) is the open part of issue 11.
 
     ``shapes`` rows are ``(M, K words, N, a_planes, w_planes)``; ``requant`` is whether
     the engine has a per-channel parameter stream.
@@ -479,7 +456,7 @@ def _records(config, first, last, shapes):
     for (m, k, n, ap, wp), f, l in zip(shapes.tolist(), first, last, strict=True):
         record = {"M": m, "K": k, "N": n, "first": int(f), "last": int(l),
                   "cycles": int(l - f + 1)}
-        if config.pe_mode == "bitserial":
+        if config.mode.has_planes:
             record.update(a_planes=ap, w_planes=wp)
         records.append(record)
     return records
@@ -545,6 +522,8 @@ def bandwidth_limited(config, shapes, words_per_cycle):
 @njit(**_JIT)
 def _stall_free(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, M, K, N, AP, WP, fifo):
     """Event times of one GEMM with every stream always valid and ready.
+
+    Long (why): the tile-by-tile form of the same rules in one numba kernel, for speed.
 
     Follows tile by tile the same rules as :func:`_simulate` does cycle by cycle, with the
     command taken in cycle 0; ``K`` counts PE words and ``AP``, ``WP`` are the bit planes
@@ -703,7 +682,7 @@ def gemm_schedule(config, m, k, n, a_planes=None, w_planes=None):
     work = _work(config, shapes)
     (m, k, n, ap, wp), = shapes.tolist()
     kw = int(work[0, 1])
-    lat = Latencies(config)
+    lat = latencies(config)
     cycles, first_issue, last_issue, issues, ok = _stall_free(*_kernel_args(config), m, kw, n,
                                                               ap, wp, lat.fifo)
     if not ok:
@@ -720,7 +699,7 @@ def gemm_schedule(config, m, k, n, a_planes=None, w_planes=None):
 def _summary_from_cycles(config, m, k, n, cycles, first_issue, issues):
     # Throttled by credits: the entries are the same, only spread out; the extra cycles
     # are counted as idle.
-    lat = Latencies(config)
+    lat = latencies(config)
     tail = (lat.ws_row if config.dataflow == "ws" else lat.os_row0 + min(config.rows, m) - 1)
     drain = tail + lat.fifo
     idle = cycles - first_issue - issues - drain

@@ -12,8 +12,7 @@ import math
 import sys
 import time
 
-from hw._cli import OneLineErrorParser
-from hw.config import ArrayConfig, add_config_arguments, config_from_args
+from hw.config import ArrayConfig, OneLineErrorParser, add_config_arguments, config_from_args
 
 from .engine_model import bandwidth_limited, gemm_schedule
 from .scalesim import scalesim_cycles
@@ -162,7 +161,7 @@ def compare_modes(config, m, k, n, pack=None, bits=range(1, 9)):
     Each row: ``mode``, ``bits``, ``pack``, ``cycles`` of the stall-free GEMM, ``macs_per_cycle``,
     ``peak_macs_per_cycle`` (all PEs) and ``utilization`` of that peak.
     """
-    pack = pack or (config.pack if config.pe_mode != "mac" else 8)
+    pack = pack or (config.pack if config.mode.default_pack != 1 else 8)
     base = dict(rows=config.rows, cols=config.cols, dataflow=config.dataflow,
                 requant=config.requant, threshold=config.threshold, acc_bits=config.acc_bits,
                 block_rows=config.block_rows, max_m=config.max_m, max_n=config.max_n,
@@ -174,7 +173,7 @@ def compare_modes(config, m, k, n, pack=None, bits=range(1, 9)):
     configs.append(("xnor", 1, ArrayConfig(**base, pe_mode="xnor", pack=pack)))
     rows = []
     for mode, width, cfg in configs:
-        planes = (width, width) if mode == "bitserial" else None
+        planes = (width, width) if cfg.mode.has_planes else None
         s = gemm_schedule(cfg, m, k, n, *(planes or ()))
         peak = cfg.rows * cfg.cols * cfg.peak_macs_per_pe(planes)
         rows.append({"mode": mode, "bits": width, "pack": cfg.pack, "M": m, "K": k, "N": n,
@@ -343,7 +342,7 @@ def main(argv=None):
             layers = _tflite_layers(args.tflite, config)
         else:
             layers = read_topology(args.topology or args.network)
-        if args.planes and config.pe_mode != "bitserial":
+        if args.planes and not config.mode.has_planes:
             raise ValueError(f"--planes needs --pe-mode bitserial, not {config.pe_mode}")
         if args.planes:
             for name, value, top in (("A", args.planes[0], config.a_bits),

@@ -18,17 +18,12 @@ Tests marked ``slow`` are left out unless ``-m`` names them.
 import hashlib
 import os
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 __all__ = ["derive_seed", "rerun_command", "shared_root", "shared_file"]
-
-# tests/cocotb holds the golden-side GEMM jobs (gemm_jobs) that the cocotb testbench and
-# the Amaranth-simulator tests share; it is not a package.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "cocotb"))
 
 SEED_ENV = "QMAC_SEED"
 SHARED_ENV = "QMAC_SHARED"

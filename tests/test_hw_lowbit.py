@@ -9,12 +9,12 @@ golden (``gemm_jobs.expected_output``) and cycle counts with the cycle model.
 
 import numpy as np
 import pytest
-from engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
-from test_hw_engine import check_refused
 
 from hw.beats import Gemm, StreamCodec
 from hw.config import ArrayConfig
 from sim.engine_model import run_patterns
+from tests.support.engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
+from tests.test_hw_engine import check_refused
 
 BOTH = pytest.mark.parametrize("dataflow", ["ws", "os"])
 LIMITS = {"max_m": 24, "max_n": 9}
@@ -32,8 +32,7 @@ def bitserial(rows, cols, dataflow, pack, **fields):
 
 def check(config, rng, gemms, stall_prob=0.3):
     """Run ``gemms`` back to back; outputs must be golden's, cycles the model's."""
-    patterns = (StreamPatterns(rng, 60000, stall_prob) if stall_prob
-                else StreamPatterns.always(60000))
+    patterns = StreamPatterns(int(rng.integers(1 << 32)), stall_prob, cycles=60000)
     outputs, records = run_engine(config, gemms, patterns,
                                   padding_rng=np.random.default_rng(rng.integers(1 << 32)))
     for i, (gemm, out) in enumerate(zip(gemms, outputs, strict=True)):

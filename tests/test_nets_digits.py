@@ -11,10 +11,10 @@ import re
 
 import numpy as np
 import pytest
-from nets_support import assert_same_graph, litert_tensors
 
 import golden
 import nets
+from tests.support.nets import assert_same_graph, litert_tensors
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ import re
 
 import numpy as np
 import pytest
-from nets_support import GraphBuilder, act_quant, assert_same_graph, random_conv_2d
 from tflite.TensorType import TensorType
 
 import nets
 import nets.tflite_write
 from nets import ModelError, Quant
+from tests.support.nets import GraphBuilder, act_quant, assert_same_graph, random_conv_2d
 
 SUPPORTED = re.escape(", ".join(nets.SUPPORTED_OPS))
 

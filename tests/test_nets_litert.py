@@ -1,6 +1,6 @@
 """Golden inference against TensorFlow Lite's reference kernels (LiteRT), every tensor.
 
-Seeded random models (tests/nets_support.py) go graph -> .tflite bytes (nets.tflite_bytes)
+Seeded random models (tests/support/nets.py) go graph -> .tflite bytes (nets.tflite_bytes)
 -> LiteRT with ``OpResolverType.BUILTIN_REF`` and ``experimental_preserve_all_tensors``;
 the golden executor runs the same graph, and every activation tensor must be equal bit
 for bit (float32 ones too). The bytes read back (nets.read_tflite) give the same graph.
@@ -12,7 +12,11 @@ import os
 
 import numpy as np
 import pytest
-from nets_support import (
+
+import golden
+import nets
+from nets import Quant
+from tests.support.nets import (
     CASES,
     GraphBuilder,
     assert_same_graph,
@@ -21,10 +25,6 @@ from nets_support import (
     litert_tensors,
     random_inputs,
 )
-
-import golden
-import nets
-from nets import Quant
 
 #: Random single-op cases per op kind, and how many share one model (one interpreter).
 CASES_PER_OP = int(os.environ.get("QMAC_LITERT_CASES", "240"))

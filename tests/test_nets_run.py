@@ -5,7 +5,6 @@ import re
 
 import numpy as np
 import pytest
-from nets_support import GraphBuilder, chain_case, random_inputs
 
 import golden
 from hw.config import ArrayConfig
@@ -15,6 +14,7 @@ from nets.run import main, run_network
 from sim.engine_model import gemm_cycles
 from sim.perf import GAP_BETWEEN_GEMMS
 from sim.perf import main as perf_main
+from tests.support.nets import GraphBuilder, chain_case, random_inputs
 
 ENGINE = ["--rows", "8", "--cols", "8", "--max-k", "288"]
 

@@ -42,12 +42,9 @@ from hw.config import ArrayConfig, add_config_arguments, config_from_args
 from hw.regress import (
     DEFAULT_ORACLE_CASES,
     design_key,
-    gemm_testbench_path,
     run_regression,
 )
-
-sys.path.insert(0, str(gemm_testbench_path().parent))
-import gemm_jobs  # noqa: E402  (tests/cocotb is not a package; the testbench imports it too)
+from tests.support import gemm_jobs
 
 SIMULATORS = ("verilator", "icarus")
 

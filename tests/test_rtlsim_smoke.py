@@ -197,3 +197,14 @@ def test_test_module_must_be_a_name_or_a_file(tmp_path):
                        r"not exist$"):
         run_cocotb("icarus", [source], TOPLEVEL, tmp_path / "missing_tb.py", tmp_path,
                    tmp_path / "b")
+
+
+def test_a_testbench_in_packages_is_imported_by_its_dotted_name(tmp_path):
+    # So that it can import its sibling packages (tests.support) with no sys.path edits.
+    from hw.rtlsim import _test_module_name
+
+    root = Path(__file__).resolve().parents[1]
+    assert _test_module_name(root / "tests" / "cocotb" / "gemm_tb.py") == (
+        "tests.cocotb.gemm_tb", root)
+    (tmp_path / "loose_tb.py").write_text("")
+    assert _test_module_name(tmp_path / "loose_tb.py") == ("loose_tb", tmp_path)

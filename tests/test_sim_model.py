@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-from engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
 
 from hw.beats import StreamCodec
 from hw.config import ArrayConfig
@@ -22,6 +21,7 @@ from sim.engine_model import (
     latencies,
     run_patterns,
 )
+from tests.support.engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
 
 
 def _random_fields(rng, max_side):
@@ -66,7 +66,7 @@ def test_model_matches_rtl_under_random_stalls(rng, trial):
                int(rng.integers(1, 9))) for _ in range(3)]
     gemms = [random_gemm(config, rng, *s, planes=_planes(config, rng)) for s in shapes]
     stall = float(rng.choice([0.0, 0.3, 0.6]))
-    patterns = StreamPatterns(rng, 20000, stall)
+    patterns = StreamPatterns(int(rng.integers(1 << 32)), stall, cycles=20000)
     outputs, records = run_engine(config, gemms, patterns)
     for out, g in zip(outputs, gemms, strict=True):
         assert np.array_equal(out, expected_output(config, g))
@@ -83,7 +83,7 @@ def test_stall_free_rtl_cycles_equal_gemm_cycles(dataflow):
     rng = np.random.default_rng(7)
     for shape in [(1, 1, 1), (7, 13, 5), (20, 6, 2)]:
         g = random_gemm(config, rng, *shape)
-        _, records = run_engine(config, [g], StreamPatterns.always(4000))
+        _, records = run_engine(config, [g], StreamPatterns(0, 0.0, cycles=4000))
         assert records[0]["cycles"] == gemm_cycles(config, *shape)
 
 

@@ -14,7 +14,7 @@ The job comes from the JSON file named by ``QMAC_GEMM_JOB`` (``python -m hw.regr
       "negative_control": false     # true: corrupt one expected beat (must fail)
     }
 
-All GEMMs run back to back (see :mod:`gemm_jobs` for what the generator makes; it
+All GEMMs run back to back (see :mod:`tests.support.gemm_jobs` for what the generator makes; it
 stays within the configuration's ``max_m``/``max_k``/``max_n``, while an explicit GEMM
 over them is refused by the engine and the test reports the hang that follows). The
 output file holds ``{"records": [...], "errors": [...], ...}`` with one record per
@@ -33,15 +33,17 @@ disagreement with the cycle model.
 Operand elements past K in a row's last beat are random (seeded), never zero, so every run
 also checks that the engine ignores them.
 
-Per-cycle protocol (the one the cycle model is written against; ``tests/engine_sim.py``
+Per-cycle protocol (the one the cycle model is written against; ``tests/support/engine_sim.py``
 is the same protocol in Amaranth's simulator). Cycle 0 is the first clock cycle after
 reset is released. In cycle ``t`` an input stream's driver that holds no beat, has beats
 left and has ``valid[stream][t]`` true presents its next beat; a presented beat is held
 until taken; a beat is taken in cycle ``t`` when valid and ready are both 1 in cycle
 ``t``. The result stream's ready in cycle ``t`` is ``ready[t]``. For GEMM ``i``, ``first``
 is the cycle of its command transfer, ``last`` the cycle of its last result transfer and
-``rtl_cycles = last - first + 1``. The patterns are numpy bool arrays, ``rng.random(n) >=
-stall_prob``, one generator per stream, extended in fixed blocks as the run goes on.
+``rtl_cycles = last - first + 1``. The patterns are
+:class:`tests.support.streams.StreamPatterns` (numpy bool arrays, ``rng.random(n) >=
+stall_prob``, one generator per stream, extended in fixed blocks as the run goes on), and
+the drivers and the monitor are :mod:`tests.support.cocotb_streams`'.
 
 Sampling convention (as in ``tests/smoke/smoke_tb.py``): right after a rising edge a
 process writes what it drives for the cycle that edge starts; in ``ReadOnly`` it reads
@@ -59,224 +61,34 @@ import os
 import time
 
 import cocotb
-import gemm_jobs
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge
-from cocotb.utils import get_sim_time
 
 from hw.beats import StreamCodec
 from hw.config import ArrayConfig
+from hw.regress import JOB_ENV
+from tests.support import gemm_jobs
+from tests.support.cocotb_streams import CycleCounter, OwnedTask, StreamDriver, StreamMonitor
+from tests.support.streams import INPUT_STREAMS, StreamPatterns
 
-__all__ = ["JOB_ENV", "Scoreboard", "StreamDriver", "StreamMonitor", "StreamPatterns",
-           "gemm_regression"]
+__all__ = ["Scoreboard", "StatusMonitor", "gemm_regression"]
 
-JOB_ENV = "QMAC_GEMM_JOB"
 CLOCK_PERIOD_NS = 10
 RESET_CYCLES = 3
 #: Cycles watched after the last result: nothing may follow it, and ``busy`` must fall.
 TAIL_CYCLES = 16
-#: Streams of the engine, inputs first; ``par`` exists only on engines with an output
-#: stage (requantizer or threshold compares).
-INPUT_STREAMS = ("cmd", "act", "wgt", "par")
 
 
-class StreamPatterns:
-    """Seeded per-cycle patterns: ``valid[name][t]`` for inputs, ``ready[t]`` for results.
-
-    Each stream has its own generator (seeded from ``seed`` and the stream's position in
-    ``names``), and all arrays grow together in blocks of :attr:`BLOCK` cycles, so a
-    pattern's first ``n`` cycles do not depend on how long the run turns out to be.
-    """
-
-    BLOCK = 1024
-
-    def __init__(self, seed, stall_prob, names):
-        if not 0.0 <= stall_prob < 1.0:
-            raise ValueError(f"stall_prob must be in [0, 1), not {stall_prob}")
-        self.stall_prob = stall_prob
-        self.names = tuple(names)
-        self._rngs = {name: np.random.default_rng([int(seed), 0x70617474, i])
-                      for i, name in enumerate((*self.names, "res"))}
-        self._valid = {name: [] for name in self.names}
-        self._ready = []
-        self.length = 0
-
-    def _block(self, name):
-        return self._rngs[name].random(self.BLOCK) >= self.stall_prob
-
-    def ensure(self, cycles):
-        """Grow every pattern to at least ``cycles`` cycles."""
-        while self.length < cycles:
-            for name in self.names:
-                self._valid[name].append(self._block(name))
-            self._ready.append(self._block("res"))
-            self.length += self.BLOCK
-
-    def valid_at(self, name, t):
-        if t >= self.length:
-            self.ensure(t + 1)
-        return bool(self._valid[name][t // self.BLOCK][t % self.BLOCK])
-
-    def ready_at(self, t):
-        if t >= self.length:
-            self.ensure(t + 1)
-        return bool(self._ready[t // self.BLOCK][t % self.BLOCK])
-
-    @property
-    def valid(self):
-        """``{name: bool array}`` of the current length."""
-        return {name: np.concatenate(blocks) if blocks else np.zeros(0, dtype=bool)
-                for name, blocks in self._valid.items()}
-
-    @property
-    def ready(self):
-        return np.concatenate(self._ready) if self._ready else np.zeros(0, dtype=bool)
-
-
-class _Cycles:
-    """Cycle number from the simulation time; cycle 0 starts at :meth:`start`."""
-
-    def __init__(self):
-        self._t0 = None
-
-    def start(self):
-        self._t0 = get_sim_time("ns")
-
-    def __call__(self):
-        return int(round((get_sim_time("ns") - self._t0) / CLOCK_PERIOD_NS))
-
-
-class StreamDriver:
-    """Drives an engine input stream ``<name>__{payload,valid,ready}`` from a beat queue.
-
-    In cycle ``t`` it presents the next beat if it holds none and ``valid_at(t)`` allows;
-    the beat is held (valid high, payload unchanged) until taken. ``transfers`` lists the
-    cycle of every beat taken. All beats are queued with :meth:`send` before
-    :meth:`start`; the task ends when the queue is drained.
-    """
-
-    def __init__(self, dut, name, clock, cycles, valid_at):
-        self.name = name
-        self._payload = getattr(dut, f"{name}__payload")
-        self._valid = getattr(dut, f"{name}__valid")
-        self._ready = getattr(dut, f"{name}__ready")
-        self._clock = clock
-        self._cycles = cycles
-        self._valid_at = valid_at
-        self._queue = collections.deque()
-        self._holding = None
-        self._task = None
-        self.transfers = []
-        self._valid.value = 0
-        self._payload.value = 0
-
-    @property
-    def pending(self):
-        """Beats not yet taken (queued or held)."""
-        return len(self._queue) + (self._holding is not None)
-
-    def send(self, beats):
-        self._queue.extend(beats)
-
-    def start(self):
-        """Start driving in the current cycle (call right after a rising edge)."""
-        self._task = cocotb.start_soon(self._run())
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self._valid.value = 0
-
-    async def _run(self):
-        while True:
-            t = self._cycles()
-            if self._holding is None:
-                if self._queue and self._valid_at(t):
-                    self._holding = self._queue.popleft()
-                    self._payload.value = self._holding
-                    self._valid.value = 1
-                else:
-                    self._valid.value = 0
-            await ReadOnly()
-            if self._holding is not None and self._ready.value == 1:
-                self.transfers.append(t)
-                self._holding = None
-            await RisingEdge(self._clock)
-            if self._holding is None and not self._queue:
-                self._valid.value = 0
-                return
-
-
-class StreamMonitor:
-    """Receives the engine's result stream; ``ready`` in cycle ``t`` is ``ready_at(t)``.
-
-    Checks the stream rules (a beat seen valid stays valid with the same payload until
-    taken) and hands every transfer to ``receive(payload, cycle)``.
-    """
-
-    def __init__(self, dut, name, clock, cycles, ready_at, receive):
-        self._payload = getattr(dut, f"{name}__payload")
-        self._valid = getattr(dut, f"{name}__valid")
-        self._ready = getattr(dut, f"{name}__ready")
-        self._clock = clock
-        self._cycles = cycles
-        self._ready_at = ready_at
-        self._receive = receive
-        self._task = None
-        self.errors = []
-        self._ready.value = 0
-
-    def start(self):
-        self._task = cocotb.start_soon(self._run())
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self._ready.value = 0
-
-    async def _run(self):
-        stalled = None  # payload seen valid and not taken
-        while True:
-            t = self._cycles()
-            ready = self._ready_at(t)
-            self._ready.value = int(ready)
-            await ReadOnly()
-            valid = self._valid.value == 1
-            payload = self._payload.value.to_unsigned() if valid else None
-            if stalled is not None:
-                if not valid:
-                    self.errors.append(f"cycle {t}: res valid dropped before the beat was taken")
-                elif payload != stalled:
-                    self.errors.append(f"cycle {t}: res payload changed while stalled")
-            if valid and ready:
-                self._receive(payload, t)
-                stalled = None
-            else:
-                stalled = payload
-            await RisingEdge(self._clock)
-
-
-class StatusMonitor:
+class StatusMonitor(OwnedTask):
     """Samples ``busy`` and ``error`` in every cycle (for the sanity checks after the run)."""
 
     def __init__(self, dut, clock, cycles):
         self._busy, self._error = dut.busy, dut.error
         self._clock = clock
         self._cycles = cycles
-        self._task = None
         self.busy = bytearray()
         self.error = bytearray()
-
-    def start(self):
-        self._task = cocotb.start_soon(self._run())
-
-    def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
 
     async def _run(self):
         while True:
@@ -472,7 +284,7 @@ async def gemm_regression(dut):
     codec = StreamCodec(config, padding_rng=np.random.default_rng([seed, 0x706164]))
     names = tuple(n for n in INPUT_STREAMS if n != "par" or config.has_params)
     patterns = StreamPatterns(seed, stall_prob, names)
-    cycles = _Cycles()
+    cycles = CycleCounter(CLOCK_PERIOD_NS)
     scoreboard = Scoreboard(codec, cases)
     if job.get("negative_control"):
         scoreboard.corrupt_one()

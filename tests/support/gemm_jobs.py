@@ -31,16 +31,15 @@ only the container the stream codec packs.
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 import golden
 from hw.beats import Gemm
+from hw.regress import default_oracle_path
 
-__all__ = ["Case", "default_limits", "coverage_errors", "default_oracle_path", "edge_cases",
+__all__ = ["Case", "default_limits", "coverage_errors", "edge_cases",
            "expected_output", "exact_sums", "generate_cases", "job_cases", "lowbit_edge_cases",
            "oracle_cases", "random_case", "wrap_reachable"]
 
@@ -61,13 +60,6 @@ class Case:
     @property
     def shape(self):
         return self.gemm.shape
-
-
-def default_oracle_path():
-    """``shared/oracle/tflite_conv_int8.npz`` beside the repository (or under ``QMAC_SHARED``)."""
-    shared = os.environ.get("QMAC_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
-    return root / "oracle" / "tflite_conv_int8.npz"
 
 
 # --- golden answers ------------------------------------------------------------------------
@@ -205,6 +197,12 @@ def _requant_params(config, rng, n, real=None, bias=None, out_zero_point=None, c
                 out_zero_point=out_zero_point, act_min=clamp[0], act_max=clamp[1])
 
 
+def _small_bias(config, rng, n):
+    """``n`` biases in -20..20, within the accumulator's range (3 bits hold -4..3)."""
+    acc_lo, acc_hi = _acc_range(config)
+    return rng.integers(max(acc_lo, -20), min(acc_hi, 20) + 1, size=n)
+
+
 def _threshold_params(config, rng, sums, threshold=None, invert=None):
     """Per-channel thresholds, mostly sums that occur in the column (so that ``acc ==
     threshold`` happens), some one off them, some at the ends of the accumulator range."""
@@ -232,7 +230,9 @@ def _gemm(config, rng, a, w, a_zero_point, planes=(None, None), **stage):
     if config.requant:
         extra.update(_requant_params(config, rng, w.shape[1], sums=sums, **stage))
     elif config.threshold:
-        extra.update(_threshold_params(config, rng, sums, **stage))
+        # The requantizer's keywords of a shared edge case (clamp, ...) do not apply here.
+        extra.update(_threshold_params(config, rng, sums, threshold=stage.get("threshold"),
+                                       invert=stage.get("invert")))
     return Gemm(a, w, int(a_zero_point), **extra)
 
 
@@ -294,7 +294,7 @@ def edge_cases(config, rng, limits=None):
         a = np.clip(za + rng.integers(-3, 4, size=(min(lm, B + 1), k)), a_lo, a_hi)
         w = np.clip(rng.integers(-3, 4, size=(k, big_n)), w_lo, w_hi)
         real = np.exp(rng.uniform(np.log(1.5), np.log(64.0), size=big_n))
-        add("left-shift", a, w, za, real=real, bias=rng.integers(-20, 21, size=big_n),
+        add("left-shift", a, w, za, real=real, bias=_small_bias(config, rng, big_n),
             out_zero_point=(o_lo + o_hi) // 2, clamp=(o_lo, o_hi))
         cases.append(("clamp", _clamp_case(config, rng, (min(lm, B + 1), big_k, big_n))))
         acc_lo, acc_hi = _acc_range(config)
@@ -396,7 +396,7 @@ def lowbit_edge_cases(config, rng, limits=None):
         small_k = min(lk, chunk + 1)
         a, w = draw((min(lm, B + 1), small_k), (small_k, big_n))
         real = np.exp(rng.uniform(np.log(1.5), np.log(64.0), size=big_n))
-        add("left-shift", a, w, real=real, bias=rng.integers(-20, 21, size=big_n),
+        add("left-shift", a, w, real=real, bias=_small_bias(config, rng, big_n),
             out_zero_point=(o_lo + o_hi) // 2, clamp=(o_lo, o_hi))
         cases.append(("clamp", _clamp_case(config, rng, (min(lm, B + 1), big_k, big_n))))
         acc_lo, acc_hi = _acc_range(config)
@@ -623,7 +623,8 @@ def _explicit_gemm(config, entry, rng):
 
 
 def job_cases(config, job):
-    """Every case of a job (see :mod:`gemm_tb` for the job format), in stream order."""
+    """Every case of a job (see :mod:`tests.cocotb.gemm_tb` for the job format), in stream
+    order."""
     seed = int(job["seed"])
     cases = []
     spec = job.get("generate")

@@ -1,0 +1,1 @@
+"""qmac's test suite: pytest modules, cocotb testbenches, and their shared support."""

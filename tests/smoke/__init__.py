@@ -1,0 +1,1 @@
+"""cocotb smoke testbench of the simulator plumbing (``hw.rtlsim``)."""
