@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw._cli import OneLineErrorParser
-from hw.config import ArrayConfig, add_config_arguments, config_from_args
+from hw.config import ArrayConfig, OneLineErrorParser, add_config_arguments, config_from_args
 from sim.engine_model import gemm_schedule
 from sim.perf import GAP_BETWEEN_GEMMS
 

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import derive_seed
+
+from tests.conftest import derive_seed
 
 pytest_plugins = ["pytester"]
 
