@@ -14,8 +14,8 @@ from amaranth.lib import data, wiring
 from .config import TIMING_VERSION, ArrayConfig
 from .engine import GemmEngine, engine_signature
 
-__all__ = ["verilog_text", "waiver_text", "manifest", "write_design", "lint", "LintError",
-           "WAIVED_RULES", "check_name", "design_files", "write_files"]
+__all__ = ["verilog_text", "flat_verilog", "waiver_text", "manifest", "write_design", "lint",
+           "LintError", "WAIVED_RULES", "check_name", "design_files", "write_files"]
 
 #: Warnings that Yosys's Verilog writer produces by construction, and why each is safe.
 WAIVED_RULES = {
@@ -55,7 +55,13 @@ def verilog_text(config: ArrayConfig, name: str):
     same bytes for the same configuration.
     """
     check_name(name)
-    text = rtlil.convert(GemmEngine(config), name=name, emit_src=False)
+    return flat_verilog(GemmEngine(config), name)
+
+
+def flat_verilog(component, name: str):
+    """Verilog of an Amaranth ``component`` as one flat module ``name``, as :func:`verilog_text`."""
+    check_name(name)
+    text = rtlil.convert(component, name=name, emit_src=False)
     attrs = ("-remove generator -remove top -remove src -remove amaranth.hierarchy "
              "-remove amaranth.decoding")
     return _yosys("\n".join([
