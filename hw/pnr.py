@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,10 +95,13 @@ def parse_yosys_stat(stats, family):
     return cells, _counts(cells, family)
 
 
-def port_bits(netlist, top):
-    """Number of port bits of module ``top`` in a Yosys JSON netlist (``write_json``)."""
-    module = netlist["modules"][top]
-    return sum(len(port["bits"]) for port in module["ports"].values())
+def port_bits(stats):
+    """Port bits of the flat top module in Yosys's ``stat -json`` report (pins it needs)."""
+    modules = stats.get("modules") or {}
+    if len(modules) != 1:
+        raise PnrError(f"Yosys's stat report has {len(modules)} modules, expected the one "
+                       f"flat top module")
+    return int(next(iter(modules.values()))["num_port_bits"])
 
 
 def fit_problem(counts, family, device, package=None, ios=None):
@@ -224,7 +228,7 @@ def _nextpnr_argv(target):
 
 
 def place_and_route(config, unit="engine", target=None, *, cache=True, fresh=False,
-                    progress=None):
+                    progress=None, keep=None):
     """Synthesize, place and route one unit of ``config``; its area, Fmax and critical path.
 
     The unit's Verilog (one flat module, as ``python -m hw.build`` writes it) is
@@ -252,6 +256,8 @@ def place_and_route(config, unit="engine", target=None, *, cache=True, fresh=Fal
         Run the tools even if a cached result exists, and replace it.
     progress : callable or None
         Called with one line of text before each tool runs.
+    keep : path-like or None
+        Copy the tools' inputs, reports and logs into this directory (when they run).
 
     Returns
     -------
@@ -304,9 +310,9 @@ def place_and_route(config, unit="engine", target=None, *, cache=True, fresh=Fal
                   work, f"Yosys synthesis of {top}")
         seconds["synthesis"] = round(time.monotonic() - start, 1)
         with open(os.path.join(work, "stat.json")) as f:
-            cells, counts = parse_yosys_stat(json.load(f), family)
-        with open(os.path.join(work, "net.json")) as f:
-            bits = port_bits(json.load(f), top)
+            stats = json.load(f)
+        cells, counts = parse_yosys_stat(stats, family)
+        bits = port_bits(stats)
         capacity = CAPACITY[(family, target.device)]
         record = {
             "top": top, "unit": unit, "config": config.to_dict(),
@@ -332,6 +338,8 @@ def place_and_route(config, unit="engine", target=None, *, cache=True, fresh=Fal
             seconds["place_and_route"] = round(time.monotonic() - start, 1)
             with open(os.path.join(work, "report.json")) as f:
                 record.update(parse_nextpnr_report(json.load(f), family))
+        if keep is not None:
+            shutil.copytree(work, keep, dirs_exist_ok=True)
     record["tools"] = tools
     record["seconds"] = seconds
     if cache:
