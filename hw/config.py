@@ -15,7 +15,8 @@ __all__ = [
     "PACKS", "PE_MODES", "TIMING_VERSION",
     "add_config_arguments", "ceil_log2", "config_from_args", "given_fields",
     "PNR_DEVICES", "PNR_PACKAGES", "PNR_TOOLS", "PnrTarget", "cached_pnr_result",
-    "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions",
+    "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions", "NOMINAL_CLOCK_MHZ", "PNR_FPGAS",
+    "Clock", "engine_clock", "config_arguments",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -560,3 +561,70 @@ def cached_pnr_result(config, unit="engine", target=None):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def config_arguments(config):
+    """The shortest command-line flags that give ``config``: its fields that differ from
+    what :class:`ArrayConfig` would choose without them."""
+    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(ArrayConfig)
+             if getattr(config, f.name) is not None}
+    for name in list(given):
+        rest = {k: v for k, v in given.items() if k != name}
+        try:
+            same = ArrayConfig(**rest) == config
+        except (TypeError, ValueError):
+            same = False
+        if same:
+            given = rest
+    flags = []
+    for name, value in given.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+#: The clock that throughput figures use when no post-route result is known: a round
+#: number, not a claim about any device.
+NOMINAL_CLOCK_MHZ = 1000.0
+#: ``--fpga`` names of the place-and-route targets, for the tools that read a cached Fmax.
+PNR_FPGAS = {f"{family}-{device}": (family, device)
+             for family, devices in PNR_DEVICES.items() for device in devices}
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The clock a throughput figure uses, and where it comes from.
+
+    ``source`` is ``"post-route"`` (the Fmax that nextpnr achieved for this very
+    configuration, read from the place-and-route cache), ``"given"`` (a command-line
+    value) or ``"nominal"`` (:data:`NOMINAL_CLOCK_MHZ`: no post-route result is known).
+    """
+
+    mhz: float
+    source: str
+    detail: str = ""
+
+    def describe(self):
+        """E.g. ``57.1 MHz (post-route Fmax, ECP5 LFE5U-85F CABGA381)``."""
+        what = {"post-route": "post-route Fmax", "given": "given clock",
+                "nominal": "nominal clock"}[self.source]
+        return f"{self.mhz:g} MHz ({what}{', ' + self.detail if self.detail else ''})"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def engine_clock(config, fpga="ecp5-85k"):
+    """The post-route :class:`Clock` of the engine ``config`` on ``fpga`` if a cached
+    place-and-route result exists (see ``python -m hw.synth --pnr``), else the nominal one.
+    """
+    family, device = PNR_FPGAS[fpga]
+    record = cached_pnr_result(config, "engine", PnrTarget(family, device))
+    if record and record.get("fits") and record.get("fmax_mhz"):
+        target = record["target"]
+        return Clock(float(record["fmax_mhz"]), "post-route",
+                     f"{target['part']} {target['package']}")
+    return Clock(NOMINAL_CLOCK_MHZ, "nominal", f"no {fpga} place-and-route result cached")
