@@ -46,7 +46,7 @@ _PART = {("ecp5", "85k"): "ECP5 LFE5U-85F", ("ecp5", "45k"): "ECP5 LFE5U-45F",
 # Yosys cell types counted as each resource (prefixes), per family.
 _CELLS = {
     "ecp5": {"luts": ("LUT4",), "flip_flops": ("TRELLIS_FF",),
-             "dsps": ("MULT18X18D", "ALU54B"), "brams": ("DP16KD", "PDPW16KD"),
+             "dsps": ("MULT18X18D",), "brams": ("DP16KD", "PDPW16KD"),
              "carries": ("CCU2C",), "distributed_rams": ("TRELLIS_DPR16X4",)},
     "ice40": {"luts": ("SB_LUT4",), "flip_flops": ("SB_DFF",), "dsps": ("SB_MAC16",),
               "brams": ("SB_RAM40_4K",), "carries": ("SB_CARRY",)},
