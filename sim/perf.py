@@ -9,16 +9,26 @@ import argparse
 import csv
 import json
 import math
+import subprocess
 import sys
 import time
 
-from hw.config import ArrayConfig, OneLineErrorParser, add_config_arguments, config_from_args
+from hw.config import (
+    PNR_FPGAS,
+    ArrayConfig,
+    Clock,
+    OneLineErrorParser,
+    add_config_arguments,
+    config_arguments,
+    config_from_args,
+    engine_clock,
+)
 
 from .engine_model import bandwidth_limited, gemm_schedule
 from .scalesim import scalesim_cycles
 from .topology import Layer, list_networks, read_topology
 
-__all__ = ["LayerReport", "analyze", "compare_modes", "main", "CSV_COLUMNS"]
+__all__ = ["LayerReport", "analyze", "compare_modes", "main", "CSV_COLUMNS", "resolve_clock"]
 
 #: Columns of ``--csv``: SCALE-Sim's COMPUTE_REPORT.csv names first, then qmac's own.
 CSV_COLUMNS = [
@@ -152,14 +162,46 @@ def analyze(config, layers, clock_mhz=1000.0, bandwidth=None, progress=False, pl
     return reports, _totals(reports, config, clock_mhz, planes)
 
 
-def compare_modes(config, m, k, n, pack=None, bits=range(1, 9)):
+def resolve_clock(config, clock_mhz=None, post_route=False, fpga="ecp5-85k", log=None):
+    """The :class:`~hw.config.Clock` of throughput figures for the engine ``config``.
+
+    ``clock_mhz`` given: that clock. Otherwise the post-route Fmax of ``config`` on
+    ``fpga`` when ``python -m hw.synth --pnr`` has cached one; with ``post_route``, that
+    command is run first (in a child process, minutes for an 8x8 engine; its progress
+    goes to ``log``, default stderr) when nothing is cached. Otherwise the nominal clock.
+
+    Raises
+    ------
+    RuntimeError
+        If ``post_route`` and the place and route fails or the engine does not fit.
+    """
+    if clock_mhz is not None:
+        return Clock(float(clock_mhz), "given")
+    clock = engine_clock(config, fpga)
+    if clock.source == "nominal" and post_route:
+        family, device = PNR_FPGAS[fpga]
+        command = ["-m", "hw.synth", "--pnr", family, "--device", device,
+                   *config_arguments(config)]
+        proc = subprocess.run([sys.executable, *command], stdout=log or sys.stderr,
+                              stderr=subprocess.STDOUT, check=False)
+        clock = engine_clock(config, fpga)
+        if clock.source == "nominal":
+            raise RuntimeError(f"no post-route Fmax for the {config.default_name} engine on "
+                               f"{fpga}: `python {' '.join(command)}` exited with status "
+                               f"{proc.returncode}")
+    return clock
+
+
+def compare_modes(config, m, k, n, pack=None, bits=range(1, 9), clock_mhz=None,
+                  post_route=False, fpga="ecp5-85k"):
     """What each bit width buys on one array: rows for int8 ``mac``, ``bitserial`` with
     ``k``-bit activations and weights for each ``k`` in ``bits``, and binary ``xnor``.
 
     The array shape, dataflow and limits come from ``config``; the packed modes use
     ``pack`` elements per PE word (default ``config.pack`` when it is packed, else 8).
     Each row: ``mode``, ``bits``, ``pack``, ``cycles`` of the stall-free GEMM, ``macs_per_cycle``,
-    ``peak_macs_per_cycle`` (all PEs) and ``utilization`` of that peak.
+    ``peak_macs_per_cycle`` (all PEs) and ``utilization`` of that peak; ``clock`` (each
+    engine's own, see :func:`resolve_clock`) and ``macs_per_s`` at that clock.
     """
     pack = pack or (config.pack if config.mode.default_pack != 1 else 8)
     base = dict(rows=config.rows, cols=config.cols, dataflow=config.dataflow,
@@ -172,13 +214,19 @@ def compare_modes(config, m, k, n, pack=None, bits=range(1, 9)):
                                              a_bits=widest, w_bits=widest)) for b in bits]
     configs.append(("xnor", 1, ArrayConfig(**base, pe_mode="xnor", pack=pack)))
     rows = []
+    clocks = {}
     for mode, width, cfg in configs:
         planes = (width, width) if cfg.mode.has_planes else None
         s = gemm_schedule(cfg, m, k, n, *(planes or ()))
         peak = cfg.rows * cfg.cols * cfg.peak_macs_per_pe(planes)
+        if cfg not in clocks:
+            clocks[cfg] = resolve_clock(cfg, clock_mhz, post_route, fpga)
+        clock = clocks[cfg]
         rows.append({"mode": mode, "bits": width, "pack": cfg.pack, "M": m, "K": k, "N": n,
                      "cycles": s.cycles, "macs_per_cycle": s.macs / s.cycles,
-                     "peak_macs_per_cycle": peak, "utilization": s.macs / (s.cycles * peak)})
+                     "peak_macs_per_cycle": peak, "utilization": s.macs / (s.cycles * peak),
+                     "clock": clock.to_dict(),
+                     "macs_per_s": s.macs / s.cycles * clock.mhz * 1e6})
     return rows
 
 
@@ -190,8 +238,9 @@ def _scalesim_columns(layer, config):
     return out
 
 
-def _print_table(reports, totals, config, clock_mhz, scalesim, out, planes=None):
+def _print_table(reports, totals, config, clock, scalesim, out, planes=None):
     name_w = max([len("layer")] + [len(r.layer.name) for r in reports])
+    print(f"clock: {clock.describe()}", file=out)
     head = (f"{'#':>3} {'layer':<{name_w}} {'M':>7} {'K':>6} {'N':>6} {'rep':>4} "
             f"{'cycles':>11} {'load':>8} {'compute':>11} {'idle':>9} {'drain':>7} "
             f"{'MAC/cyc':>8} {'util':>6} {'GOPS':>8}")
@@ -216,7 +265,7 @@ def _print_table(reports, totals, config, clock_mhz, scalesim, out, planes=None)
           f"{totals['macs_per_cycle']:>8.1f} {100 * totals['utilization']:>5.1f}% "
           f"{totals['gops']:>8.2f}", file=out)
     on = f" on {planes[0]}x{planes[1]} bit planes" if planes else ""
-    print(f"{config.describe()} engine{on} at {clock_mhz:g} MHz: "
+    print(f"{config.describe()} engine{on} at {clock.describe()}: "
           f"{totals['macs']:,} MACs in {totals['cycles']:,} cycles "
           f"({1e3 * totals['seconds']:.3f} ms), utilization {100 * totals['utilization']:.2f}%, "
           f"{totals['macs_per_s'] / 1e9:.2f} GMAC/s = {totals['gops']:.2f} GOPS", file=out)
@@ -314,8 +363,15 @@ def main(argv=None):
     work.add_argument("--tflite", metavar="MODEL",
                       help="a full-integer TFLite model: its engine layers as nets.lower "
                            "splits them into commands (see python -m nets.run)")
-    parser.add_argument("--clock-mhz", type=_positive_float("--clock-mhz"), default=1000.0,
-                        metavar="F", help="clock for MAC/s and GOPS (default: 1000)")
+    parser.add_argument("--clock-mhz", type=_positive_float("--clock-mhz"), default=None,
+                        metavar="F", help="clock for MAC/s and GOPS (default: the engine's "
+                        "post-route Fmax on --fpga if `python -m hw.synth --pnr` cached one, "
+                        "else a nominal 1000)")
+    parser.add_argument("--post-route", action="store_true",
+                        help="use the post-route Fmax, placing and routing the engine first "
+                             "(python -m hw.synth --pnr, minutes) if none is cached")
+    parser.add_argument("--fpga", choices=tuple(PNR_FPGAS), default="ecp5-85k",
+                        help="device whose post-route Fmax is used (default: ecp5-85k)")
     parser.add_argument("--bandwidth", type=_positive_float("--bandwidth"), metavar="B",
                         help="limit the host to B operand beats per cycle (activations, "
                              "weights and parameters together) and report the stall cycles; "
@@ -352,15 +408,20 @@ def main(argv=None):
                                      f"{'a' if name == 'A' else 'w'}_bits ({top}), not {value}")
         if args.compare_modes and not args.gemm:
             raise ValueError("--compare-modes needs --gemm M,K,N")
+        if args.post_route and args.clock_mhz is not None:
+            raise ValueError("--post-route and --clock-mhz both choose the clock; give one")
     except (TypeError, ValueError, OSError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    if args.compare_modes:
-        return _print_modes(config, args.gemm, args.clock_mhz, args.json)
+    try:
+        if args.compare_modes:
+            return _print_modes(config, args.gemm, args)
+        clock = resolve_clock(config, args.clock_mhz, args.post_route, args.fpga)
+    except RuntimeError as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    reports, totals = analyze(config, layers, args.clock_mhz, args.bandwidth, progress,
+    reports, totals = analyze(config, layers, clock.mhz, args.bandwidth, progress,
                               args.planes)
-    _print_table(reports, totals, config, args.clock_mhz, args.scalesim, sys.stdout,
-                 args.planes)
+    _print_table(reports, totals, config, clock, args.scalesim, sys.stdout, args.planes)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             writer = csv.writer(f)
@@ -368,7 +429,7 @@ def main(argv=None):
             for r in reports:
                 writer.writerow(r.csv_row())
     if args.json:
-        doc = {"config": config.to_dict(), "clock_mhz": args.clock_mhz,
+        doc = {"config": config.to_dict(), "clock_mhz": clock.mhz, "clock": clock.to_dict(),
                "bandwidth_beats_per_cycle": args.bandwidth,
                "planes": list(args.planes) if args.planes else None,
                "layers": [r.as_dict() for r in reports], "total": totals}
@@ -381,21 +442,24 @@ def main(argv=None):
     return 0
 
 
-def _print_modes(config, gemm, clock_mhz, json_path):
+def _print_modes(config, gemm, args):
     m, k, n = gemm
-    rows = compare_modes(config, m, k, n)
-    print(f"{m}x{k}x{n} GEMM on a {config.rows}x{config.cols} {config.dataflow} array at "
-          f"{clock_mhz:g} MHz (packed modes: {rows[-1]['pack']} elements per PE word)")
+    rows = compare_modes(config, m, k, n, clock_mhz=args.clock_mhz,
+                         post_route=args.post_route, fpga=args.fpga)
+    print(f"{m}x{k}x{n} GEMM on a {config.rows}x{config.cols} {config.dataflow} array "
+          f"(packed modes: {rows[-1]['pack']} elements per PE word); GMAC/s at each engine's "
+          f"clock")
     print(f"{'mode':<10} {'bits':>4} {'cycles':>10} {'MAC/cycle':>10} {'peak':>8} "
-          f"{'util':>6} {'GMAC/s':>8}")
+          f"{'util':>6} {'GMAC/s':>8}  clock")
     for r in rows:
         label = {"mac": "int8 mac", "xnor": "xnor"}.get(r["mode"], "bitserial")
+        clock = Clock(**r["clock"])
         print(f"{label:<10} {r['bits']:>4} {r['cycles']:>10} {r['macs_per_cycle']:>10.1f} "
               f"{r['peak_macs_per_cycle']:>8.1f} {100 * r['utilization']:>5.1f}% "
-              f"{r['macs_per_cycle'] * clock_mhz / 1e3:>8.1f}")
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"gemm": [m, k, n], "clock_mhz": clock_mhz, "modes": rows}, f, indent=2)
+              f"{r['macs_per_s'] / 1e9:>8.1f}  {clock.describe()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"gemm": [m, k, n], "modes": rows}, f, indent=2)
     return 0
 
 

@@ -40,7 +40,7 @@ def test_defaults_reproduce_rtl(tmp_path):
     proc = run_build("--out", str(out))
     assert proc.returncode == 0, proc.stderr
     names = [c.default_name for c in DEFAULT_CONFIGS]
-    expected = {f"{n}.{ext}" for n in names for ext in ("v", "vlt", "json")}
+    expected = {f"{n}.{ext}" for n in names for ext in ("v", "vlt", "json", "core")}
     assert set(files_of(out)) == expected
     committed = files_of(RTL)
     for filename, text in files_of(out).items():
@@ -53,7 +53,7 @@ def test_defaults_reproduce_rtl(tmp_path):
 
 def test_rtl_holds_only_the_defaults():
     names = {c.default_name for c in DEFAULT_CONFIGS}
-    assert {p.stem for p in RTL.iterdir() if p.suffix in (".v", ".vlt", ".json")} == names
+    assert {p.stem for p in RTL.iterdir() if p.suffix in (".v", ".vlt", ".json", ".core")} == names
 
 
 # --- (b) deterministic ----------------------------------------------------------------------
@@ -72,7 +72,7 @@ def test_same_configuration_same_bytes(mode, tmp_path, capsys):
     proc = run_build(*flags, "--out", str(tmp_path / "three"))
     assert proc.returncode == 0, proc.stderr
     one = files_of(tmp_path / "one")
-    assert set(one) == {"small.v", "small.vlt", "small.json"}
+    assert set(one) == {"small.v", "small.vlt", "small.json", "small.core"}
     assert files_of(tmp_path / "two") == one
     assert files_of(tmp_path / "three") == one
     assert "small.v" in capsys.readouterr().out
@@ -186,7 +186,7 @@ def test_lint_defaults(name):
 @pytest.mark.rtl
 @pytest.mark.parametrize("key", ODD)
 def test_lint_odd(key, odd_designs):
-    verilog, waivers, _ = odd_designs[key]
+    verilog, waivers = odd_designs[key][:2]
     lint(verilog, waivers)
 
 
@@ -288,7 +288,7 @@ def test_manifest_of_rtl(config):
 @pytest.mark.parametrize("key", ["os_3x5_raw_acc20", "ws_2x2_au4w6", "ws_2x3_out4_unsigned"])
 def test_manifest_of_odd_designs(key, odd_designs):
     config = ODD[key]
-    verilog, _, manifest_path = odd_designs[key]
+    verilog, _, manifest_path = odd_designs[key][:3]
     manifest, ports = check_manifest(config, config.default_name, Path(verilog).read_text(),
                                      Path(manifest_path).read_text())
     if key == "os_3x5_raw_acc20":

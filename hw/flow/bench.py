@@ -3,9 +3,9 @@
 import json
 import sys
 
-from ..config import ArrayConfig, OneLineErrorParser
+from ..config import PNR_FPGAS, ArrayConfig, Clock, OneLineErrorParser, PnrTarget, engine_clock
 
-__all__ = ["main", "run", "throughput_cases", "mode_cases"]
+__all__ = ["main", "run", "throughput_cases", "mode_cases", "bench_clock"]
 
 DESCRIPTION = """\
 Measure the throughput of generated engines in RTL simulation (Verilator by default):
@@ -20,6 +20,11 @@ planes (pack 8) and a binary xnor engine (pack 8).
 
 Utilization = MACs / (cycles x S x S x the PEs' peak MACs per cycle: 1 for mac, pack
 for xnor, pack / k^2 for bit-serial): the fraction of the peak that does useful MACs.
+
+GOPS (2 operations per MAC) = MACs per cycle x clock. The clock of each engine is its
+post-route Fmax on --fpga (default ecp5-85k) when `python -m hw.synth --pnr` has cached
+one, else a nominal 1000 MHz; --post-route places and routes every engine that has none
+first (minutes each); --clock-mhz sets one clock for all. Each line names its clock.
 """
 
 
@@ -45,11 +50,32 @@ def mode_cases(size=8, shape=(256, 256, 32), pack=8):
     return cases
 
 
-def run(cases, sim="verilator", seed=0, progress=None):
+def bench_clock(config, clock_mhz=None, post_route=False, fpga="ecp5-85k", progress=None):
+    """The :class:`~hw.config.Clock` for ``config``'s throughput: ``clock_mhz`` if given,
+    else its cached post-route Fmax on ``fpga`` (placed and routed first when
+    ``post_route`` and none is cached), else the nominal clock."""
+    if clock_mhz is not None:
+        return Clock(float(clock_mhz), "given")
+    clock = engine_clock(config, fpga)
+    if clock.source == "nominal" and post_route:
+        from .pnr import place_and_route
+        family, device = PNR_FPGAS[fpga]
+        record = place_and_route(config, "engine", PnrTarget(family, device),
+                                 progress=progress)
+        if not record["fits"]:
+            raise RuntimeError(f"the {config.default_name} engine has no post-route Fmax on "
+                               f"{fpga}: {record['reason']}")
+        clock = engine_clock(config, fpga)
+    return clock
+
+
+def run(cases, sim="verilator", seed=0, progress=None, clock_mhz=None, post_route=False,
+        fpga="ecp5-85k", pnr_progress=None):
     """Run each case's GEMM stall-free in the RTL simulator; one record per case.
 
     Records hold the RTL's measured cycle count (command taken to last result taken), the
-    cycle model's prediction for it, and the utilization of the measured count.
+    cycle model's prediction for it, the utilization of the measured count, and GOPS at
+    the engine's clock (:func:`bench_clock`), which the record names.
     """
     from .regress import run_regression
     records = []
@@ -63,6 +89,7 @@ def run(cases, sim="verilator", seed=0, progress=None):
             raise RuntimeError(f"the {config.default_name} engine failed its GEMM ({label}); "
                                f"see {result.work_dir}")
         rec = result.records[0]
+        clock = bench_clock(config, clock_mhz, post_route, fpga, pnr_progress)
         macs = m * k * n
         pes = config.rows * config.cols
         records.append({
@@ -72,7 +99,8 @@ def run(cases, sim="verilator", seed=0, progress=None):
             "M": m, "K": k, "N": n, "macs": macs, "rtl_cycles": rec["rtl_cycles"],
             "model_cycles": rec["model_cycles"], "macs_per_cycle": macs / rec["rtl_cycles"],
             "utilization": macs / (rec["rtl_cycles"] * pes * config.peak_macs_per_pe(planes)),
-            "simulator": sim,
+            "simulator": sim, "clock": clock.to_dict(),
+            "gops": 2 * macs / rec["rtl_cycles"] * clock.mhz / 1e3,
         })
         if progress:
             progress(records[-1])
@@ -82,7 +110,8 @@ def run(cases, sim="verilator", seed=0, progress=None):
 def _print(r):
     print(f"{r['label']:<16} {r['rows']:>3}x{r['cols']:<3} {r['dataflow']:>4} {r['M']:>5} "
           f"{r['K']:>5} {r['N']:>5} {r['rtl_cycles']:>10} {str(r['model_cycles']):>12} "
-          f"{r['macs_per_cycle']:>10.1f} {100 * r['utilization']:>10.2f}%", flush=True)
+          f"{r['macs_per_cycle']:>10.1f} {100 * r['utilization']:>10.2f}% {r['gops']:>8.2f}  "
+          f"{Clock(**r['clock']).describe()}", flush=True)
 
 
 def main(argv=None):
@@ -98,7 +127,19 @@ def main(argv=None):
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="simulator (default: verilator)")
     parser.add_argument("--json", metavar="FILE", help="also write the records as JSON")
+    parser.add_argument("--clock-mhz", type=float, default=None, metavar="F",
+                        help="one clock for every GOPS figure (default: each engine's cached "
+                             "post-route Fmax, else a nominal 1000)")
+    parser.add_argument("--post-route", action="store_true",
+                        help="place and route (python -m hw.synth --pnr) every engine that has "
+                             "no cached post-route Fmax first")
+    parser.add_argument("--fpga", choices=tuple(PNR_FPGAS), default="ecp5-85k",
+                        help="device of the post-route Fmax (default: ecp5-85k)")
     args = parser.parse_args(argv)
+    if args.clock_mhz is not None and not args.clock_mhz > 0:
+        parser.error(f"--clock-mhz must be a positive number, not {args.clock_mhz:g}")
+    if args.clock_mhz is not None and args.post_route:
+        parser.error("--post-route and --clock-mhz both choose the clock; give one")
     if any(not 1 <= s <= 64 for s in args.sizes):
         parser.error(f"--sizes must be in 1..64, not {args.sizes}")
     if args.m < 1:
@@ -106,9 +147,14 @@ def main(argv=None):
     cases = (mode_cases(shape=(args.m, 256, 32)) if args.modes
              else throughput_cases(args.sizes, m=args.m))
     print(f"{'case':<16} {'array':>7} {'flow':>4} {'M':>5} {'K':>5} {'N':>5} "
-          f"{'rtl cycles':>10} {'model cycles':>12} {'MAC/cycle':>10} {'utilization':>11}",
-          flush=True)
-    records = run(cases, sim=args.sim, progress=_print)
+          f"{'rtl cycles':>10} {'model cycles':>12} {'MAC/cycle':>10} {'utilization':>11} "
+          f"{'GOPS':>8}  clock", flush=True)
+    say = lambda line: print(f"{parser.prog}: {line}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        records = run(cases, sim=args.sim, progress=_print, clock_mhz=args.clock_mhz,
+                      post_route=args.post_route, fpga=args.fpga, pnr_progress=say)
+    except RuntimeError as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=2)

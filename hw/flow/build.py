@@ -18,6 +18,9 @@ For each configuration, writes into --out:
              Yosys's Verilog writer emits by construction
   NAME.json  manifest: the configuration, every port with direction and width, the
              bit layout of every stream payload, and the cycle-model timing version
+  NAME.core  FuseSoC CAPI2 core qmac:engine:NAME (filesets rtl, waivers, manifest;
+             targets default and lint), for FuseSoC and edalize flows:
+             fusesoc --cores-root rtl run --target lint qmac:engine:NAME
 
 With no configuration flags, builds the default configurations (the ones kept in rtl/).
 With any configuration flag, builds that one configuration (unset fields keep their

