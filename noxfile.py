@@ -21,9 +21,9 @@ LINTED = ["golden", "hw", "nets", "sim", "tests", "noxfile.py"]
 
 @nox.session
 def tests(session):
-    """Run pytest (extra arguments go to pytest, e.g. ``nox -s tests -- -m 'not rtl'``)."""
+    """pytest on every core (extra arguments go to pytest: ``nox -s tests -- -m "not rtl"``)."""
     session.install("-e", ".[dev]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "auto", *session.posargs)
 
 
 @nox.session
