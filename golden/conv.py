@@ -134,8 +134,9 @@ def conv2d(x, w, bias=None, x_zero_point=0, w_zero_point=0, stride=1, padding="V
     return acc.reshape(n, oh, ow, o)
 
 
-def _tflite_output_stage(acc, x_scale, w_scale, y_scale, y_zero_point, activation):
-    """Per-channel multipliers, clamp bounds and requantization, as TFLite derives them."""
+def _output_parameters(acc, x_scale, w_scale, y_scale, y_zero_point, activation):
+    """Per-channel real multipliers, the output zero point and the clamp bounds of an int8
+    layer, as TFLite derives them: ``(multiplier, y_zero_point, act_min, act_max)``."""
     cout = acc.shape[-1]
     w_scale = np.asarray(w_scale)
     if w_scale.ndim not in (0, 1) or (w_scale.ndim == 1 and w_scale.shape[0] != cout):
@@ -143,8 +144,15 @@ def _tflite_output_stage(acc, x_scale, w_scale, y_scale, y_zero_point, activatio
                          f"({cout}), not shape {w_scale.shape}")
     y_zero_point = int(check_zero_point("y_zero_point", y_zero_point, 8, True))
     multiplier = np.broadcast_to(real_multiplier(x_scale, w_scale, y_scale), (cout,))
-    m0, shift = quantize_multiplier(multiplier)
     act_min, act_max = activation_range(activation, float(np.float32(y_scale)), y_zero_point)
+    return multiplier, y_zero_point, act_min, act_max
+
+
+def _tflite_output_stage(acc, x_scale, w_scale, y_scale, y_zero_point, activation):
+    """Requantization with gemmlowp's two-step rounding (CONV_2D, DEPTHWISE_CONV_2D)."""
+    multiplier, y_zero_point, act_min, act_max = _output_parameters(
+        acc, x_scale, w_scale, y_scale, y_zero_point, activation)
+    m0, shift = quantize_multiplier(multiplier)
     return requantize(acc, m0, shift, y_zero_point, act_min, act_max, out_bits=8)
 
 
@@ -298,14 +306,8 @@ def quantized_fully_connected(x, w, bias, *, x_scale, x_zero_point, w_scale, w_z
     numpy.ndarray of int8, shape (batch, out)
     """
     acc = _fully_connected_acc(x, w, bias, x_zero_point, w_zero_point, activation)
-    cout = acc.shape[-1]
-    w_scale = np.asarray(w_scale)
-    if w_scale.ndim not in (0, 1) or (w_scale.ndim == 1 and w_scale.shape[0] != cout):
-        raise ValueError(f"w_scale must be a scalar or have one entry per output channel "
-                         f"({cout}), not shape {w_scale.shape}")
-    y_zero_point = int(check_zero_point("y_zero_point", y_zero_point, 8, True))
-    multiplier = np.broadcast_to(real_multiplier(x_scale, w_scale, y_scale), (cout,))
-    act_min, act_max = activation_range(activation, float(np.float32(y_scale)), y_zero_point)
+    multiplier, y_zero_point, act_min, act_max = _output_parameters(
+        acc, x_scale, w_scale, y_scale, y_zero_point, activation)
     return requantize_fp64(acc, multiplier, y_zero_point, act_min, act_max, out_bits=8)
 
 

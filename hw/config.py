@@ -20,7 +20,7 @@ __all__ = [
     "given_fields", "latencies", "output_stage_name",
     "PNR_DEVICES", "PNR_PACKAGES", "PNR_TOOLS", "PnrTarget", "cached_pnr_result",
     "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions", "NOMINAL_CLOCK_MHZ", "PNR_FPGAS",
-    "Clock", "engine_clock", "config_arguments",
+    "Clock", "engine_clock", "config_arguments", "field_flags",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -630,8 +630,13 @@ def config_arguments(config):
             same = False
         if same:
             given = rest
+    return field_flags(given)
+
+
+def field_flags(fields):
+    """The command-line flags that set ``fields`` (``{name: value}`` of ArrayConfig fields)."""
     flags = []
-    for name, value in given.items():
+    for name, value in fields.items():
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
             flags.append(flag if value else "--no-" + flag[2:])

@@ -12,7 +12,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ArrayConfig, add_config_arguments, config_from_args, given_fields
+from ..config import (
+    ArrayConfig,
+    add_config_arguments,
+    config_from_args,
+    field_flags,
+    given_fields,
+)
 
 __all__ = ["DEFAULT_ORACLE_CASES", "Regression", "default_cache_root", "default_oracle_path",
            "config_flags", "config_seed", "cycle_model_summary", "design_key",
@@ -270,14 +276,7 @@ def random_config(seed, index):
 
 def config_flags(config: ArrayConfig):
     """The ``hw.regress``/``hw.build`` flags that give ``config`` (every field, explicit)."""
-    flags = []
-    for name, value in config.to_dict().items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else "--no-" + flag[2:])
-        else:
-            flags += [flag, str(value)]
-    return flags
+    return field_flags(config.to_dict())
 
 
 # --- command line ----------------------------------------------------------------------------
