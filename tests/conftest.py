@@ -5,7 +5,9 @@ the header prints it. The ``seed`` fixture gives each test its own seed, a hash 
 and the test's id, so ``pytest 'tests/x.py::test_y[param]' --seed BASE`` gives that test
 the same seed as the whole run did; a failing test that drew from it says so in a
 ``qmac seed`` section of its report. Hypothesis runs with ``--hypothesis-seed BASE`` unless
-that flag is given. Under pytest-xdist the workers take the controller's base seed.
+that flag is given, and with ``derandomize`` off even where Hypothesis would load its ``ci``
+profile (it does when ``$CI`` is set): a derandomized run ignores the seed and draws the same
+examples every time. Under pytest-xdist the workers take the controller's base seed.
 
 Shared data. ``../shared`` beside the clone (or ``$QMAC_SHARED``) holds the TFLite oracle,
 the models and the topologies; :func:`shared_file` (the ``shared_path`` fixture) returns a
@@ -102,6 +104,16 @@ def pytest_configure(config):
     # tests draw from the same base seed; an explicit --hypothesis-seed still wins.
     if getattr(config.option, "hypothesis_seed", "absent") is None:
         config.option.hypothesis_seed = str(config._qmac_seed)
+    if getattr(config.option, "hypothesis_profile", None) is not None:
+        return                                  # the user chose a profile: theirs holds
+    try:
+        from hypothesis import settings
+    except ImportError:
+        return
+    # Keep the active profile (ci's deadline, database and health checks) but let the
+    # seed decide the examples.
+    settings.register_profile("qmac-seeded", parent=settings.default, derandomize=False)
+    settings.load_profile("qmac-seeded")
 
 
 @pytest.hookimpl(optionalhook=True)
