@@ -148,6 +148,10 @@ def _front_table(group, front):
     return "\n".join(lines)
 
 
+def _bandwidth(value):
+    return f"{value:g} operand beats per cycle" if value else "unlimited"
+
+
 def write_report(points, out_dir, meta, drawn):
     """``report.md``: the figures, the Pareto-optimal engines per workload with the commands
     that rebuild them, the failed points, and the command that reran the sweep."""
@@ -155,7 +159,7 @@ def write_report(points, out_dir, meta, drawn):
            f"Command: `{meta['command']}`", "",
            f"{meta['engines']} engines x {meta['workloads']} workloads = {len(points)} points; "
            f"target {meta['target']['fpga']} (area: {meta['target']['area']}); off-chip "
-           f"bandwidth {meta['bandwidth'] or 'unlimited'} operand beats per cycle; "
+           f"bandwidth: {_bandwidth(meta['bandwidth'])}; "
            f"{meta['seconds']:.0f} s this run.", ""]
     for figure, paths in drawn.items():
         out += [f"![{FIGURES[figure][4]}]({paths[0].name})", ""]

@@ -453,7 +453,7 @@ def test_tiny_sweep_with_real_synthesis_and_plots(tmp_path):
     report = (out / "report.md").read_text()
     assert "![Inferences per second against LUTs](throughput_vs_luts.png)" in report
     assert "## Pareto-optimal engines, inferences/s against LUTs: tiny" in report
-    assert "python -m hw.build --pe-mode xnor" in report
+    assert "`python -m hw.build --rows 1 --cols 1 --pe-mode xnor --pack 2 " in report
     # The rerun is served from the cache (no synthesis): same points.
     again = subprocess.run([sys.executable, "-m", "explore", str(spec_path), "--out",
                             str(tmp_path / "again"), "--cache", str(cache), "--no-progress"],
