@@ -46,6 +46,9 @@ def main(argv=None):
                         help=f"result cache (default {default_cache_dir()})")
     parser.add_argument("--fresh", action="store_true",
                         help="recompute every point even if it is cached")
+    parser.add_argument("--report-only", action="store_true",
+                        help="compute nothing: write the outputs from what the cache holds "
+                             "(points not computed yet say 'not run')")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -55,7 +58,8 @@ def main(argv=None):
     out = args.out or f"explore-{spec.name}"
     start = time.monotonic()
     points = run_sweep(spec, cache=args.cache, jobs=args.jobs, dask=args.dask,
-                       progress=not args.no_progress, fresh=args.fresh)
+                       progress=not args.no_progress, fresh=args.fresh,
+                       compute=not args.report_only)
     seconds = time.monotonic() - start
     argv = sys.argv[1:] if argv is None else argv
     meta = {"spec_name": spec.name, "command": "python -m explore " + shlex.join(argv),

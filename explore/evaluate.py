@@ -62,29 +62,37 @@ def hardware_figures(config, target):
     return result
 
 
+def _cuts(size, cap):
+    """``{piece size: how many}`` of ``size`` cut into pieces of at most ``cap``."""
+    whole, rest = divmod(size, cap)
+    pieces = {cap: whole} if whole else {}
+    if rest:
+        pieces[rest] = 1
+    return pieces
+
+
 def split_layers(config, layers):
     """The GEMMs that ``config`` runs for ``layers``: each layer cut into pieces that fit the
-    engine's ``max_m``, ``max_k`` and ``max_n`` (rows, K slices whose partial sums the host
-    adds, column groups), each piece run ``repeats`` times. Returns ``(layers, pieces)``,
-    ``pieces`` counting the extra GEMMs the cuts made."""
+    engine's ``max_m``, ``max_k`` and ``max_n`` (row groups, K slices whose partial sums the
+    host adds, column groups). Pieces of one shape are one row run ``count`` times (at most
+    eight shapes per layer). Returns ``(layers, extra)``, ``extra`` counting the GEMMs the
+    cuts added."""
     from sim.topology import Layer
 
     out, extra = [], 0
     for layer in layers:
-        cuts = [[(lo, min(lo + cap, size)) for lo in range(0, size, cap)]
-                for size, cap in ((layer.m, config.max_m), (layer.k, config.max_k),
-                                  (layer.n, config.max_n))]
-        if all(len(c) == 1 for c in cuts):
+        if layer.m <= config.max_m and layer.k <= config.max_k and layer.n <= config.max_n:
             out.append(layer)
             continue
-        pieces = 0
-        for m0, m1 in cuts[0]:
-            for k0, k1 in cuts[1]:
-                for n0, n1 in cuts[2]:
-                    pieces += 1
-                    out.append(Layer.from_gemm(f"{layer.name} [{m0}:{m1},{k0}:{k1},{n0}:{n1}]",
-                                               m1 - m0, k1 - k0, n1 - n0, count=layer.repeats))
-        extra += pieces - 1
+        total = 0
+        for m, cm in _cuts(layer.m, config.max_m).items():
+            for k, ck in _cuts(layer.k, config.max_k).items():
+                for n, cn in _cuts(layer.n, config.max_n).items():
+                    count = cm * ck * cn
+                    total += count
+                    out.append(Layer.from_gemm(f"{layer.name} [{m}x{k}x{n}]", m, k, n,
+                                               count=layer.repeats * count))
+        extra += (total - 1) * layer.repeats
     return out, extra
 
 
@@ -116,7 +124,7 @@ def workload_performance(config, layers, bandwidth=None):
     from sim.perf import analyze
 
     pieces, extra = split_layers(config, layers)
-    planes = (config.a_bits, config.w_bits) if config.pe_mode == "bitserial" else None
+    planes = (config.a_bits, config.w_bits) if config.mode.has_planes else None
     _, totals = analyze(config, pieces, 1000.0, bandwidth, progress=False, planes=planes)
     widths = _beat_bits(config)
     bits = 0

@@ -109,7 +109,7 @@ def _executor(jobs, dask):
 
 
 def run_sweep(spec, *, cache=None, jobs=None, dask=None, executor=None, progress=True,
-              fresh=False):
+              fresh=False, compute=True):
     """Evaluate every engine of ``spec`` on every workload; return the point records.
 
     Parameters
@@ -128,6 +128,9 @@ def run_sweep(spec, *, cache=None, jobs=None, dask=None, executor=None, progress
         Run the tasks on this executor instead (it is not shut down).
     progress : bool
         Show a progress bar on stderr.
+    compute : bool
+        False: compute nothing, only read what the cache holds (points not computed yet say
+        ``not run``), e.g. to look at a sweep that still runs elsewhere.
 
     Returns
     -------
@@ -146,7 +149,7 @@ def run_sweep(spec, *, cache=None, jobs=None, dask=None, executor=None, progress
             tasks.append((config, hw_key, hardware, todo))
     client = None
     own = executor is None
-    if tasks:
+    if tasks and compute:
         if own:
             executor, client = _executor(jobs or min(len(tasks), os.cpu_count() or 1), dask)
         bar = _Bar(len(tasks), progress)
@@ -205,11 +208,11 @@ def point_records(spec, cache):
     for config in spec.engines:
         hw_key = _hardware_key(config, target)
         hardware = _read(cache, hw_key) or _read(cache, hw_key + ".failed") or {
-            "status": "failed", "reason": "not run"}
+            "status": "not run", "reason": "not computed yet"}
         commands = engine_commands(config, target)
         for workload in spec.workloads:
             perf = _read(cache, _point_key(config, workload, bandwidth)) or {
-                "status": "failed", "reason": "not run"}
+                "status": "not run", "reason": "not computed yet"}
             p = {c: None for c in COLUMNS}
             p.update(engine=config.default_name, workload=workload.name,
                      pe_mode=config.pe_mode, dataflow=config.dataflow, rows=config.rows,

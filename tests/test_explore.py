@@ -243,13 +243,17 @@ def test_layers_larger_than_the_buffers_are_cut():
     from sim.topology import Layer
     big = [Layer.from_gemm("big", 7, 25, 7)]
     pieces, extra = explore_evaluate.split_layers(config, big)
+    # M 7 = 5 + 2, K 25 = 10 + 10 + 5, N 7 = 3 + 3 + 1: 2 x 3 x 3 GEMMs of 8 shapes.
     assert extra == 2 * 3 * 3 - 1
-    assert sum(p.m * p.k * p.n for p in pieces) == 7 * 25 * 7
-    assert all(p.m <= 5 and p.k <= 10 and p.n <= 3 for p in pieces)
+    assert sorted((p.m, p.k, p.n, p.count) for p in pieces) == sorted(
+        (m, k, n, cm * ck * cn) for m, cm in ((5, 1), (2, 1)) for k, ck in ((10, 2), (5, 1))
+        for n, cn in ((3, 2), (1, 1)))
+    assert sum(p.count * p.m * p.k * p.n for p in pieces) == 7 * 25 * 7
     perf = explore_evaluate.workload_performance(config, big)
     assert perf["macs"] == 7 * 25 * 7 and perf["split_gemms"] == extra
-    assert perf["cycles"] == sum(gemm_schedule(config, p.m, p.k, p.n).cycles
-                                 for p in pieces) + len(pieces) - 1
+    # Back to back, one idle cycle between GEMMs (sim.perf's convention).
+    gemms = [(m, k, n) for m in (5, 2) for k in (10, 10, 5) for n in (3, 3, 1)]
+    assert perf["cycles"] == sum(gemm_schedule(config, *g).cycles for g in gemms) + 17
 
 
 # --- the cache: resume, failed points ------------------------------------------------------
@@ -304,6 +308,16 @@ def test_interrupted_sweep_resumes(tmp_path, monkeypatch):
     assert len(finished) == 3
     assert sorted(name for name, _, _ in calls) == sorted(
         c.default_name for c in spec.engines if c.default_name not in finished)
+
+
+def test_report_only_computes_nothing(tmp_path, monkeypatch):
+    spec = load_spec(write_spec(tmp_path, MODEL_SPEC))
+    calls = counting(monkeypatch)
+    with ThreadPoolExecutor(1) as ex:
+        points = explore_sweep.run_sweep(spec, cache=tmp_path / "cache", executor=ex,
+                                         progress=False, compute=False)
+    assert calls == []
+    assert {(p["status"], p["reason"]) for p in points} == {("not run", "not computed yet")}
 
 
 def test_lost_point_recomputes_only_that_point(tmp_path, monkeypatch):
