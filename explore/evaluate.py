@@ -118,6 +118,11 @@ def workload_performance(config, layers, bandwidth=None):
     off-chip traffic of a host that feeds the engine straight from DRAM, without the
     on-chip reuse a scheduler would add.
 
+    An estimate where a layer's K is cut: adding the slices' partial sums on the host needs
+    them raw (an engine built without its requantizer, or a scheduler that keeps them on
+    chip); the figures here are those of the configured engine, results at its output
+    width. ``nets.lower`` (TFLite workloads) refuses such a layer instead.
+
     Returns a dict: ``cycles``, ``macs`` (useful MACs), ``stall_cycles`` (bandwidth),
     ``gemms``, ``split_gemms``, ``bytes``.
     """

@@ -82,11 +82,16 @@ def _draw(figure, points, out_dir):
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
     for ax, (name, (group, front)) in zip(axes[0], groups.items(), strict=True):
         for mode in sorted({p["pe_mode"] for p in group}):
-            mine = [p for p in group if p["pe_mode"] == mode]
-            ax.scatter([p[x] for p in mine], [p[y] for p in mine], label=mode, alpha=0.8,
-                       marker=_MARKERS.get(mode, "o"), s=36)
+            mine = sorted((p for p in group if p["pe_mode"] == mode), key=lambda p: p[x])
+            dots = ax.scatter([p[x] for p in mine], [p[y] for p in mine], label=mode,
+                              alpha=0.8, marker=_MARKERS.get(mode, "o"), s=36)
+            if figure == "fmax_vs_size":  # one line per PE mode, over its sizes
+                ax.plot([p[x] for p in mine], [p[y] for p in mine], lw=0.8, alpha=0.6,
+                        color=dots.get_facecolor()[0])
         best = sorted((group[i] for i in front), key=lambda p: p[x])
-        ax.plot([p[x] for p in best], [p[y] for p in best], "k--", lw=1, label="Pareto front")
+        # The front as the boundary of what is attainable: a staircase through its points.
+        ax.plot([p[x] for p in best], [p[y] for p in best], "k--", lw=1, label="Pareto front",
+                drawstyle="steps-pre" if up_x else "steps-post")
         ax.scatter([p[x] for p in best], [p[y] for p in best], facecolors="none",
                    edgecolors="k", s=110, lw=1.2)
         for p in best:
