@@ -85,9 +85,11 @@ def _draw(figure, points, out_dir):
             mine = sorted((p for p in group if p["pe_mode"] == mode), key=lambda p: p[x])
             dots = ax.scatter([p[x] for p in mine], [p[y] for p in mine], label=mode,
                               alpha=0.8, marker=_MARKERS.get(mode, "o"), s=36)
-            if figure == "fmax_vs_size":  # one line per PE mode, over its sizes
-                ax.plot([p[x] for p in mine], [p[y] for p in mine], lw=0.8, alpha=0.6,
-                        color=dots.get_facecolor()[0])
+            if figure == "fmax_vs_size":  # a line per PE mode and bit widths, over sizes
+                for bits in sorted({(p["a_bits"], p["w_bits"]) for p in mine}):
+                    same = [p for p in mine if (p["a_bits"], p["w_bits"]) == bits]
+                    ax.plot([p[x] for p in same], [p[y] for p in same], lw=0.8, alpha=0.6,
+                            color=dots.get_facecolor()[0])
         best = sorted((group[i] for i in front), key=lambda p: p[x])
         # The front as the boundary of what is attainable: a staircase through its points.
         ax.plot([p[x] for p in best], [p[y] for p in best], "k--", lw=1, label="Pareto front",
