@@ -3,7 +3,7 @@
 import numpy as np
 
 __all__ = ["CALIBRATION_IMAGES", "TEST_IMAGES", "TRAIN_IMAGES", "Digits", "load_digits",
-           "shifted"]
+           "quantize_images", "shifted"]
 
 #: The split of the shared digits_cnn model: the first 1437 images train, the last 360 test.
 TRAIN_IMAGES, TEST_IMAGES = 1437, 360
@@ -65,3 +65,15 @@ def shifted(x, y):
         moved[tuple(edge)] = 0
         out.append(moved)
     return np.concatenate(out), np.tile(np.asarray(y), 5)
+
+
+def quantize_images(graph, x):
+    """Float images ``x`` in [0, 1] as the codes of ``graph``'s input tensor (its scale, zero
+    point, ``Quant.bits`` and dtype): what the study's integer inference feeds the graph."""
+    import golden
+
+    t = graph.tensors[graph.inputs[0]]
+    info = np.iinfo(t.dtype)
+    bits = t.quant.bits or info.bits
+    return golden.quantize(np.asarray(x, np.float32), t.quant.scale[0],
+                           int(t.quant.zero_point[0]), bits, info.min < 0).astype(t.dtype)

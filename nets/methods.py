@@ -155,7 +155,7 @@ def _act_quantizers(net, a_bits, calibration="minmax", symmetric=False):
 
 
 def ptq(net, params, state, x_cal, *, w_bits, a_bits, granularity="channel",
-        calibration="minmax", x_test=None, y_test=None):
+        calibration="minmax", x_test=None, y_test=None, input_bits=8):
     """Post-training quantization (Krishnamoorthi 2018; Jacob et al. 2018).
 
     Recipe: batch norm folded into the weights with the running statistics
@@ -163,15 +163,18 @@ def ptq(net, params, state, x_cal, *, w_bits, a_bits, granularity="channel",
     ``w_bits`` wide, per tensor or per output channel, their scale from min/max; each
     hidden activation ``a_bits`` wide, asymmetric, its range calibrated on the float
     network's outputs over ``x_cal`` by min/max, a percentile (99.99) or MSE; logits and
-    the input at 8 bits; bias int32 at ``s_x * s_w``.
+    the input at 8 bits (``input_bits``: another width, e.g. 4 for a network whose every
+    activation is 4 bits wide); bias int32 at ``s_x * s_w``.
     """
     weights, biases = fold_numpy(net, params, state)
     acts = float_activations(net, params, state, x_cal)
     a_qs = _act_quantizers(net, a_bits, calibration)
     ranges = [q.observe(a) for q, a in zip(a_qs, acts, strict=True)]
     w_qs = [weight_quantizer(w_bits, granularity, layer.kind) for layer in net.layers]
+    in_act = input_act(INPUT_QUANTIZER if input_bits == 8 else Quantizer(bits=input_bits))
     plan = make_plan(net, weights, biases, ranges, w_quantizers=w_qs, a_quantizers=a_qs,
-                     name=f"ptq_{net.name}_w{w_bits}a{a_bits}")
+                     in_act=in_act, name=f"ptq_{net.name}_w{w_bits}a{a_bits}"
+                     + ("" if input_bits == 8 else f"_in{input_bits}"))
     fq = np.nan if x_test is None else accuracy(net, params, state, x_test, y_test,
                                                 PlanScheme(plan))
     return Result(plan, fq)

@@ -1,4 +1,9 @@
-"""``python -m nets.run``: a TFLite int8 model on qmac, in golden, the cycle model or the RTL."""
+"""``python -m nets.run``: a network on qmac, in golden, the cycle model or the RTL.
+
+The network is a TFLite int8 model or a graph saved by :func:`nets.save_graph` (the study's
+low-bit networks); each engine op runs on the engine given by the flags or, with
+``--derive-engines``, on the engine that :func:`nets.engines_for` derives for it.
+"""
 
 import argparse
 import json
@@ -13,34 +18,42 @@ from sim.engine_model import gemm_schedule
 from sim.perf import GAP_BETWEEN_GEMMS
 
 from .execute import run as run_graph
-from .lower import ENGINE_OPS, LoweringError, engine_layer_output, plan_network
+from .lower import ENGINE_OPS, LoweringError, engine_layer_output, engines_for, plan_network
 
 __all__ = ["LayerResult", "NetworkRun", "SIMS", "main", "run_network"]
 
 SIMS = ("golden", "model", "verilator", "icarus")
 
 DESCRIPTION = """\
-Run a full-integer TensorFlow Lite model (int8 activations and weights) through qmac.
+Run a full-integer TensorFlow Lite model (int8 activations and weights), or an integer
+graph saved by nets.save_graph (GRAPH.npz: e.g. the study's low-bit networks, written by
+python -m nets.study --graphs DIR), through qmac.
 
 --sim golden: the whole model in qmac's golden model, op by op exactly as TensorFlow
   Lite's reference kernels compute it.
---sim model: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED run as the engine computes
-  them (GEMM commands that fit its buffers, the integer requantizer); the other ops stay
-  on the host in golden. Cycles per layer come from the cycle model.
+--sim model: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (mac engine), QMAC_XNOR_*
+  (xnor engine) and QMAC_BITSERIAL_* (bitserial engine) run as the engine computes them
+  (GEMM commands that fit its buffers, the integer requantizer or threshold compares); the
+  other ops stay on the host in golden. Cycles per layer come from the cycle model.
 --sim verilator / icarus: as model, and every engine command of the first --images
   images also runs on the generated RTL (the cocotb regression harness, no stalls by
   default): each must be bit-exact with golden and take the cycle model's cycle count.
 
 Each engine layer's output is also compared with golden's TFLite-exact output of the
-same op on the same input ("vs TFLite": differing elements). Convolutions agree by
-construction; FULLY_CONNECTED may differ in rare elements because TensorFlow Lite's
-reference kernel requantizes it in floating point and the engine in fixed point.
+same op on the same input ("vs TFLite": differing elements). Convolutions and qmac's own
+ops agree by construction; an int8 FULLY_CONNECTED may differ in rare elements because
+TensorFlow Lite's reference kernel requantizes it in floating point and the engine in
+fixed point.
 
 Prints one line per op (GEMM shape, commands, cycles, utilization, match) and the total:
 cycles per inference, inferences per second at --clock-mhz, accuracy on the labels and
-agreement with out_ref when --data has them. Engine flags are those of hw.build; the
-engine must requantize int8 (mac mode, 8-bit signed operands and outputs, acc_bits 32)
-and its max_k must cover every layer's K (the error names what a layer needs).
+agreement with out_ref when --data has them. Engine flags are those of hw.build. Without
+--derive-engines that one engine runs every engine layer: for an int8 TFLite model it must
+requantize int8 (mac mode, 8-bit signed operands and outputs, acc_bits 32); other layers
+name what they need (PE mode, widths, output stage). With --derive-engines the flags are a
+base: each layer runs on an engine with the base's rows, cols, dataflow and limits and
+the PE mode, widths and output stage of its layers, one engine per PE mode and output
+stage (nets.engines_for). Either way max_k must cover every layer's K.
 Exit status: 0 success, 1 an RTL mismatch (bits or cycles), 2 bad flags or model.
 """
 
@@ -61,6 +74,7 @@ class LayerResult:
     rtl_cycles: int | None = None
     tflite_mismatches: int | None = None
     rtl_match: bool | None = None
+    engine: str | None = None
 
     @property
     def on_engine(self):
@@ -90,6 +104,7 @@ class NetworkRun:
     outputs: np.ndarray
     rtl_images: int = 0
     rtl_errors: list = field(default_factory=list)
+    engines: dict = field(default_factory=dict)
 
     @property
     def model_cycles(self):
@@ -120,23 +135,29 @@ def _engine_values(graph, plans, x):
     return outputs, values, mismatches
 
 
-def _layer_rows(graph, config, unit_plans):
+def _layer_rows(graph, engines, unit_plans):
     rows = []
     for op in graph.ops:
         plan = unit_plans.get(op.index)
         if plan is None:
             rows.append(LayerResult(op.index, op.kind))
             continue
-        cycles = sum(gemm_schedule(config, *s).cycles for s in plan.command_shapes())
+        config = engines[op.index]
+        cycles = sum(gemm_schedule(config, *s).cycles for s in plan.model_shapes())
         cycles += GAP_BETWEEN_GEMMS * (len(plan.commands) - 1)
         rows.append(LayerResult(op.index, op.kind, plan.m, plan.k, plan.n, plan.groups,
-                                len(plan.commands), plan.macs, cycles))
+                                len(plan.commands), plan.macs, cycles,
+                                engine=config.default_name))
     return rows
 
 
 def run_network(graph, config, x, *, sim="model", rtl_images=1, seed=0, stall_prob=0.0,
-                progress=None):
-    """Run ``graph`` on the batch ``x`` (int8, batch first); see ``python -m nets.run --help``.
+                progress=None, derive_engines=False):
+    """Run ``graph`` on the batch ``x`` (batch first); see ``python -m nets.run --help``.
+
+    ``config`` runs every engine layer, or with ``derive_engines`` is the base from which
+    :func:`nets.engines_for` derives each layer's engine. On an RTL simulator each distinct
+    engine is built once and runs the commands of all its layers.
 
     Returns
     -------
@@ -147,45 +168,54 @@ def run_network(graph, config, x, *, sim="model", rtl_images=1, seed=0, stall_pr
     if sim not in SIMS:
         raise ValueError(f"sim must be one of {', '.join(SIMS)}, not {sim!r}")
     x = np.asarray(x)
-    unit_plans = plan_network(graph, config, batch=1)
-    layers = _layer_rows(graph, config, unit_plans)
+    if derive_engines:
+        engines = engines_for(graph, config)
+    else:
+        engines = {op.index: config for op in graph.ops if op.kind in ENGINE_OPS}
+    unit_plans = plan_network(graph, config if not derive_engines else engines, batch=1)
+    layers = _layer_rows(graph, engines, unit_plans)
     if sim == "golden":
         outputs = run_graph(graph, x)
         for r in layers:
             r.model_cycles = None
-        return NetworkRun(config, sim, len(x), layers, outputs)
-    plans = plan_network(graph, config, batch=len(x))
+        return NetworkRun(config, sim, len(x), layers, outputs, engines=engines)
+    plans = plan_network(graph, config if not derive_engines else engines, batch=len(x))
     outputs, values, mismatches = _engine_values(graph, plans, x)
     for r in layers:
         if r.on_engine:
             r.tflite_mismatches = mismatches[r.index]
-    result = NetworkRun(config, sim, len(x), layers, outputs)
+    result = NetworkRun(config, sim, len(x), layers, outputs, engines=engines)
     if sim in ("verilator", "icarus"):
         _run_rtl(result, graph, unit_plans, values, x, sim, rtl_images, seed, stall_prob)
     return result
 
 
 def _run_rtl(run, graph, unit_plans, values, x, sim, rtl_images, seed, stall_prob):
-    """Every engine command of the first ``rtl_images`` images in one RTL regression run."""
+    """Every engine command of the first ``rtl_images`` images on the RTL: one regression run
+    per distinct engine (each built once), in the order of the engines' first layers."""
     from hw.regress import run_regression
 
     rtl_images = min(int(rtl_images), len(x))
-    entries, owners = [], []
+    jobs = {}
     for image in range(rtl_images):
         for index, plan in unit_plans.items():
+            entries, owners = jobs.setdefault(run.engines[index], ([], []))
             layer_input = values[graph.ops[index].inputs[0]][image:image + 1]
             for entry in plan.job_entries(layer_input, label=f"image{image} "):
                 entries.append(entry)
                 owners.append(index)
-    regression = run_regression(run.config, sim, seed=seed, gemms=0, stall_prob=stall_prob,
-                                explicit=entries)
-    records = regression.records
     run.rtl_images = rtl_images
-    if not regression.result.ok or len(records) != len(entries):
-        run.rtl_errors.append(f"RTL run failed ({regression.work_dir}): "
-                              f"{regression.result.summary()}")
+    pairs = []
+    for config, (entries, owners) in jobs.items():
+        regression = run_regression(config, sim, seed=seed, gemms=0, stall_prob=stall_prob,
+                                    explicit=entries)
+        records = regression.records
+        if not regression.result.ok or len(records) != len(entries):
+            run.rtl_errors.append(f"RTL run of {config.default_name} failed "
+                                  f"({regression.work_dir}): {regression.result.summary()}")
+        pairs += zip(owners, records, strict=False)
     by_layer = {}
-    for owner, record in zip(owners, records, strict=False):
+    for owner, record in pairs:
         layer = by_layer.setdefault(owner, {"cycles": 0, "match": True})
         if not record["match"] or record["rtl_cycles"] != record["model_cycles"]:
             layer["match"] = False
@@ -202,13 +232,28 @@ def _run_rtl(run, graph, unit_plans, values, x, sim, rtl_images, seed, stall_pro
 
 # --- command line ----------------------------------------------------------------------------
 
-def _load_data(path, graph, images, seed):
-    """``x`` (and ``y``, ``out_ref`` when present) from an npz, or random inputs."""
-    shape = graph.tensors[graph.inputs[0]].shape
+def _load_data(path, graph, images, seed, digits=False):
+    """``x`` (and ``y``, ``out_ref`` when present) from an npz, scikit-learn's digits, or
+    random inputs."""
+    tensor = graph.tensors[graph.inputs[0]]
+    if digits:
+        from .data import load_digits, quantize_images
+        data = load_digits()
+        x, y = quantize_images(graph, data.x_test), data.y_test
+        if images is not None:
+            if images > len(x):
+                raise ValueError(f"--images must be at most the {len(x)} digits test images, "
+                                 f"not {images}")
+            x, y = x[:images], y[:images]
+        return x, y, None
     if path is None:
         rng = np.random.default_rng(seed)
         count = images or 1
-        return rng.integers(-128, 128, (count,) + tuple(shape[1:])).astype(np.int8), None, None
+        lo, hi = tensor.code_range
+        x = rng.integers(lo, hi + 1, (count,) + tuple(tensor.shape[1:]))
+        if tensor.quant is not None and tensor.quant.bits == 1:
+            x = np.where(x > 0, 1, -1)
+        return x.astype(tensor.dtype), None, None
     with np.load(path) as data:
         if "x_test" not in data:
             raise ValueError(f"--data {path} has no x_test array (it has "
@@ -249,10 +294,17 @@ def _probability(text):
 def _parser():
     parser = OneLineErrorParser(prog="python -m nets.run", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", metavar="MODEL.tflite", help="a full-integer TFLite model")
+    parser.add_argument("model", metavar="MODEL.tflite|GRAPH.npz",
+                        help="a full-integer TFLite model, or a graph of nets.save_graph")
     parser.add_argument("--data", metavar="FILE.npz",
-                        help="inputs x_test (int8, batch first), optional labels y_test and "
-                             "expected outputs out_ref (default: random inputs)")
+                        help="inputs x_test (the input's dtype, batch first), optional labels "
+                             "y_test and expected outputs out_ref (default: random inputs)")
+    parser.add_argument("--digits", action="store_true",
+                        help="inputs: scikit-learn's digits test images (nets.data's split), "
+                             "quantized as the graph's input, with their labels")
+    parser.add_argument("--derive-engines", action="store_true",
+                        help="run each layer on the engine nets.engines_for derives from the "
+                             "engine flags (PE mode, widths and output stage from the layers)")
     parser.add_argument("--images", type=_positive_int, metavar="N",
                         help="run the first N images (default: all of --data, else 1)")
     parser.add_argument("--sim", choices=SIMS, default="model",
@@ -279,9 +331,15 @@ def _fmt(value, spec=",", none="-"):
 def _print_report(run, totals, out):
     config = run.config
     pes = config.rows * config.cols
-    print(f"engine: {config.default_name} ({config.rows}x{config.cols} {config.dataflow}), "
-          f"sim {run.sim}, {run.images} image(s)" +
+    names = list(dict.fromkeys(c.default_name for c in run.engines.values()))
+    names = names or [config.default_name]
+    print(f"engine{'s' if len(names) > 1 else ''}: {', '.join(names)} ({config.rows}x"
+          f"{config.cols} {config.dataflow}), sim {run.sim}, {run.images} image(s)" +
           (f", {run.rtl_images} on the RTL" if run.rtl_images else ""), file=out)
+    if len(names) > 1:
+        for name in names:
+            ops = [str(i) for i, c in run.engines.items() if c.default_name == name]
+            print(f"  {name}: ops {', '.join(ops)}", file=out)
     header = (f"{'#':>3} {'op':<18} {'M x K x N':>16} {'groups':>6} {'cmds':>5} "
               f"{'model cyc':>10} {'RTL cyc':>10} {'util':>7} {'vs TFLite':>9} {'RTL':>5}")
     print(header, file=out)
@@ -312,13 +370,18 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        from .graph_file import load_graph
         from .tflite_import import load_tflite
 
+        if args.data is not None and args.digits:
+            raise ValueError("--data and --digits are two sources of inputs: give one")
         config = config_from_args(args) or ArrayConfig()
-        graph = load_tflite(args.model)
-        x, y, ref = _load_data(args.data, graph, args.images, args.seed)
+        graph = (load_graph(args.model) if str(args.model).endswith(".npz")
+                 else load_tflite(args.model))
+        x, y, ref = _load_data(args.data, graph, args.images, args.seed, args.digits)
         run = run_network(graph, config, x, sim=args.sim, rtl_images=args.rtl_images,
-                          seed=args.seed, stall_prob=args.stall_prob)
+                          seed=args.seed, stall_prob=args.stall_prob,
+                          derive_engines=args.derive_engines)
     except (LoweringError, ValueError, TypeError, OSError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     totals = {"cycles": run.model_cycles if run.sim != "golden" else None}
@@ -338,7 +401,9 @@ def main(argv=None):
     for error in run.rtl_errors:
         print(f"RTL: {error}", file=sys.stdout)
     if args.json:
-        doc = {"model": str(Path(args.model)), "config": run.config.to_dict(), "sim": run.sim,
+        engines = {c.default_name: c.to_dict() for c in dict.fromkeys(run.engines.values())}
+        doc = {"model": str(Path(args.model)), "config": run.config.to_dict(),
+               "engines": engines, "sim": run.sim,
                "images": run.images, "rtl_images": run.rtl_images,
                "layers": [r.as_dict() for r in run.layers], "total": totals}
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

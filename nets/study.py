@@ -30,8 +30,8 @@ from hw.config import ArrayConfig
 
 from .arch import NETS, input_features
 
-__all__ = ["METHODS", "DEFAULT_BITS", "STUDY_VERSION", "cycles_per_image", "grid", "main",
-           "markdown_table", "pivot_table", "plot", "run_point", "run_study"]
+__all__ = ["METHODS", "DEFAULT_BITS", "STUDY_VERSION", "cycles_per_image", "graph_name",
+           "grid", "main", "markdown_table", "pivot_table", "plot", "run_point", "run_study"]
 
 #: Bumped when a change alters results, so that old cache entries are not reused.
 STUDY_VERSION = 1
@@ -129,18 +129,11 @@ class _Context:
         return params, state
 
 
-def _quantize_input(graph, x):
-    t = graph.tensors[graph.inputs[0]]
-    info = np.iinfo(t.dtype)
-    bits = t.quant.bits or info.bits
-    return golden.quantize(np.asarray(x, np.float32), t.quant.scale[0], int(t.quant.zero_point[0]),
-                           bits, info.min < 0).astype(t.dtype)
-
-
 def integer_accuracy(graph, x, y):
     """Accuracy of the integer graph's argmax on float images ``x`` (quantized as its input)."""
+    from .data import quantize_images
     from .execute import run
-    logits = run(graph, _quantize_input(graph, x))
+    logits = run(graph, quantize_images(graph, x))
     return float(np.mean(np.argmax(logits, axis=1) == np.asarray(y)))
 
 
@@ -186,8 +179,11 @@ def cycles_per_image(plan, engine=(8, 8, "ws")):
     return int(total), int(macs)
 
 
-def run_point(knobs, ctx):
-    """Run one point: a record (dict) with every knob and the measured accuracies."""
+def run_point(knobs, ctx, graph_path=None):
+    """Run one point: a record (dict) with every knob and the measured accuracies.
+
+    ``graph_path``: also write the deployed integer graph there (:func:`nets.save_graph`).
+    """
     from . import lowbit_methods as lb
     from . import methods as mt
     from .export import to_graph
@@ -239,6 +235,10 @@ def run_point(knobs, ctx):
         result = lb.feature_quantization(net, params, state, ctx.x, ctx.y, d.x_calibration,
                                          **train)
     graph = to_graph(result.plan)
+    if graph_path is not None:
+        from .graph_file import save_graph
+        Path(graph_path).parent.mkdir(parents=True, exist_ok=True)
+        save_graph(graph, graph_path)
     cycles, macs = cycles_per_image(result.plan, ctx.engine)
     # The float network has no integer graph of its own: its accuracy is the float one, and
     # its cycles are those of its int8 PTQ graph (the mac engine's cycles do not depend on
@@ -299,8 +299,24 @@ def _num(v):
     return v
 
 
-def run_study(points, *, cache, seed=0, epochs_scale=1.0, engine=(8, 8, "ws"), progress=True):
-    """Records of ``points``, each from the cache when it holds one with the same knobs."""
+def graph_name(record):
+    """The file name (without ``.npz``) of a point's deployed graph: its knobs."""
+    parts = [record["net"], record["method"], f"w{record['w_bits']}a{record['a_bits']}"]
+    parts += [record[k] for k in ("granularity", "calibration") if k in record and
+              record["method"] == "ptq"]
+    return "_".join(str(p) for p in parts)
+
+
+def run_study(points, *, cache, seed=0, epochs_scale=1.0, engine=(8, 8, "ws"), progress=True,
+              graphs=None):
+    """Records of ``points``, each from the cache when it holds one with the same knobs.
+
+    Each computed point's integer graph is cached too (``<cache>/graphs/<key>.npz``);
+    ``graphs``: a directory to copy every point's graph to, as ``graph_name(record).npz``
+    (a cached record without a cached graph is computed again).
+    """
+    import shutil
+
     from tqdm import tqdm
     cache = Path(cache)
     ctx = None
@@ -312,12 +328,20 @@ def run_study(points, *, cache, seed=0, epochs_scale=1.0, engine=(8, 8, "ws"), p
         path = cache / "points" / f"{_key(full)}.json"
         bar.set_description(f"{knobs['net']} {knobs['method']} w{knobs['w_bits']}"
                             f"a{knobs['a_bits']}")
-        if path.exists():
-            records.append(json.loads(path.read_text()))
+        graph_path = cache / "graphs" / f"{_key(full)}.npz"
+        if path.exists() and (graphs is None or graph_path.exists()):
+            record = json.loads(path.read_text())
+            records.append(record)
+            if graphs is not None:
+                Path(graphs).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(graph_path, Path(graphs) / f"{graph_name(record)}.npz")
             continue
         ctx = ctx or _Context(cache, seed, epochs_scale, engine)
-        record = run_point(knobs, ctx)
+        record = run_point(knobs, ctx, graph_path)
         record["key"] = _key(full)
+        if graphs is not None:
+            Path(graphs).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(graph_path, Path(graphs) / f"{graph_name(record)}.npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, sort_keys=True))
@@ -478,6 +502,10 @@ def main(argv=None):
     parser.add_argument("--cache", default=".study_cache", help="record cache directory")
     parser.add_argument("--json", metavar="FILE", help="write the records (a JSON list)")
     parser.add_argument("--plots", metavar="DIR", help="write the PNG figures there")
+    parser.add_argument("--graphs", metavar="DIR",
+                        help="write each point's deployed integer graph there (NET_METHOD_"
+                             "wWaA[_GRANULARITY_CALIBRATION].npz, nets.save_graph), for "
+                             "python -m nets.run GRAPH.npz --derive-engines")
     parser.add_argument("--table", action="store_true", help="print a markdown table")
     parser.add_argument("--pivot", action="store_true",
                         help="print accuracy and cycles per image as method x bits tables")
@@ -504,7 +532,8 @@ def main(argv=None):
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         records = run_study(points, cache=args.cache, seed=args.seed,
                             epochs_scale=args.epochs_scale,
-                            engine=(args.rows, args.cols, args.dataflow), progress=progress)
+                            engine=(args.rows, args.cols, args.dataflow), progress=progress,
+                            graphs=args.graphs)
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
     if args.plots:

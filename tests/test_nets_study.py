@@ -169,9 +169,18 @@ def test_reduced_study_end_to_end(tmp_path, monkeypatch, capsys):
     argv = ["--net", "mlp", "--methods", "float", "ptq", "binarynet", "twn",
             "--bits", "4", "--granularity", "channel", "--epochs-scale", "0.05",
             "--cache", str(tmp_path / "cache"), "--json", str(out), "--plots",
-            str(tmp_path / "plots"), "--no-progress"]
+            str(tmp_path / "plots"), "--no-progress", "--graphs", str(tmp_path / "graphs")]
     assert study.main(argv) == 0
     records = json.loads(out.read_text())
+    # Every point's deployed graph, saved and read back, has the record's integer accuracy.
+    from nets import load_graph
+    digits = load_digits()
+    names = sorted(p.name for p in (tmp_path / "graphs").iterdir())
+    assert names == sorted(["mlp_float_w32a32.npz", "mlp_ptq_w4a4_channel_minmax.npz",
+                            "mlp_binarynet_w1a1.npz", "mlp_twn_w2a4.npz"])
+    for r in records[1:]:
+        graph = load_graph(tmp_path / "graphs" / f"{study.graph_name(r)}.npz")
+        assert study.integer_accuracy(graph, digits.x_test, digits.y_test) == r["accuracy"]
     assert [r["method"] for r in records] == ["float", "ptq", "binarynet", "twn"]
     for r in records:
         for field in ("method", "net", "w_bits", "a_bits", "granularity", "float_accuracy",
@@ -188,7 +197,10 @@ def test_reduced_study_end_to_end(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "plots" / "accuracy_vs_cycles.png").stat().st_size > 1000
     # A rerun reads every record from the cache: nothing is trained or run again.
     monkeypatch.setattr(study, "run_point", lambda *a: pytest.fail("recomputed a point"))
+    for path in (tmp_path / "graphs").iterdir():
+        path.unlink()
     assert study.main(argv) == 0
+    assert sorted(p.name for p in (tmp_path / "graphs").iterdir()) == names
     assert json.loads(out.read_text()) == records
 
 
