@@ -25,9 +25,13 @@ How each op becomes GEMMs
 Every GEMM gets the per-channel requantization of its output channels on the ``par``
 stream: ``bias``, and ``(m0, shift) = QuantizeMultiplier(s_x * s_w[c] / s_y)``; the
 command carries the input zero point, the output zero point and the fused activation's
-clamp. A GEMM larger than the engine's buffers is split by the host into commands of at
-most ``max_m`` rows and ``max_n`` columns; a K beyond ``max_k`` cannot be split (the engine
-has no way to carry partial sums) and is refused naming the layer and the ``max_k`` it needs.
+clamp. A GEMM larger than the engine's buffers is split by the host into commands that
+fit, by :func:`sim.schedule.schedule_gemm` (the one copy of the tiling rules, shared with
+``sim.perf``): at most ``max_m`` rows, ``max_k`` taps and ``max_n`` columns each. A K
+beyond ``max_k`` is split only on an engine without a requantizer: each command returns
+the raw partial sums of its taps and the host adds them (wrapping to 32 bits, as the
+accumulator does) before it requantizes; a requantizing engine cannot carry partial sums,
+so such a layer is refused naming the layer and the ``max_k`` it needs.
 
 FULLY_CONNECTED on a requantizing engine uses the engine's integer requantizer
 (gemmlowp's two-step rounding), while TensorFlow Lite's reference kernel requantizes in
@@ -45,6 +49,7 @@ import numpy as np
 
 import golden
 from hw.config import ArrayConfig
+from sim.schedule import ScheduleError, schedule_gemm
 from sim.topology import Layer
 
 from .graph import Graph
@@ -73,11 +78,15 @@ class Command:
         ``[start, stop)`` rows of the layer's ``A`` (output pixels).
     cols : (int, int)
         ``[start, stop)`` columns of the group's ``W`` (output channels of the group).
+    depth : (int, int) or None
+        ``[start, stop)`` taps (rows of ``W``, columns of ``A``) when the layer's K is split
+        (raw engines only: the host adds the partial sums); None for all of K.
     """
 
     group: int
     rows: tuple
     cols: tuple
+    depth: tuple | None = None
 
     @property
     def m(self):
@@ -148,13 +157,17 @@ class LayerPlan:
 
     def command_shapes(self):
         """``(M, K, N)`` of every command, in order."""
-        return [(c.m, self.weights[c.group].shape[0], c.n) for c in self.commands]
+        return [(c.m, self._taps(c)[1] - self._taps(c)[0], c.n) for c in self.commands]
+
+    def _taps(self, cmd):
+        return cmd.depth if cmd.depth is not None else (0, self.weights[cmd.group].shape[0])
 
     def command_macs(self):
         """Useful MACs of every command (a depthwise group's zeros do not count)."""
         macs = []
         for cmd, (m, k, n) in zip(self.commands, self.command_shapes(), strict=True):
             lo, hi = self.in_channels[cmd.group]
+            # A depthwise group is never split along K (its g is chosen within max_k).
             per_column = k // (hi - lo) if self.kind == "DEPTHWISE_CONV_2D" else k
             macs.append(m * per_column * n)
         return macs
@@ -177,10 +190,12 @@ class LayerPlan:
         entries = []
         for a, cmd in self._command_operands(x):
             lo, hi = self.output_channels(cmd)
+            k0, k1 = self._taps(cmd)
+            taps = f" taps {k0}:{k1}" if cmd.depth is not None else ""
             entry = {"label": f"{label}op{self.op_index} {self.kind} g{cmd.group} "
-                              f"rows {cmd.rows[0]}:{cmd.rows[1]} cols {lo}:{hi}",
+                              f"rows {cmd.rows[0]}:{cmd.rows[1]} cols {lo}:{hi}{taps}",
                      "a": a.tolist(),
-                     "w": self.weights[cmd.group][:, cmd.cols[0]:cmd.cols[1]].tolist(),
+                     "w": self.weights[cmd.group][k0:k1, cmd.cols[0]:cmd.cols[1]].tolist(),
                      "a_zero_point": self.a_zero_point}
             if self.engine_requantizes:
                 entry.update(bias=self.bias[lo:hi].tolist(), m0=self.m0[lo:hi].tolist(),
@@ -198,7 +213,8 @@ class LayerPlan:
     def _command_operands(self, x):
         groups = self.operands(x)
         for cmd in self.commands:
-            yield groups[cmd.group][cmd.rows[0]:cmd.rows[1]], cmd
+            k0, k1 = self._taps(cmd)
+            yield groups[cmd.group][cmd.rows[0]:cmd.rows[1], k0:k1], cmd
 
 
 def check_engine(config: ArrayConfig):
@@ -233,10 +249,6 @@ def _quant(graph, index, what, op):
     if t is None or t.quant is None:
         raise LoweringError(f"op {op.index} ({op.kind}): its {what} tensor is not quantized")
     return t
-
-
-def _split(total, limit):
-    return [(lo, min(lo + limit, total)) for lo in range(0, total, limit)]
 
 
 def _group_size(config, kind, taps, mult, channels, op):
@@ -310,17 +322,21 @@ def plan_layer(graph: Graph, op, config: ArrayConfig, batch=1):
                 weights.append(block)
                 in_ch.append((c0, c1))
         out_shape = (batch, oh, ow, out_channels)
-    k_max = max(wg.shape[0] for wg in weights)
-    if k_max > config.max_k:
-        raise LoweringError(f"op {op.index} ({op.kind}) needs K = {k_max}, over the engine's "
-                            f"max_k {config.max_k}; build it with --max-k {k_max} or more")
     channels, commands, start = [], [], 0
     for gi, wg in enumerate(weights):
         channels.append((start, start + wg.shape[1]))
         start += wg.shape[1]
-        for r in _split(m, config.max_m):
-            for c in _split(wg.shape[1], config.max_n):
-                commands.append(Command(gi, r, c))
+        try:
+            schedule = schedule_gemm(config, m, wg.shape[0], wg.shape[1])
+        except ScheduleError:
+            k = wg.shape[0]
+            raise LoweringError(f"op {op.index} ({op.kind}) needs K = {k}, over the engine's "
+                                f"max_k {config.max_k}; build it with --max-k {k} or more, "
+                                f"or without the requantizer (--no-requant: the host adds "
+                                f"the partial sums of K split into commands)") from None
+        for c in schedule.commands:
+            whole = c.depth == (0, wg.shape[0])
+            commands.append(Command(gi, c.rows, c.cols, None if whole else c.depth))
     bias = np.zeros(out_channels, dtype=np.int64)
     if b_t is not None:
         if b_t.data is None:
@@ -404,7 +420,8 @@ def engine_command_output(plan: LayerPlan, a, cmd: Command):
     A raw engine: the int32 accumulators ``sum((a - a_zp) * w)``, without bias.
     """
     lo, hi = plan.output_channels(cmd)
-    w = plan.weights[cmd.group][:, cmd.cols[0]:cmd.cols[1]]
+    k0, k1 = plan._taps(cmd)
+    w = plan.weights[cmd.group][k0:k1, cmd.cols[0]:cmd.cols[1]]
     if not plan.engine_requantizes:
         return golden.gemm(a, w, plan.a_zero_point, 0)
     acc = golden.gemm(a, w, plan.a_zero_point, 0, plan.bias[lo:hi])
@@ -428,11 +445,18 @@ def host_requantize(plan: LayerPlan, acc):
 
 def engine_layer_output(plan: LayerPlan, x):
     """The layer's int8 output as the engine (and for a raw engine the host) computes it."""
-    dtype = np.int8 if plan.engine_requantizes else np.int32
-    out = np.empty((plan.m, int(plan.channels[-1][1])), dtype=dtype)
+    if plan.engine_requantizes:
+        out = np.empty((plan.m, int(plan.channels[-1][1])), dtype=np.int8)
+    else:
+        # Partial sums of a K split add up on the host, wrapping as the accumulator does.
+        out = np.zeros((plan.m, int(plan.channels[-1][1])), dtype=np.int64)
     for a, cmd in plan._command_operands(x):
         lo, hi = plan.output_channels(cmd)
-        out[cmd.rows[0]:cmd.rows[1], lo:hi] = engine_command_output(plan, a, cmd)
+        if plan.engine_requantizes:
+            out[cmd.rows[0]:cmd.rows[1], lo:hi] = engine_command_output(plan, a, cmd)
+        else:
+            out[cmd.rows[0]:cmd.rows[1], lo:hi] += engine_command_output(plan, a, cmd)
     if not plan.engine_requantizes:
+        out = golden.wrap(out, 32)
         out = host_requantize(plan, out)
     return out.reshape(plan.out_shape)
