@@ -21,8 +21,8 @@ __all__ = [
     "PNR_DEVICES", "PNR_PACKAGES", "PNR_TOOLS", "PnrTarget", "cached_pnr_result",
     "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions", "NOMINAL_CLOCK_MHZ", "PNR_FPGAS",
     "Clock", "engine_clock", "config_arguments", "field_flags",
-    "BRAM_SHAPES", "BRAM_NAMES", "BRAM_COST", "LUTRAM_COST", "DEVICE_BRAMS", "BufferMemory", "beat_bits",
-    "beat_bytes", "buffer_memories", "buffer_report", "fits_device", "BUFFER_PRESETS",
+    "BRAM_SHAPES", "BRAM_NAMES", "BRAM_COST", "LUTRAM_COST", "DEVICE_BRAMS", "BufferMemory",
+    "beat_bits", "beat_bytes", "buffer_memories", "buffer_report", "fits_device", "BUFFER_PRESETS",
     "add_buffers_argument", "config_with_buffers",
 ]
 
@@ -778,11 +778,12 @@ def _pow2_depth(address_bits):
 
 
 def buffer_memories(config):
-    """The engine's memories as ``hw.engine`` generates them, a tuple of :class:`BufferMemory`:
-    the activation buffer (two blocks), the weight-stationary accumulators, the weight buffer (``cols`` banks, every column
-    tile and K chunk of a command), the parameter buffer (``cols`` banks, when the engine
-    has parameters) and the output FIFO (Amaranth's ``SyncFIFOBuffered``: a memory of
-    ``depth - 1`` words and an output register)."""
+    """The engine's memories as ``hw.engine`` generates them, a tuple of
+    :class:`BufferMemory`: the activation buffer (two blocks), the weight buffer (``cols``
+    banks, every column tile and K chunk of a command), the weight-stationary
+    accumulators, the parameter buffer (``cols`` banks, when the engine has parameters)
+    and the output FIFO (Amaranth's ``SyncFIFOBuffered``: a memory of ``depth - 1``
+    words and an output register)."""
     bits = beat_bits(config)
     kt_bits = ceil_log2(config.k_chunks)
     nt_bits = ceil_log2(config.n_tiles)

@@ -19,9 +19,9 @@ from hw.config import (
     ArrayConfig,
     Clock,
     OneLineErrorParser,
+    add_buffers_argument,
     add_config_arguments,
     config_arguments,
-    add_buffers_argument,
     config_with_buffers,
     engine_clock,
 )

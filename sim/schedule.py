@@ -50,19 +50,20 @@ up to bytes; padding of a partial chunk or tile included, as it crosses the wire
 Loop order. Candidates are the nestings of the three loops (M, N, K from outer to
 inner, six of them) with aligned or not, balanced or greedy blocks; the chosen one
 moves the fewest bytes, then has the fewest commands, then comes first (in
-:data:`LOOP_ORDERS`, aligned first, balanced first). With an engine that keeps nothing between commands the
-nesting does not change the bytes (each command moves its own operands), only the
-block sizes do; ``"mnk"`` (K innermost) lets the host finish one output block's partial
-sums before the next.
+:data:`LOOP_ORDERS`, aligned first, balanced first). With an engine that keeps nothing
+between commands the nesting does not change the bytes (each command moves its own
+operands), only the block sizes do; ``"mnk"`` (K innermost) lets the host finish one
+output block's partial sums before the next.
 
 Memory model (``dram_patterns``): the host streams each command's operands from off-chip
 memory that delivers ``bytes_per_cycle`` bytes per cycle, reads and writes together. The
 bandwidth is divided between reads and writes in proportion to the command's bytes of
 each; the first read bytes arrive ``latency`` cycles after the cycle after the command is
 taken (no prefetch across commands). Each cycle the read budget grows by its share (a
-bucket that holds at most one cycle's share plus the largest beat) and pays, in this
-priority, for the first activation block (``block`` rows), weights, parameters, and the
-remaining activations, at most one beat per stream per cycle: the stream's valid pattern
+bucket that holds at most one cycle's share plus the largest beat) and pays, in strict
+priority (a stream with beats left that cannot be paid yet holds back the later ones),
+for the first activation block (``block`` rows), weights, parameters, and the remaining
+activations, at most one beat per stream per cycle: the stream's valid pattern
 is true in the cycles a beat is paid for. The writes' budget makes the result stream's
 ready pattern the same way. A beat the engine is not ready for is held (one-beat
 buffer) and the budget of the cycles it waits is lost, as for a stream throttled by
@@ -315,19 +316,31 @@ def _patterns(length, start, read_rate, write_rate, first_act, wgt_beats, par_be
     for t in range(start, length):
         credit_r = min(credit_r + read_rate, cap_r)
         credit_w = min(credit_w + write_rate, cap_w)
-        if acts < first_act and credit_r >= act_bytes:
-            valid[0, t] = True
-            credit_r -= act_bytes
-            acts += 1
-        if wgts < wgt_beats and credit_r >= wgt_bytes:
-            valid[1, t] = True
-            credit_r -= wgt_bytes
-            wgts += 1
-        if pars < par_beats and credit_r >= par_bytes:
-            valid[2, t] = True
-            credit_r -= par_bytes
-            pars += 1
-        if acts >= first_act and not valid[0, t] and credit_r >= act_bytes:
+        # Strict priority: a stream with beats left that cannot be paid for yet holds back
+        # the ones after it (so a wide parameter beat is not starved by activations).
+        blocked = False
+        if acts < first_act:
+            if credit_r >= act_bytes:
+                valid[0, t] = True
+                credit_r -= act_bytes
+                acts += 1
+            else:
+                blocked = True
+        if not blocked and wgts < wgt_beats:
+            if credit_r >= wgt_bytes:
+                valid[1, t] = True
+                credit_r -= wgt_bytes
+                wgts += 1
+            else:
+                blocked = True
+        if not blocked and pars < par_beats:
+            if credit_r >= par_bytes:
+                valid[2, t] = True
+                credit_r -= par_bytes
+                pars += 1
+            else:
+                blocked = True
+        if not blocked and acts >= first_act and not valid[0, t] and credit_r >= act_bytes:
             valid[0, t] = True
             credit_r -= act_bytes
             acts += 1
@@ -377,8 +390,11 @@ def _length_guess(config, shape, bytes_per_cycle, latency):
 
 @functools.lru_cache(maxsize=65536)
 def _dram_cycles(config, shape, bytes_per_cycle, latency):
-    length = _length_guess(config, shape, bytes_per_cycle, latency)
+    length = first = _length_guess(config, shape, bytes_per_cycle, latency)
     while True:
+        if length > 64 * first:
+            raise RuntimeError(f"command {shape} did not finish at {bytes_per_cycle} bytes per "
+                               f"cycle: a bug of the memory model")
         valid, ready = dram_patterns(config, shape, bytes_per_cycle, latency, length)
         record, = run_patterns(config, [shape], {"cmd": np.ones(length, np.bool_), **valid},
                                ready)
@@ -398,24 +414,38 @@ def dram_cycles(config, shape, bytes_per_cycle, latency=0):
 def sequence_patterns(config, shapes, bytes_per_cycle, latency=0):
     """Patterns of commands run back to back: ``(valid, ready, cycles)``.
 
-    Command ``i`` is taken in cycle ``s_i`` (``s_0 = 0``, ``s_{i+1} = s_i + cycles_i +``
-    :data:`GAP_BETWEEN_COMMANDS`); its operand patterns (those of :func:`dram_patterns`)
-    start there, and are false between commands, so each command runs as it does alone.
-    ``valid`` has ``cmd`` (always true), ``act``, ``wgt`` and ``par``; ``cycles`` the
-    per-command cycle counts. The total is ``sum(cycles) + GAP * (len - 1)``.
+    Command ``i`` is taken in cycle ``s_i`` (``s_0 = 0``, then
+    :data:`GAP_BETWEEN_COMMANDS` cycles after the previous command's last result); its
+    operand and result patterns (those of :func:`dram_patterns`) start there, and the
+    operand patterns are false between commands. ``valid`` has ``cmd`` (always true),
+    ``act``, ``wgt`` and ``par``; ``cycles`` the per-command counts of the cycle model on
+    these patterns.
+
+    Each command's start is found by running the model on the commands before it, so
+    the patterns are exact even where a command's count depends on the one before
+    (the weight-stationary PE banks alternate across commands: on some shapes a
+    command runs a few cycles shorter or longer after another than alone, which
+    :func:`dram_cycles` does not see).
     """
     _check_bandwidth(bytes_per_cycle, latency)
-    cycles = [dram_cycles(config, s, bytes_per_cycle, latency) for s in shapes]
-    length = sum(cycles) + GAP_BETWEEN_COMMANDS * len(cycles) + 1
     names = ("act", "wgt", "par") if config.has_params else ("act", "wgt")
-    valid = {name: np.zeros(length, np.bool_) for name in names}
-    ready = np.ones(length, np.bool_)
-    start = 0
-    for shape, c in zip(shapes, cycles, strict=True):
-        v, r = dram_patterns(config, shape, bytes_per_cycle, latency, c)
-        for name in names:
-            valid[name][start:start + c] = v[name]
-        ready[start:start + c] = r
+    pieces, ready_pieces, cycles, start = {n: [] for n in names}, [], [], 0
+    for i, shape in enumerate(shapes):
+        guess = 2 * dram_cycles(config, shape, bytes_per_cycle, latency) + 64
+        v, r = dram_patterns(config, shape, bytes_per_cycle, latency, guess)
+        valid = {n: np.concatenate([*pieces[n], v[n]]) for n in names}
+        ready = np.concatenate([*ready_pieces, r])
+        valid["cmd"] = np.ones(len(ready), np.bool_)
+        record = run_patterns(config, shapes[:i + 1], valid, ready)[i]
+        if record["last"] >= len(ready):
+            raise RuntimeError(f"command {i} {tuple(shape)} did not finish in its patterns")
+        c = record["cycles"]
+        cycles.append(c)
+        for n in names:
+            pieces[n] += [v[n][:c], np.zeros(GAP_BETWEEN_COMMANDS, np.bool_)]
+        ready_pieces += [r[:c], np.ones(GAP_BETWEEN_COMMANDS, np.bool_)]
         start += c + GAP_BETWEEN_COMMANDS
-    valid["cmd"] = np.ones(length, np.bool_)
+    valid = {n: np.concatenate(pieces[n]) for n in names}
+    ready = np.concatenate(ready_pieces)
+    valid["cmd"] = np.ones(len(ready), np.bool_)
     return valid, ready, cycles

@@ -12,7 +12,6 @@ from hw.config import ArrayConfig
 from hw.requant import REQUANT_LATENCY
 from hw.threshold import THRESHOLD_LATENCY
 from sim import perf
-from sim.schedule import GAP_BETWEEN_COMMANDS, schedule_gemm
 from sim.engine_model import (
     MODEL_VERSION,
     Latencies,
@@ -22,6 +21,7 @@ from sim.engine_model import (
     latencies,
     run_patterns,
 )
+from sim.schedule import GAP_BETWEEN_COMMANDS, schedule_gemm
 from tests.support.engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
 
 
