@@ -21,6 +21,9 @@ __all__ = [
     "PNR_DEVICES", "PNR_PACKAGES", "PNR_TOOLS", "PnrTarget", "cached_pnr_result",
     "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions", "NOMINAL_CLOCK_MHZ", "PNR_FPGAS",
     "Clock", "engine_clock", "config_arguments", "field_flags",
+    "BRAM_SHAPES", "BRAM_NAMES", "BRAM_COST", "LUTRAM_COST", "DEVICE_BRAMS", "BufferMemory",
+    "beat_bits", "beat_bytes", "buffer_memories", "buffer_report", "fits_device", "BUFFER_PRESETS",
+    "add_buffers_argument", "config_with_buffers",
 ]
 
 DATAFLOWS = ("ws", "os")
@@ -687,3 +690,178 @@ def engine_clock(config, fpga="ecp5-85k"):
         return Clock(float(record["fmax_mhz"]), "post-route",
                      f"{target['part']} {target['package']}")
     return Clock(NOMINAL_CLOCK_MHZ, "nominal", f"no {fpga} place-and-route result cached")
+
+
+# -- buffer capacities: bytes and block RAMs of a target, as the generator sizes them --
+
+#: Block RAM of each FPGA family, as Yosys maps a simple dual-port memory (one write
+#: port, one read port) onto it: the ``(width, depth)`` shapes one block can take.
+#: ECP5: DP16KD (18 Kbit; 36 bits wide only as Yosys's pseudo-dual-port PDPW16KD);
+#: iCE40: SB_RAM40_4K (4 Kbit EBR).
+BRAM_SHAPES = MappingProxyType({
+    "ecp5": ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)),
+    "ice40": ((2, 2048), (4, 1024), (8, 512), (16, 256)),
+})
+#: Name of one block RAM of each family.
+BRAM_NAMES = MappingProxyType({"ecp5": "DP16KD", "ice40": "SB_RAM40_4K"})
+#: Block RAMs on each place-and-route device (``PNR_DEVICES``), from the device data.
+DEVICE_BRAMS = MappingProxyType({
+    ("ecp5", "85k"): 208, ("ecp5", "45k"): 108, ("ecp5", "25k"): 56,
+    ("ice40", "up5k"): 30, ("ice40", "hx8k"): 32,
+})
+#: Yosys's costs of one block RAM (``brams_16kd.txt``: 128; iCE40 ``brams.txt``: 64) and
+#: of one ECP5 LUT RAM cell TRELLIS_DPR16X4, 16 words of 4 bits (``lutrams_trellis.txt``:
+#: 4): memory_libmap puts an ECP5 memory in LUT RAM when that costs less. (iCE40 has no
+#: LUT RAM; Yosys may keep a tiny memory in flip-flops, which the count ignores.)
+BRAM_COST = MappingProxyType({"ecp5": 128, "ice40": 64})
+LUTRAM_COST = 4
+
+
+def _word_bits(config, bits):
+    """Bits of one PE word of an operand ``bits`` wide (``pack`` elements; xnor: 1 bit each)."""
+    if config.pe_mode == "xnor":
+        return config.pack
+    return config.pack * bits
+
+
+def beat_bits(config):
+    """``{stream: bits}`` of one beat of each stream: ``act``, ``wgt``, ``par`` (0 when the
+    engine has no parameters) and ``res``, as ``hw.interfaces`` lays them out."""
+    if config.threshold:
+        par = config.acc_bits + 1
+    elif config.requant:
+        par = config.acc_bits + 32 + 6      # bias, M0, shift (hw.interfaces)
+    else:
+        par = 0
+    return {"act": config.rows * _word_bits(config, config.a_bits),
+            "wgt": config.rows * _word_bits(config, config.w_bits),
+            "par": par, "res": config.cols * config.out_width}
+
+
+def beat_bytes(config):
+    """``{stream: bytes}`` of one beat (its bits rounded up to whole bytes): what one beat
+    moves between off-chip memory and the engine."""
+    return {name: -(-bits // 8) for name, bits in beat_bits(config).items()}
+
+
+@dataclass(frozen=True)
+class BufferMemory:
+    """One generated memory: ``count`` copies of ``width`` bits x ``depth`` words."""
+
+    name: str
+    count: int
+    width: int
+    depth: int
+
+    @property
+    def bits(self):
+        return self.count * self.width * self.depth
+
+    def brams(self, family):
+        """Block RAMs of ``family`` for all copies: the cheapest shape per copy, as Yosys
+        chooses; 0 for an ECP5 memory that costs less in LUT RAM (see :data:`BRAM_COST`)."""
+        per_copy = min(-(-self.width // w) * -(-self.depth // d)
+                       for w, d in BRAM_SHAPES[family])
+        if family == "ecp5" and self.lutram_cells * LUTRAM_COST < per_copy * BRAM_COST[family]:
+            return 0
+        return self.count * per_copy
+
+    @property
+    def lutram_cells(self):
+        """ECP5 TRELLIS_DPR16X4 cells of one copy in LUT RAM (16 words of 4 bits each)."""
+        return -(-self.width // 4) * -(-self.depth // 16)
+
+
+def _pow2_depth(address_bits):
+    # hw.engine's memories have 2**address_bits words, at least two.
+    return 1 << max(address_bits, 1)
+
+
+def buffer_memories(config):
+    """The engine's memories as ``hw.engine`` generates them, a tuple of
+    :class:`BufferMemory`: the activation buffer (two blocks), the weight buffer (``cols``
+    banks, every column tile and K chunk of a command), the weight-stationary
+    accumulators, the parameter buffer (``cols`` banks, when the engine has parameters)
+    and the output FIFO (Amaranth's ``SyncFIFOBuffered``: a memory of ``depth - 1``
+    words and an output register)."""
+    bits = beat_bits(config)
+    kt_bits = ceil_log2(config.k_chunks)
+    nt_bits = ceil_log2(config.n_tiles)
+    if config.dataflow == "ws":
+        act = BufferMemory("activations", 1, bits["act"],
+                     _pow2_depth(1 + ceil_log2(config.block) + kt_bits))
+    else:
+        act = BufferMemory("activations", config.rows, bits["act"], _pow2_depth(1 + kt_bits))
+    memories = [act, BufferMemory("weights", config.cols, bits["wgt"],
+                                  _pow2_depth(nt_bits + kt_bits))]
+    if config.dataflow == "ws":
+        # The column sums of a block's rows, accumulated over K chunks.
+        memories.append(BufferMemory("accumulators", 1, config.cols * config.acc_bits,
+                                     _pow2_depth(ceil_log2(config.block))))
+    if config.has_params:
+        memories.append(BufferMemory("parameters", config.cols, bits["par"],
+                                     _pow2_depth(nt_bits)))
+    memories.append(BufferMemory("output FIFO", 1, bits["res"], config.fifo_depth - 1))
+    return tuple(memories)
+
+
+def buffer_report(config):
+    """Per buffer and in total: bytes of storage and block RAMs on ECP5 and iCE40.
+
+    Returns ``{"buffers": [{name, count, width, depth, bytes, ecp5_brams, ice40_brams}],
+    "total": {bytes, ecp5_brams, ice40_brams}}`` (bytes: bits / 8, as generated,
+    including the words that power-of-two depths add).
+    """
+    rows = []
+    for mem in buffer_memories(config):
+        rows.append({"name": mem.name, "count": mem.count, "width": mem.width,
+                     "depth": mem.depth, "bytes": mem.bits // 8,
+                     "ecp5_brams": mem.brams("ecp5"), "ice40_brams": mem.brams("ice40")})
+    total = {key: sum(r[key] for r in rows) for key in ("bytes", "ecp5_brams", "ice40_brams")}
+    return {"buffers": rows, "total": total}
+
+
+def fits_device(config, fpga="ecp5-85k", reserve=0):
+    """Whether the engine's buffers fit the block RAMs of ``fpga`` (a :data:`PNR_FPGAS`
+    name), leaving ``reserve`` blocks for other logic. Returns ``(fits, needed, available)``.
+    """
+    if fpga not in PNR_FPGAS:
+        raise ValueError(f"fpga must be one of {', '.join(PNR_FPGAS)}, not {fpga!r}")
+    family, device = PNR_FPGAS[fpga]
+    needed = buffer_report(config)["total"][f"{family}_brams"]
+    available = DEVICE_BRAMS[(family, device)] - reserve
+    return needed <= available, needed, available
+
+
+#: Named buffer sizes (``--buffers NAME``): fields of :class:`ArrayConfig` that size the
+#: engine's memories so that an 8x8 int8 engine fits the device's block RAMs with room to
+#: spare (see :func:`buffer_report`). ``ecp5-85k``: ``max_k`` 1024 and ``max_n`` 256 give
+#: a 128-DP16KD weight buffer (eight banks of 64 bits x 4096 words: every K chunk of 32
+#: column tiles) and a 16-DP16KD activation buffer (two blocks of 16 rows of 1024 taps);
+#: the parameter banks and the accumulators go to LUT RAM, the output FIFO takes 2 DP16KD
+#: (8 with raw 32-bit outputs): 146 of the 208 DP16KD with the requantizer, 152 raw,
+#: and the array's multipliers use DSPs, not block RAM. Larger K and N are split into
+#: commands by ``sim.schedule`` (K only on an engine with raw outputs, whose partial sums
+#: the host adds).
+BUFFER_PRESETS = MappingProxyType({
+    "ecp5-85k": MappingProxyType({"max_k": 1024, "max_n": 256}),
+})
+
+
+def add_buffers_argument(parser):
+    """Add ``--buffers NAME``: the buffer sizes of a :data:`BUFFER_PRESETS` entry."""
+    sizes = "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in fields.items())
+                      for name, fields in BUFFER_PRESETS.items())
+    parser.add_argument("--buffers", choices=tuple(BUFFER_PRESETS), default=None,
+                        help=f"buffer sizes that fit a device ({sizes}); explicit --max-* "
+                             f"flags win")
+
+
+def config_with_buffers(args):
+    """The :class:`ArrayConfig` of the flags, with ``--buffers`` sizes for the fields that
+    were not given (the defaults when no flag at all was given)."""
+    given = given_fields(args)
+    preset = getattr(args, "buffers", None)
+    if preset is not None:
+        given = {**BUFFER_PRESETS[preset], **given}
+    return ArrayConfig(**given)

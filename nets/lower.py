@@ -50,9 +50,13 @@ Every requantizing GEMM gets the per-channel requantization of its output channe
 ``par`` stream: ``bias``, and ``(m0, shift) = QuantizeMultiplier(s_x * s_w[c] / s_y)``; the
 command carries the input zero point, the output zero point and the fused activation's
 clamp (intersected with the output's code range). A GEMM larger than the engine's buffers is
-split by the host into commands of at most ``max_m`` rows and ``max_n`` columns; a K beyond
-``max_k`` cannot be split (the engine has no way to carry partial sums) and is refused
-naming the layer and the ``max_k`` it needs.
+split by the host into commands that fit, by :func:`sim.schedule.schedule_gemm` (the one
+copy of the tiling rules, shared with ``sim.perf``): at most ``max_m`` rows, ``max_k`` taps
+and ``max_n`` columns each. A K beyond ``max_k`` is split only on an engine with raw
+outputs (no requantizer, no thresholds): each command returns the raw partial sums of its
+taps and the host adds them (wrapping to 32 bits, as the accumulator does) before it
+requantizes; an engine with an output stage cannot carry partial sums, so such a layer is
+refused naming the layer and the ``max_k`` it needs.
 
 FULLY_CONNECTED with int8 weights on a requantizing engine uses the engine's integer
 requantizer (gemmlowp's two-step rounding), while TensorFlow Lite's reference kernel (and
@@ -70,6 +74,7 @@ import numpy as np
 
 import golden
 from hw.config import ArrayConfig, field_flags
+from sim.schedule import ScheduleError, schedule_gemm
 from sim.topology import Layer
 
 from .graph import Graph
@@ -113,11 +118,15 @@ class Command:
         ``[start, stop)`` rows of the layer's ``A`` (output pixels).
     cols : (int, int)
         ``[start, stop)`` columns of the group's ``W`` (output channels of the group).
+    depth : (int, int) or None
+        ``[start, stop)`` taps (rows of ``W``, columns of ``A``) when the layer's K is split
+        (raw engines only: the host adds the partial sums); None for all of K.
     """
 
     group: int
     rows: tuple
     cols: tuple
+    depth: tuple | None = None
 
     @property
     def m(self):
@@ -215,7 +224,10 @@ class LayerPlan:
 
     def command_shapes(self):
         """``(M, K, N)`` of every command, in order."""
-        return [(c.m, self.weights[c.group].shape[0], c.n) for c in self.commands]
+        return [(c.m, self._taps(c)[1] - self._taps(c)[0], c.n) for c in self.commands]
+
+    def _taps(self, cmd):
+        return cmd.depth if cmd.depth is not None else (0, self.weights[cmd.group].shape[0])
 
     def model_shapes(self):
         """``(M, K, N)`` of every command, with ``(a_planes, w_planes)`` for a bit-serial
@@ -228,6 +240,7 @@ class LayerPlan:
         macs = []
         for cmd, (m, k, n) in zip(self.commands, self.command_shapes(), strict=True):
             lo, hi = self.in_channels[cmd.group]
+            # A depthwise group is never split along K (its g is chosen within max_k).
             per_column = k // (hi - lo) if self.kind == "DEPTHWISE_CONV_2D" else k
             macs.append(m * per_column * n)
         return macs
@@ -250,10 +263,12 @@ class LayerPlan:
         entries = []
         for a, cmd in self._command_operands(x):
             lo, hi = self.output_channels(cmd)
+            k0, k1 = self._taps(cmd)
+            taps = f" taps {k0}:{k1}" if cmd.depth is not None else ""
             entry = {"label": f"{label}op{self.op_index} {self.kind} g{cmd.group} "
-                              f"rows {cmd.rows[0]}:{cmd.rows[1]} cols {lo}:{hi}",
+                              f"rows {cmd.rows[0]}:{cmd.rows[1]} cols {lo}:{hi}{taps}",
                      "a": a.tolist(),
-                     "w": self.weights[cmd.group][:, cmd.cols[0]:cmd.cols[1]].tolist(),
+                     "w": self.weights[cmd.group][k0:k1, cmd.cols[0]:cmd.cols[1]].tolist(),
                      "a_zero_point": self.a_zero_point}
             if self.planes:
                 entry["planes"] = list(self.planes)
@@ -276,7 +291,8 @@ class LayerPlan:
     def _command_operands(self, x):
         groups = self.operands(x)
         for cmd in self.commands:
-            yield groups[cmd.group][cmd.rows[0]:cmd.rows[1]], cmd
+            k0, k1 = self._taps(cmd)
+            yield groups[cmd.group][cmd.rows[0]:cmd.rows[1], k0:k1], cmd
 
 
 
@@ -540,10 +556,6 @@ def _plain_int8(graph):
 
 # --- planning ---------------------------------------------------------------------------------
 
-def _split(total, limit):
-    return [(lo, min(lo + limit, total)) for lo in range(0, total, limit)]
-
-
 def _group_size(config, kind, taps, mult, channels, op):
     if kind != "DEPTHWISE_CONV_2D":
         return channels
@@ -622,17 +634,21 @@ def plan_layer(graph: Graph, op, config: ArrayConfig, batch=1):
                 weights.append(block)
                 in_ch.append((c0, c1))
         out_shape = (batch, oh, ow, out_channels)
-    k_max = max(wg.shape[0] for wg in weights)
-    if k_max > config.max_k:
-        raise LoweringError(f"op {op.index} ({op.kind}) needs K = {k_max}, over the engine's "
-                            f"max_k {config.max_k}; build it with --max-k {k_max} or more")
     channels, commands, start = [], [], 0
     for gi, wg in enumerate(weights):
         channels.append((start, start + wg.shape[1]))
         start += wg.shape[1]
-        for r in _split(m, config.max_m):
-            for c in _split(wg.shape[1], config.max_n):
-                commands.append(Command(gi, r, c))
+        try:
+            schedule = schedule_gemm(config, m, wg.shape[0], wg.shape[1])
+        except ScheduleError:
+            k = wg.shape[0]
+            raise LoweringError(f"op {op.index} ({op.kind}) needs K = {k}, over the engine's "
+                                f"max_k {config.max_k}; build it with --max-k {k} or more, "
+                                f"or without an output stage (--no-requant: the host adds "
+                                f"the partial sums of K split into commands)") from None
+        for c in schedule.commands:
+            whole = c.depth == (0, wg.shape[0])
+            commands.append(Command(gi, c.rows, c.cols, None if whole else c.depth))
     zeros = np.zeros(out_channels, dtype=np.int64)
     x_zp = int(x_t.quant.zero_point[0])
     stage = {}
@@ -754,7 +770,8 @@ def engine_command_output(plan: LayerPlan, a, cmd: Command):
     accumulators ``sum((a - a_zp) * w)``, without bias.
     """
     lo, hi = plan.output_channels(cmd)
-    w = plan.weights[cmd.group][:, cmd.cols[0]:cmd.cols[1]]
+    k0, k1 = plan._taps(cmd)
+    w = plan.weights[cmd.group][k0:k1, cmd.cols[0]:cmd.cols[1]]
     if plan.pe_mode == "mac" and not plan.threshold_output:
         if not plan.engine_requantizes:
             return golden.gemm(a, w, plan.a_zero_point, 0)
@@ -788,12 +805,14 @@ def host_requantize(plan: LayerPlan, acc):
 def engine_layer_output(plan: LayerPlan, x):
     """The layer's output as the engine (and for a raw engine the host) computes it, in the
     output tensor's dtype (threshold layers: the codes ``2 * bit - 1``)."""
-    out = np.empty((plan.m, int(plan.channels[-1][1])), dtype=np.int64)
+    out = np.zeros((plan.m, int(plan.channels[-1][1])), dtype=np.int64)
     for a, cmd in plan._command_operands(x):
         lo, hi = plan.output_channels(cmd)
-        out[cmd.rows[0]:cmd.rows[1], lo:hi] = engine_command_output(plan, a, cmd)
+        # Only a raw engine splits K: the partial sums of its commands add up on the host.
+        out[cmd.rows[0]:cmd.rows[1], lo:hi] += engine_command_output(plan, a, cmd)
     if plan.threshold_output:
         out = 2 * out - 1
     elif not plan.engine_requantizes:
+        out = golden.wrap(out, ACC_BITS)
         out = host_requantize(plan, out)
     return np.asarray(out).astype(plan.out_dtype).reshape(plan.out_shape)

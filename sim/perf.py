@@ -6,6 +6,7 @@ cycle counts, never from a separate formula.
 """
 
 import argparse
+import collections
 import csv
 import json
 import math
@@ -18,14 +19,16 @@ from hw.config import (
     ArrayConfig,
     Clock,
     OneLineErrorParser,
+    add_buffers_argument,
     add_config_arguments,
     config_arguments,
-    config_from_args,
+    config_with_buffers,
     engine_clock,
 )
 
 from .engine_model import bandwidth_limited, gemm_schedule
 from .scalesim import scalesim_cycles
+from .schedule import ScheduleError, dram_cycles, schedule_gemm
 from .topology import Layer, list_networks, read_topology
 
 __all__ = ["LayerReport", "analyze", "compare_modes", "main", "CSV_COLUMNS", "resolve_clock"]
@@ -44,28 +47,60 @@ GAP_BETWEEN_GEMMS = 1
 
 
 class LayerReport:
-    """The model's figures for one layer (all its repeats, run back to back)."""
+    """The model's figures for one layer: the commands of its schedule
+    (:func:`sim.schedule.schedule_gemm`) run back to back.
 
-    def __init__(self, index, layer, config, clock_mhz, bandwidth=None, planes=None):
+    A layer no command sequence of the engine computes (K over ``max_k`` on an engine
+    that cannot carry partial sums) is modelled as one GEMM per repeat, as if the buffers
+    were large enough, and flagged (``fits = False``).
+    """
+
+    def __init__(self, index, layer, config, clock_mhz, bandwidth=None, planes=None,
+                 dram=None):
         self.index = index
         self.layer = layer
         planes = tuple(planes) if planes else ()
-        s = gemm_schedule(config, layer.m, layer.k, layer.n, *planes)
-        reps = layer.repeats
-        gaps = GAP_BETWEEN_GEMMS * (reps - 1)
-        self.per_gemm = s
-        self.cycles = s.cycles * reps + gaps
-        self.load = s.load * reps
-        self.compute = s.compute * reps
-        self.idle = s.idle * reps + gaps
-        self.drain = s.drain * reps
+        try:
+            self.schedule = schedule_gemm(config, layer.m, layer.k, layer.n,
+                                          groups=layer.repeats)
+            shapes = collections.Counter(self.schedule.shapes())
+            self.fits = True
+        except ScheduleError as error:
+            self.schedule, self.unfit_reason = None, str(error)
+            shapes = collections.Counter({(layer.m, layer.k, layer.n): layer.repeats})
+            self.fits = False
+        self.commands = sum(shapes.values())
+        gaps = GAP_BETWEEN_GEMMS * (self.commands - 1)
+        self.cycles, self.load, self.compute, self.idle, self.drain = 0, 0, 0, gaps, 0
+        for shape, count in shapes.items():
+            s = gemm_schedule(config, *shape, *planes)
+            self.cycles += s.cycles * count
+            self.load += s.load * count
+            self.compute += s.compute * count
+            self.idle += s.idle * count
+            self.drain += s.drain * count
+        self.cycles += gaps
+        self.stall_free_cycles = self.cycles
         self.macs = layer.macs
         self.stall = 0
         if bandwidth is not None:
-            limited = bandwidth_limited(config, [(layer.m, layer.k, layer.n, *planes)],
-                                        bandwidth)
-            self.stall = (limited[0]["cycles"] - s.cycles) * reps
-            self.cycles += self.stall
+            for shape, count in shapes.items():
+                limited = bandwidth_limited(config, [(*shape, *planes)], bandwidth)
+                free = gemm_schedule(config, *shape, *planes).cycles
+                self.stall += (limited[0]["cycles"] - free) * count
+        self.dram = dram
+        if dram is not None:
+            if not self.fits:
+                raise ValueError(f"layer {layer.name!r} cannot be scheduled, so its memory "
+                                 f"traffic is unknown: {self.unfit_reason}")
+            if planes:
+                raise ValueError("--dram-bytes-per-cycle models mac and xnor engines, "
+                                 "not bit planes (--planes)")
+            bpc, latency = dram
+            for shape, count in shapes.items():
+                free = gemm_schedule(config, *shape).cycles
+                self.stall += (dram_cycles(config, shape, bpc, latency) - free) * count
+        self.cycles += self.stall
         # Utilization against the PEs' peak: one MAC per PE per cycle in the mac mode,
         # more in the packed modes (see ArrayConfig.peak_macs_per_pe).
         pes = config.rows * config.cols * config.peak_macs_per_pe(planes)
@@ -75,8 +110,20 @@ class LayerReport:
         self.compute_utilization = self.macs / ((self.compute + self.idle) * pes)
         self.macs_per_s = self.macs / (self.cycles / (clock_mhz * 1e6))
         self.gops = 2 * self.macs_per_s / 1e9
-        self.fits = (layer.m <= config.max_m and layer.k <= config.max_k
-                     and layer.n <= config.max_n)
+
+    @property
+    def bytes_total(self):
+        """Off-chip bytes of the layer's commands (None if it cannot be scheduled)."""
+        return self.schedule.bytes_total if self.schedule else None
+
+    @property
+    def bound(self):
+        """With a memory bandwidth: ``"memory"`` when moving the layer's bytes at that
+        bandwidth takes longer than its stall-free cycles, else ``"compute"``."""
+        if self.dram is None or self.schedule is None:
+            return None
+        return ("memory" if self.schedule.bytes_total / self.dram[0] > self.stall_free_cycles
+                else "compute")
 
     def as_dict(self):
         lay = self.layer
@@ -88,7 +135,9 @@ class LayerReport:
             "macs_per_cycle": self.macs_per_cycle,
             "utilization": self.utilization, "mapping_efficiency": self.mapping_efficiency,
             "compute_utilization": self.compute_utilization, "macs_per_s": self.macs_per_s,
-            "gops": self.gops, "fits_buffers": self.fits,
+            "gops": self.gops, "fits_buffers": self.fits, "commands": self.commands,
+            "schedule": self.schedule.as_dict() if self.schedule else None,
+            "bound": self.bound,
         }
 
     def csv_row(self):
@@ -120,6 +169,12 @@ def _totals(reports, config, clock_mhz, planes=None):
         "compute_utilization": macs / ((compute + idle) * pes),
         "macs_per_s": macs_per_s, "gops": 2 * macs_per_s / 1e9,
         "seconds": cycles / (clock_mhz * 1e6),
+        "commands": sum(r.commands for r in reports),
+        "bytes_read": {key: sum(r.schedule.bytes_read[key] for r in reports if r.schedule)
+                       for key in ("act", "wgt", "par")},
+        "bytes_written": sum(r.schedule.bytes_written for r in reports if r.schedule),
+        "bytes_total": sum(r.bytes_total for r in reports if r.schedule),
+        "memory_bound_layers": sum(r.bound == "memory" for r in reports),
     }
 
 
@@ -146,17 +201,19 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def analyze(config, layers, clock_mhz=1000.0, bandwidth=None, progress=False, planes=None):
+def analyze(config, layers, clock_mhz=1000.0, bandwidth=None, progress=False, planes=None,
+            dram=None):
     """Model every layer; return ``(reports, totals)``.
 
     ``planes``: ``(a_planes, w_planes)`` of every GEMM on a bit-serial engine (default: all
-    of ``a_bits`` and ``w_bits``).
+    of ``a_bits`` and ``w_bits``). ``dram``: ``(bytes_per_cycle, latency)`` of off-chip
+    memory (:mod:`sim.schedule`'s memory model), or None for operands always there.
     """
     config = config if isinstance(config, ArrayConfig) else ArrayConfig(**config)
     bar = _Progress(len(layers), progress)
     reports = []
     for i, layer in enumerate(layers):
-        reports.append(LayerReport(i, layer, config, clock_mhz, bandwidth, planes))
+        reports.append(LayerReport(i, layer, config, clock_mhz, bandwidth, planes, dram))
         bar.step(layer.name)
     bar.close()
     return reports, _totals(reports, config, clock_mhz, planes)
@@ -243,7 +300,10 @@ def _print_table(reports, totals, config, clock, scalesim, out, planes=None):
     print(f"clock: {clock.describe()}", file=out)
     head = (f"{'#':>3} {'layer':<{name_w}} {'M':>7} {'K':>6} {'N':>6} {'rep':>4} "
             f"{'cycles':>11} {'load':>8} {'compute':>11} {'idle':>9} {'drain':>7} "
-            f"{'MAC/cyc':>8} {'util':>6} {'GOPS':>8}")
+            f"{'MAC/cyc':>8} {'util':>6} {'GOPS':>8} {'cmds':>5} {'MB moved':>9} {'MAC/B':>7}")
+    dram = any(r.dram is not None for r in reports)
+    if dram:
+        head += f" {'stall':>9} {'bound':>7}"
     if scalesim:
         head += f" {'SS-OS':>11} {'SS-WS':>11} {'SS-IS':>11}"
     print(head, file=out)
@@ -252,7 +312,14 @@ def _print_table(reports, totals, config, clock, scalesim, out, planes=None):
         line = (f"{r.index:>3} {lay.name:<{name_w}} {lay.m:>7} {lay.k:>6} {lay.n:>6} "
                 f"{lay.repeats:>4} {r.cycles:>11} {r.load:>8} {r.compute:>11} {r.idle:>9} "
                 f"{r.drain:>7} {r.macs_per_cycle:>8.1f} {100 * r.utilization:>5.1f}% "
-                f"{r.gops:>8.2f}")
+                f"{r.gops:>8.2f} {r.commands:>5}")
+        if r.schedule:
+            line += (f" {r.schedule.bytes_total / 1e6:>9.3f} "
+                     f"{r.schedule.arithmetic_intensity:>7.1f}")
+        else:
+            line += f" {'-':>9} {'-':>7}"
+        if dram:
+            line += f" {r.stall:>9} {r.bound:>7}"
         if scalesim:
             ss = _scalesim_columns(lay, config)
             line += "".join(f" {ss[df][0]:>11}" for df in ("os", "ws", "is"))
@@ -269,12 +336,21 @@ def _print_table(reports, totals, config, clock, scalesim, out, planes=None):
           f"{totals['macs']:,} MACs in {totals['cycles']:,} cycles "
           f"({1e3 * totals['seconds']:.3f} ms), utilization {100 * totals['utilization']:.2f}%, "
           f"{totals['macs_per_s'] / 1e9:.2f} GMAC/s = {totals['gops']:.2f} GOPS", file=out)
+    print(f"{totals['commands']:,} engine commands; off-chip bytes read "
+          f"{totals['bytes_read']['act']:,} activations + {totals['bytes_read']['wgt']:,} "
+          f"weights + {totals['bytes_read']['par']:,} parameters, written "
+          f"{totals['bytes_written']:,} ({totals['bytes_total'] / 1e6:.2f} MB in all)",
+          file=out)
     if totals["stall_cycles"]:
         print(f"input-bandwidth stalls: {totals['stall_cycles']:,} cycles", file=out)
-    unfit = [r.layer.name for r in reports if not r.fits]
+    if dram:
+        print(f"memory-bound layers: {totals['memory_bound_layers']} of {len(reports)}",
+              file=out)
+    unfit = [r for r in reports if not r.fits]
     if unfit:
-        print(f"note: {len(unfit)} layer(s) exceed the configured max_m/max_k/max_n; their "
-              f"cycles are modelled as if the buffers were large enough", file=out)
+        print(f"note: {len(unfit)} layer(s) cannot be split into commands that fit the "
+              f"engine ({unfit[0].unfit_reason}); their cycles are modelled as if the "
+              f"buffers were large enough", file=out)
 
 
 DESCRIPTION = """\
@@ -376,6 +452,15 @@ def main(argv=None):
                         help="limit the host to B operand beats per cycle (activations, "
                              "weights and parameters together) and report the stall cycles; "
                              "simulated cycle by cycle, so slower")
+    parser.add_argument("--dram-bytes-per-cycle", type=_positive_float("--dram-bytes-per-cycle"),
+                        metavar="B", help="off-chip memory delivering B bytes per cycle "
+                        "(reads and writes together): whole-network cycles with the engine's "
+                        "memory stalls, and per layer whether it is memory- or compute-bound "
+                        "(see sim.schedule; the RTL runs the same valid patterns)")
+    parser.add_argument("--dram-latency", type=int, default=0, metavar="L",
+                        help="with --dram-bytes-per-cycle: cycles from a command to its first "
+                             "operand bytes (default 0)")
+    add_buffers_argument(parser)
     parser.add_argument("--scalesim", action="store_true",
                         help="also print SCALE-Sim v2's compute cycles (OS, WS, IS)")
     parser.add_argument("--planes", type=_parse_planes, metavar="A,W",
@@ -391,7 +476,13 @@ def main(argv=None):
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        config = config_from_args(args) or ArrayConfig()
+        config = config_with_buffers(args)
+        if args.dram_latency < 0:
+            raise ValueError(f"--dram-latency must be a non-negative integer, not "
+                             f"{args.dram_latency}")
+        if args.dram_bytes_per_cycle and args.bandwidth:
+            raise ValueError("--bandwidth and --dram-bytes-per-cycle both limit the operands; "
+                             "give one")
         if args.gemm:
             layers = [Layer.from_gemm("gemm", *args.gemm)]
         elif args.tflite:
@@ -419,8 +510,13 @@ def main(argv=None):
     except RuntimeError as error:
         parser.exit(1, f"{parser.prog}: error: {error}\n")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    reports, totals = analyze(config, layers, clock.mhz, args.bandwidth, progress,
-                              args.planes)
+    dram = ((args.dram_bytes_per_cycle, args.dram_latency) if args.dram_bytes_per_cycle
+            else None)
+    try:
+        reports, totals = analyze(config, layers, clock.mhz, args.bandwidth, progress,
+                                  args.planes, dram)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     _print_table(reports, totals, config, clock, args.scalesim, sys.stdout, args.planes)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
@@ -431,6 +527,8 @@ def main(argv=None):
     if args.json:
         doc = {"config": config.to_dict(), "clock_mhz": clock.mhz, "clock": clock.to_dict(),
                "bandwidth_beats_per_cycle": args.bandwidth,
+               "dram_bytes_per_cycle": args.dram_bytes_per_cycle,
+               "dram_latency": args.dram_latency,
                "planes": list(args.planes) if args.planes else None,
                "layers": [r.as_dict() for r in reports], "total": totals}
         if args.scalesim:

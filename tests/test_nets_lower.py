@@ -99,13 +99,19 @@ def _slow_depthwise(x, w, bias, x_zp, m0, shift, y_zp, act_min, act_max, options
 
 
 def _assert_commands_cover(plan, config):
-    """Every command fits the engine; together they compute every output exactly once."""
-    seen = np.zeros((plan.m, int(plan.channels[-1][1])), dtype=np.int64)
+    """Every command fits the engine; together they take every tap of every output exactly
+    once (all of K in one command, or its blocks in several on a raw engine)."""
+    seen = np.zeros((plan.m, int(plan.channels[-1][1]), plan.k), dtype=np.int64)
     for cmd, (m, k, n) in zip(plan.commands, plan.command_shapes(), strict=True):
         assert 1 <= m <= config.max_m and 1 <= k <= config.max_k and 1 <= n <= config.max_n
         lo = plan.channels[cmd.group][0] + cmd.cols[0]
-        seen[cmd.rows[0]:cmd.rows[1], lo:lo + cmd.n] += 1
-    assert (seen == 1).all()
+        k0, k1 = cmd.depth if cmd.depth is not None else (0, plan.weights[cmd.group].shape[0])
+        assert k1 - k0 == k
+        seen[cmd.rows[0]:cmd.rows[1], lo:lo + cmd.n, k0:k1] += 1
+    for g, (c0, c1) in enumerate(plan.channels):
+        taps = plan.weights[g].shape[0]
+        assert (seen[:, c0:c1, :taps] == 1).all()
+        assert (seen[:, c0:c1, taps:] == 0).all()
 
 
 def test_conv_layers_give_tflite_conv_on_any_engine(rng):
@@ -114,6 +120,25 @@ def test_conv_layers_give_tflite_conv_on_any_engine(rng):
         config = _random_config(rng)
         plan = plan_network(graph, config, batch=x.shape[0])[0]
         _assert_commands_cover(plan, config)
+        expected = golden.quantized_conv2d(
+            x, p["w"], p["bias"], x_scale=p["x_q"][0], x_zero_point=p["x_q"][1],
+            w_scale=p["w_scale"], w_zero_point=0, y_scale=p["y_q"][0],
+            y_zero_point=p["y_q"][1], stride=p["options"]["stride"],
+            padding=p["options"]["padding"], dilation=p["options"]["dilation"],
+            activation=p["options"]["activation"])
+        np.testing.assert_array_equal(engine_layer_output(plan, x), expected)
+
+
+def test_k_split_on_a_raw_engine_gives_tflite_conv(rng):
+    # K over max_k: commands of at most max_k taps whose raw partial sums the host adds.
+    for _ in range(30):
+        graph, x, p = _random_conv(rng)
+        k = p["w"].shape[1] * p["w"].shape[2] * p["w"].shape[3]
+        config = _random_config(rng).replace(requant=False,
+                                             max_k=int(rng.integers(1, max(2, k))))
+        plan = plan_network(graph, config, batch=x.shape[0])[0]
+        _assert_commands_cover(plan, config)
+        assert len({c.depth for c in plan.commands}) > 1 or k <= config.max_k
         expected = golden.quantized_conv2d(
             x, p["w"], p["bias"], x_scale=p["x_q"][0], x_zero_point=p["x_q"][1],
             w_scale=p["w_scale"], w_zero_point=0, y_scale=p["y_q"][0],

@@ -120,7 +120,8 @@ def test_digits_cnn_on_the_rtl_is_bit_and_cycle_exact(digits, capsys, tmp_path, 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--rows", "8", "--cols", "8"],
      r"op 2 \(CONV_2D\) needs K = 288, over the engine's max_k 256; build it with "
-     r"--max-k 288 or more"),
+     r"--max-k 288 or more, or without an output stage \(--no-requant: the host adds the "
+     r"partial sums of K split into commands\)"),
     ([*ENGINE, "--pe-mode", "xnor"], r"int8 TFLite layers need an engine with pe_mode 'mac' "
                                      r"\(not 'xnor'\), signed activations of at least 8 "
                                      r"bits \(not a_bits 1, a_signed True\), signed weights of "

@@ -21,6 +21,7 @@ from sim.engine_model import (
     latencies,
     run_patterns,
 )
+from sim.schedule import GAP_BETWEEN_COMMANDS, schedule_gemm
 from tests.support.engine_sim import StreamPatterns, expected_output, random_gemm, run_engine
 
 
@@ -212,8 +213,15 @@ def test_perf_json_and_csv(tmp_path, capsys):
     assert len(doc["layers"]) == 54
     config = ArrayConfig(rows=16, cols=16)
     for layer in doc["layers"]:
-        # Throughput comes from the model's count, nothing else.
-        assert layer["cycles"] == gemm_cycles(config, layer["M"], layer["K"], layer["N"])
+        # Throughput comes from the model's count, nothing else: the commands of the layer's
+        # schedule back to back, or (a layer that cannot be split) one GEMM of its shape.
+        if layer["fits_buffers"]:
+            shapes = schedule_gemm(config, layer["M"], layer["K"], layer["N"]).shapes()
+        else:
+            shapes = [(layer["M"], layer["K"], layer["N"])]
+        assert layer["commands"] == len(shapes)
+        assert layer["cycles"] == sum(gemm_cycles(config, *s) for s in shapes) \
+            + GAP_BETWEEN_COMMANDS * (len(shapes) - 1)
         assert layer["utilization"] == pytest.approx(layer["macs"] / (layer["cycles"] * 256))
         assert layer["load_cycles"] + layer["compute_cycles"] + layer["idle_cycles"] \
             + layer["drain_cycles"] == layer["cycles"]

@@ -4,7 +4,14 @@ import argparse
 import os
 import sys
 
-from ..config import DEFAULT_CONFIGS, OneLineErrorParser, add_config_arguments, config_from_args
+from ..config import (
+    DEFAULT_CONFIGS,
+    OneLineErrorParser,
+    add_buffers_argument,
+    add_config_arguments,
+    config_with_buffers,
+    given_fields,
+)
 
 __all__ = ["main", "build"]
 
@@ -17,10 +24,23 @@ For each configuration, writes into --out:
   NAME.vlt   Verilator control file waiving, by name, only the lint warnings that
              Yosys's Verilog writer emits by construction
   NAME.json  manifest: the configuration, every port with direction and width, the
-             bit layout of every stream payload, and the cycle-model timing version
+             bit layout of every stream payload, the cycle-model timing version, and
+             the buffers in bytes and block RAMs ("buffers", see below)
   NAME.core  FuseSoC CAPI2 core qmac:engine:NAME (filesets rtl, waivers, manifest;
              targets default and lint), for FuseSoC and edalize flows:
              fusesoc --cores-root rtl run --target lint qmac:engine:NAME
+
+Buffers. The engine holds two blocks of activations (weight-stationary: block_rows
+rows of max_k taps; output-stationary: rows rows), the weights of a whole command
+(max_k x max_n, in cols banks), the per-channel parameters (max_n), the
+weight-stationary accumulators (block_rows rows of cols sums) and the output FIFO
+(out_depth results). The manifest states each in bytes and in block RAMs as Yosys maps
+them (power-of-two depths included): ECP5 DP16KD (18 Kbit; 36 x 512 at most; memories
+that cost less in LUT RAM go there) and iCE40 SB_RAM40_4K (4 Kbit). Devices: ECP5-85k
+208 DP16KD, ECP5-45k 108, ECP5-25k 56, iCE40 UP5K 30 EBR, HX8K 32. The defaults
+(max_k 256, max_n 256) take 38 DP16KD for an 8x8 engine; --buffers ecp5-85k (max_k
+1024, max_n 256) takes 146 (152 with --no-requant) and leaves room for the array. Larger
+layers are split into commands on the host (python -m sim.perf, sim.schedule).
 
 With no configuration flags, builds the default configurations (the ones kept in rtl/).
 With any configuration flag, builds that one configuration (unset fields keep their
@@ -60,6 +80,7 @@ def main(argv=None):
                              "each design and fail on any message")
     parser.add_argument("--list", action="store_true",
                         help="print the default configurations and exit")
+    add_buffers_argument(parser)
     add_config_arguments(parser)
     args = parser.parse_args(argv)
 
@@ -68,7 +89,7 @@ def main(argv=None):
             print(config.default_name)
         return 0
     try:
-        config = config_from_args(args)
+        config = config_with_buffers(args) if given_fields(args) or args.buffers else None
         if config is None:
             if args.name:
                 raise ValueError("--name needs configuration flags (the defaults have their "

@@ -11,7 +11,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from ..config import TIMING_VERSION, ArrayConfig
+from ..config import TIMING_VERSION, ArrayConfig, buffer_report
 from ..engine import GemmEngine, engine_signature
 
 __all__ = ["verilog_text", "flat_verilog", "waiver_text", "manifest", "write_design", "lint",
@@ -153,7 +153,8 @@ def _qmac_version():
 
 
 def manifest(config: ArrayConfig, name: str):
-    """The manifest of a design: configuration, ports, stream payloads, timing version."""
+    """The manifest of a design: configuration, ports, stream payloads, timing version, and
+    the buffers in bytes and block RAMs (``hw.config.buffer_report``)."""
     ports = [{"name": "clk", "direction": "input", "width": 1},
              {"name": "rst", "direction": "input", "width": 1}]
     streams = {}
@@ -178,6 +179,7 @@ def manifest(config: ArrayConfig, name: str):
         "ports": ports,
         "streams": streams,
         "clock": {"port": "clk", "reset": "rst (synchronous, active high)"},
+        "buffers": buffer_report(config),
     }
 
 

@@ -153,7 +153,8 @@ class Regression:
 
 def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stall_prob=0.3,
                    limits=None, edges=True, explicit=(), oracle_cases=(), oracle_path=None,
-                   build_dir=None, work_dir=None, waves=False, negative_control=False):
+                   build_dir=None, work_dir=None, waves=False, negative_control=False,
+                   patterns=None):
     """Generate, build (cached) and run the GEMM regression; return a :class:`Regression`.
 
     Parameters
@@ -182,6 +183,10 @@ def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stal
         Where the simulator runs; default a new directory under ``build_dir``.
     negative_control : bool
         Corrupt one expected beat (the run must fail): proves the scoreboard bites.
+    patterns : dict, optional
+        Given per-cycle patterns instead of seeded stalls: ``{"valid": {stream: "0101..."},
+        "ready": "..."}`` (``tests.support.streams.ExplicitPatterns.to_json``), e.g. the
+        ones an off-chip bandwidth implies (``sim.schedule.sequence_patterns``).
     """
     from .rtlsim import run_cocotb
 
@@ -206,6 +211,8 @@ def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stal
                            "limits": list(limits) if limits else None}
     if explicit:
         job["gemms"] = list(explicit)
+    if patterns is not None:
+        job["patterns"] = patterns
     if oracle_cases:
         job["oracle"] = {"path": str(oracle_path or default_oracle_path()),
                          "cases": list(oracle_cases)}

@@ -7,6 +7,8 @@ The job comes from the JSON file named by ``QMAC_GEMM_JOB`` (``python -m hw.regr
       "config": {...},              # ArrayConfig.to_dict() of the design under test
       "seed": 1234,                 # operands, shapes and stall patterns
       "stall_prob": 0.3,            # probability of a valid gap / ready gap per cycle
+      "patterns": {"valid": {"act": "0110...", ...}, "ready": "1011..."},  # optional:
+                                    # given patterns instead (ExplicitPatterns)
       "generate": {"count": 20, "limits": [M, K, N], "edges": true},   # optional
       "gemms": [{"shape": [M, K, N]} or {"a": [[...]], "w": [[...]], ...}],  # optional
       "oracle": {"path": ".../tflite_conv_int8.npz", "cases": ["case000", ...]},  # optional
@@ -70,7 +72,7 @@ from hw.config import ArrayConfig
 from hw.regress import JOB_ENV
 from tests.support import gemm_jobs
 from tests.support.cocotb_streams import CycleCounter, OwnedTask, StreamDriver, StreamMonitor
-from tests.support.streams import INPUT_STREAMS, StreamPatterns
+from tests.support.streams import INPUT_STREAMS, ExplicitPatterns, StreamPatterns
 
 __all__ = ["Scoreboard", "StatusMonitor", "gemm_regression"]
 
@@ -283,7 +285,12 @@ async def gemm_regression(dut):
     # Operand elements past K are random: the engine must ignore them.
     codec = StreamCodec(config, padding_rng=np.random.default_rng([seed, 0x706164]))
     names = tuple(n for n in INPUT_STREAMS if n != "par" or config.has_params)
-    patterns = StreamPatterns(seed, stall_prob, names)
+    if job.get("patterns"):
+        # Given patterns (an off-chip bandwidth's, see sim.schedule), not seeded stalls.
+        patterns = ExplicitPatterns.from_json(job["patterns"])
+        stall_prob = patterns.stall_prob
+    else:
+        patterns = StreamPatterns(seed, stall_prob, names)
     cycles = CycleCounter(CLOCK_PERIOD_NS)
     scoreboard = Scoreboard(codec, cases)
     if job.get("negative_control"):

@@ -4,7 +4,7 @@ import collections
 
 import numpy as np
 
-__all__ = ["INPUT_STREAMS", "BeatSink", "BeatSource", "StreamPatterns"]
+__all__ = ["INPUT_STREAMS", "BeatSink", "BeatSource", "ExplicitPatterns", "StreamPatterns"]
 
 #: Input streams of the engine, in the order their patterns are seeded; ``par`` exists only
 #: on engines with an output stage (requantizer or threshold compares).
@@ -78,6 +78,60 @@ class StreamPatterns:
     def ready(self):
         """``bool array`` of the result stream's ready, of the current length."""
         return np.concatenate(self._ready) if self._ready else np.zeros(0, dtype=bool)
+
+
+class ExplicitPatterns:
+    """Given per-cycle patterns (e.g. those an off-chip bandwidth implies, from
+    :func:`sim.schedule.sequence_patterns`), with the interface of :class:`StreamPatterns`.
+
+    ``valid``: ``{name: bool array}``, ``ready``: bool array, all of one length; past the
+    end every stream is valid and the result ready (as in the cycle model). ``to_json`` and
+    ``from_json`` carry them in a job file as strings of ``0`` and ``1``.
+    """
+
+    #: Not random; the testbench's hang limit treats such patterns as heavy stalls.
+    stall_prob = 0.5
+
+    def __init__(self, valid, ready):
+        self._valid = {name: np.asarray(v, dtype=bool) for name, v in valid.items()}
+        self._ready = np.asarray(ready, dtype=bool)
+        self.names = tuple(self._valid)
+        self.length = len(self._ready)
+        for name, v in self._valid.items():
+            if v.shape != (self.length,):
+                raise ValueError(f"valid pattern {name!r} must have the ready pattern's length "
+                                 f"({self.length}), not shape {v.shape}")
+
+    def ensure(self, cycles):
+        """Grow every pattern to at least ``cycles`` cycles (true past the given end)."""
+        if cycles > self.length:
+            extra = np.ones(cycles - self.length, dtype=bool)
+            self._valid = {n: np.concatenate([v, extra]) for n, v in self._valid.items()}
+            self._ready = np.concatenate([self._ready, extra])
+            self.length = cycles
+
+    def valid_at(self, name, t):
+        return bool(self._valid[name][t]) if t < self.length else True
+
+    def ready_at(self, t):
+        return bool(self._ready[t]) if t < self.length else True
+
+    @property
+    def valid(self):
+        return dict(self._valid)
+
+    @property
+    def ready(self):
+        return self._ready
+
+    def to_json(self):
+        bits = lambda a: "".join("1" if x else "0" for x in a)  # noqa: E731
+        return {"valid": {n: bits(v) for n, v in self._valid.items()}, "ready": bits(self._ready)}
+
+    @classmethod
+    def from_json(cls, doc):
+        unbits = lambda s: np.frombuffer(s.encode(), dtype=np.uint8) == ord("1")  # noqa: E731
+        return cls({n: unbits(v) for n, v in doc["valid"].items()}, unbits(doc["ready"]))
 
 
 class BeatSource:
