@@ -68,6 +68,15 @@ class StreamPatterns:
             self.ensure(t + 1)
         return bool(self._ready[t // self.BLOCK][t % self.BLOCK])
 
+    def window(self, name, start, stop):
+        """Input ``name``'s valid (or, for ``"res"``, the result ready) in cycles
+        ``start..stop-1``, as a bool array (the patterns grow to ``stop`` if needed)."""
+        self.ensure(stop)
+        blocks = self._ready if name == "res" else self._valid[name]
+        first, last = start // self.BLOCK, (stop - 1) // self.BLOCK + 1
+        bits = np.concatenate(blocks[first:last]) if stop > start else np.zeros(0, bool)
+        return bits[start - first * self.BLOCK:stop - first * self.BLOCK]
+
     @property
     def valid(self):
         """``{name: bool array}`` of the current length."""
