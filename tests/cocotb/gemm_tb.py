@@ -353,13 +353,10 @@ async def _run_drivers(dut, names, patterns, beats, scoreboard, idle_limit):
     return hung, end_cycle, drivers["cmd"].transfers, drivers, status, pending, monitor.errors
 
 
-async def _run_memory(dut, names, patterns, beats, first_beats, scoreboard, idle_limit, job):
+async def _run_memory(dut, names, patterns, beats, first_beats, scoreboard, idle_limit):
     """The memory-backed harness (:mod:`hw.flow.harness`): Python wakes only on ``attn``."""
-    depths = job.get("harness_depths") or {}
     harness = MemoryHarness(dut, beats, first_beats, patterns, scoreboard.outstanding,
-                            scoreboard.receive, idle_limit,
-                            depths.get("beat_depth", BEAT_DEPTH),
-                            depths.get("pattern_words", PATTERN_WORDS))
+                            scoreboard.receive, idle_limit, BEAT_DEPTH, PATTERN_WORDS)
     clock = dut.clk
     # The clock in the GPI (C++) layer: Python sets values only at falling edges, so the
     # inertial writes it relies on cannot race a clock edge.
@@ -415,7 +412,7 @@ async def gemm_regression(dut):
     if harness == "memory":
         hung, end_cycle, command_cycles, first_cycles, status, pending, rule_errors = (
             await _run_memory(dut, names, patterns, beats, first_beats, scoreboard,
-                              idle_limit, job))
+                              idle_limit))
     elif harness == "driver":
         hung, end_cycle, command_cycles, drivers, status, pending, rule_errors = (
             await _run_drivers(dut, names, patterns, beats, scoreboard, idle_limit))

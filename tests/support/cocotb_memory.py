@@ -85,10 +85,11 @@ class MemoryHarness:
 
     # --- loading ----------------------------------------------------------------------------
 
-    def _load_beats(self):
+    def _load_beats(self, in_reset=False):
         dut, depth = self._dut, self._depth
         for name, beats in self._beats.items():
-            taken = int(getattr(dut, f"{name}_taken").value)
+            # In reset nothing is taken (and Icarus's counters may not be reset yet).
+            taken = 0 if in_reset else int(getattr(dut, f"{name}_taken").value)
             self.taken[name] = taken
             self._read_first_cycles(name, taken)
             target = min(len(beats), taken + depth)
@@ -170,9 +171,9 @@ class MemoryHarness:
         dut.idle_limit.value = self._idle_limit
         await RisingEdge(clock)
         await FallingEdge(clock)
-        self._load_beats()
+        self._load_beats(in_reset=True)
         self._load_patterns(0)
-        for _ in range(reset_cycles - 1):
+        for _ in range(reset_cycles):
             await RisingEdge(clock)
         dut.rst.value = 0                  # the next rising edge starts cycle 0
         attn = dut.attn
