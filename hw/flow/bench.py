@@ -31,7 +31,9 @@ of wall-clock time, for each --harness (memory: the memory-backed wrapper that h
 uses by default; driver: cocotb drives every stream in every cycle) on the 8x8 int8
 weight-stationary engine: one GEMM M x 32 x 32 at M = 512 and at M = 4095 (--m-pair),
 with --stall-prob gaps; the figure is the difference of the two runs' cycles over the
-difference of their simulation times (so start-up, loading and checking cancel out).
+difference of their simulation times (so start-up, loading and checking cancel out), in
+wall-clock seconds and in CPU seconds of the simulator process (the steadier figure on a
+shared machine).
 """
 
 #: The two M of the testbench-speed GEMMs (K = N = 32 on an 8x8 engine).
@@ -139,17 +141,21 @@ def testbench_speed(sim="verilator", harness="memory", size=8, m_pair=TESTBENCH_
         runs.append({"M": m, "cycles": result.report["cycles_run"],
                      "rtl_cycles": result.records[0]["rtl_cycles"],
                      "seconds": result.report["run_seconds"],
+                     "cpu_seconds": result.report["run_cpu_seconds"],
                      "wall_seconds": result.result.test_seconds})
     cycles = runs[1]["cycles"] - runs[0]["cycles"]
     seconds = runs[1]["seconds"] - runs[0]["seconds"]
+    cpu_seconds = runs[1]["cpu_seconds"] - runs[0]["cpu_seconds"]
     return {"simulator": sim, "harness": harness, "name": config.default_name, "K": k, "N": n,
             "stall_prob": stall_prob, "runs": runs, "cycles": cycles, "seconds": seconds,
-            "cycles_per_second": cycles / seconds if seconds > 0 else None}
+            "cpu_seconds": cpu_seconds,
+            "cycles_per_second": cycles / seconds if seconds > 0 else None,
+            "cycles_per_cpu_second": cycles / cpu_seconds if cpu_seconds > 0 else None}
 
 
 def _testbench_main(args, parser):
     print(f"{'simulator':<10} {'harness':<8} {'M':>11} {'cycles':>9} {'seconds':>9} "
-          f"{'cycles/s':>10}", flush=True)
+          f"{'cycles/s':>10} {'CPU s':>9} {'cycles/CPU s':>12}", flush=True)
     records = []
     for sim in args.sims:
         for harness in args.harnesses:
@@ -159,10 +165,11 @@ def _testbench_main(args, parser):
             except RuntimeError as error:
                 parser.exit(1, f"{parser.prog}: error: {error}\n")
             records.append(r)
-            rate = r["cycles_per_second"]
+            rate, cpu_rate = r["cycles_per_second"], r["cycles_per_cpu_second"]
             print(f"{sim:<10} {harness:<8} {r['runs'][0]['M']:>5}-{r['runs'][1]['M']:<5} "
                   f"{r['cycles']:>9} {r['seconds']:>9.3f} "
-                  f"{'n/a' if rate is None else f'{rate:,.0f}':>10}", flush=True)
+                  f"{'n/a' if rate is None else f'{rate:,.0f}':>10} {r['cpu_seconds']:>9.3f} "
+                  f"{'n/a' if cpu_rate is None else f'{cpu_rate:,.0f}':>12}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=2)

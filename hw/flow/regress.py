@@ -254,8 +254,11 @@ def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stal
         hdl, top, build = [*sources[:2], wrapper], TOPLEVEL, build_dir / "build-memory"
     else:
         hdl, top, build = sources[:2], name, build_dir / "build"
+    # The wrapper marks its own signals public; the engine's stay private (faster), except
+    # with waves, where the per-signal dump wants them all.
     result = run_cocotb(sim, hdl, top, gemm_testbench_path(), work_dir, build,
-                        extra_env=env, seed=seed, waves=waves)
+                        extra_env=env, seed=seed, waves=waves,
+                        public=harness != "memory" or waves)
     report = json.loads(output.read_text()) if output.is_file() else None
     return Regression(result, report, work_dir)
 

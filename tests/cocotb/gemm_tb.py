@@ -355,14 +355,16 @@ async def _run_drivers(dut, names, patterns, beats, scoreboard, idle_limit):
 
 async def _run_memory(dut, names, patterns, beats, first_beats, scoreboard, idle_limit):
     """The memory-backed harness (:mod:`hw.flow.harness`): Python wakes only on ``attn``."""
+    widths = {name: len(getattr(dut, f"{name}_payload")) for name in (*names, "res")}
     harness = MemoryHarness(dut, beats, first_beats, patterns, scoreboard.outstanding,
-                            scoreboard.receive, idle_limit, BEAT_DEPTH, PATTERN_WORDS)
+                            scoreboard.receive, idle_limit, BEAT_DEPTH, PATTERN_WORDS, widths)
     clock = dut.clk
     # The clock in the GPI (C++) layer: Python sets values only at falling edges, so the
     # inertial writes it relies on cannot race a clock edge.
     Clock(clock, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start()
     hung, end_cycle = await harness.run(clock, RESET_CYCLES, TAIL_CYCLES)
-    dut._log.info("memory harness: %d wake-ups", harness.wakeups)
+    dut._log.info("memory harness: %d wake-ups, %.2f s in Python", harness.wakeups,
+                  harness.service_seconds)
     return (hung, end_cycle, harness.first_cycles["cmd"], harness.first_cycles,
             harness.status(), harness.pending(), harness.rule_errors())
 
@@ -408,7 +410,7 @@ async def gemm_regression(dut):
 
     idle_limit = _idle_limit(config, stall_prob)
     setup_seconds = time.perf_counter() - wall
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     if harness == "memory":
         hung, end_cycle, command_cycles, first_cycles, status, pending, rule_errors = (
             await _run_memory(dut, names, patterns, beats, first_beats, scoreboard,
@@ -428,6 +430,7 @@ async def gemm_regression(dut):
     else:
         hung = None
     run_seconds = time.perf_counter() - wall
+    run_cpu_seconds = time.process_time() - cpu
     wall = time.perf_counter()
 
     records = _records(codec, cases, command_cycles, scoreboard)
@@ -456,7 +459,8 @@ async def gemm_regression(dut):
             json.dump({"seed": seed, "sim": cocotb.SIM_NAME, "stall_prob": stall_prob,
                        "config": config.to_dict(), "cycle_model": model is not None,
                        "cycles_run": end_cycle, "harness": harness,
-                       "run_seconds": run_seconds, "records": records,
+                       "run_seconds": run_seconds, "run_cpu_seconds": run_cpu_seconds,
+                       "records": records,
                        "errors": ([hung] if hung else []) + rule_errors + scoreboard.errors
                        + sanity + model_errors}, f, indent=1)
             f.write("\n")

@@ -6,10 +6,12 @@ falling clock edge), when everything the wrapper computes from its registers is 
 and before the next rising edge samples what it writes.
 """
 
+import time
+
 import numpy as np
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-from hw.flow.harness import PATTERN_BITS
+from hw.flow.harness import PACK, PATTERN_BITS
 
 __all__ = ["BusyHistory", "MemoryHarness"]
 
@@ -61,11 +63,14 @@ class MemoryHarness:
         Cycles without any transfer after which the run counts as hung.
     beat_depth, pattern_words : int
         The wrapper's ring sizes (as generated).
+    widths : dict of str to int
+        Payload width of every stream (inputs and ``res``).
     """
 
     def __init__(self, dut, beats, first_beats, patterns, expected, receive, idle_limit,
-                 beat_depth, pattern_words):
+                 beat_depth, pattern_words, widths):
         self._dut = dut
+        self._widths = widths
         self._beats = beats
         self._first = first_beats
         self._patterns = patterns
@@ -82,6 +87,7 @@ class MemoryHarness:
         self._changes = []
         self.taken = dict.fromkeys(beats, 0)
         self.wakeups = 0
+        self.service_seconds = 0.0
 
     # --- loading ----------------------------------------------------------------------------
 
@@ -92,12 +98,19 @@ class MemoryHarness:
             taken = 0 if in_reset else int(getattr(dut, f"{name}_taken").value)
             self.taken[name] = taken
             self._read_first_cycles(name, taken)
-            target = min(len(beats), taken + depth)
+            # Whole words: the word of beat j overwrites that of beat j - depth, which must
+            # be taken, with every other beat of its word.
+            target = min(len(beats), taken - taken % PACK + depth)
             start = self._loaded[name]
             if target > start:
-                memory = getattr(dut, f"{name}_mem")
-                for j in range(start, target):
-                    memory[j % depth].value = beats[j]
+                memory, width = getattr(dut, f"{name}_mem"), self._widths[name]
+                slots = depth // PACK
+                for word in range(start // PACK, (target - 1) // PACK + 1):
+                    chunk = beats[word * PACK:min(target, word * PACK + PACK)]
+                    value = 0
+                    for lane, beat in enumerate(chunk):
+                        value |= beat << (lane * width)
+                    memory[word % slots].value = value
                 self._loaded[name] = target
                 getattr(dut, f"{name}_avail").value = target
             getattr(dut, f"{name}_more").value = int(target < len(beats))
@@ -134,8 +147,14 @@ class MemoryHarness:
         count = int(dut.res_count.value)
         if count > self._results_read:
             payloads, cycles = dut.res_mem, dut.res_cyc
+            width, slots = self._widths["res"], depth // PACK
+            mask = (1 << width) - 1
+            word, value = None, 0
             for j in range(self._results_read, count):
-                self._receive(int(payloads[j % depth].value),
+                if j // PACK != word:
+                    word = j // PACK
+                    value = int(payloads[word % slots].value)
+                self._receive((value >> (j % PACK * width)) & mask,
                               lambda j=j: int(cycles[j % depth].value))
             self._results_read = count
             dut.res_read.value = count
@@ -148,9 +167,11 @@ class MemoryHarness:
 
     def _service(self):
         self.wakeups += 1
+        start = time.perf_counter()
         self._read_results()
         self._load_beats()
         self._load_patterns(int(self._dut.cycle.value))
+        self.service_seconds += time.perf_counter() - start
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -171,6 +192,12 @@ class MemoryHarness:
         dut.idle_limit.value = self._idle_limit
         await RisingEdge(clock)
         await FallingEdge(clock)
+        # Words start at 0, not X (Icarus): a partly written word reads as numbers, and a
+        # source's payload is defined even when it presents nothing.
+        for name in (*self._beats, "res"):
+            memory = getattr(dut, f"{name}_mem")
+            for slot in range(self._depth // PACK):
+                memory[slot].value = 0
         self._load_beats(in_reset=True)
         self._load_patterns(0)
         for _ in range(reset_cycles):
