@@ -47,6 +47,16 @@ is the cycle of its command transfer, ``last`` the cycle of its last result tran
 stall_prob``, one generator per stream, extended in fixed blocks as the run goes on), and
 the drivers and the monitor are :mod:`tests.support.cocotb_streams`'.
 
+Two harnesses apply this protocol (the job's ``harness``; ``python -m hw.regress`` uses
+``memory`` unless ``--harness driver``). ``driver``: the top level is the engine, and the
+cocotb drivers and monitor of :mod:`tests.support.cocotb_streams` act in every cycle.
+``memory``: the top level is :mod:`hw.flow.harness`'s wrapper, whose beat, pattern and
+result memories do the same in Verilog; :class:`tests.support.cocotb_memory.MemoryHarness`
+loads and reads them in bulk, about once per 500 beats or 1,000 cycles, and the result
+stream's rules, ``error``, ``busy`` changes, hangs and transfer cycles are recorded by the
+wrapper and read back. Both feed the same scoreboard, records and checks, and give the same
+records for the same job (``tests/test_rtl_harness.py``).
+
 Sampling convention (as in ``tests/smoke/smoke_tb.py``): right after a rising edge a
 process writes what it drives for the cycle that edge starts; in ``ReadOnly`` it reads
 the settled values, which decide the transfers at the next edge. Cycle numbers come from
