@@ -5,7 +5,7 @@ import sys
 
 from ..config import PNR_FPGAS, ArrayConfig, Clock, OneLineErrorParser, PnrTarget, engine_clock
 
-__all__ = ["main", "run", "throughput_cases", "mode_cases", "bench_clock"]
+__all__ = ["main", "run", "throughput_cases", "mode_cases", "bench_clock", "testbench_speed"]
 
 DESCRIPTION = """\
 Measure the throughput of generated engines in RTL simulation (Verilator by default):
@@ -25,7 +25,19 @@ GOPS (2 operations per MAC) = MACs per cycle x clock. The clock of each engine i
 post-route Fmax on --fpga (default ecp5-85k) when `python -m hw.synth --pnr` has cached
 one, else a nominal 1000 MHz; --post-route places and routes every engine that has none
 first (minutes each); --clock-mhz sets one clock for all. Each line names its clock.
+
+--testbench: instead, the speed of the RTL testbench itself, in engine cycles per second
+of wall-clock time, for each --harness (memory: the memory-backed wrapper that hw.regress
+uses by default; driver: cocotb drives every stream in every cycle) on the 8x8 int8
+weight-stationary engine: one GEMM M x 32 x 32 at M = 512 and at M = 4095 (--m-pair),
+with --stall-prob gaps; the figure is the difference of the two runs' cycles over the
+difference of their simulation times (so start-up, loading and checking cancel out), in
+wall-clock seconds and in CPU seconds of the simulator process (the steadier figure on a
+shared machine).
 """
+
+#: The two M of the testbench-speed GEMMs (K = N = 32 on an 8x8 engine).
+TESTBENCH_M = (512, 4095)
 
 
 def throughput_cases(sizes=(4, 8, 16), dataflows=("ws", "os"), m=256):
@@ -107,6 +119,63 @@ def run(cases, sim="verilator", seed=0, progress=None, clock_mhz=None, post_rout
     return records
 
 
+def testbench_speed(sim="verilator", harness="memory", size=8, m_pair=TESTBENCH_M, k=32, n=32,
+                    stall_prob=0.0, seed=0):
+    """Engine cycles per second of the RTL testbench: one record.
+
+    Runs ``hw.regress``'s testbench on one GEMM ``M x k x n`` for each M of ``m_pair``
+    and divides the difference of the cycles simulated by the difference of the
+    simulation's run times (as the testbench measures them: from reset to the last
+    result, without loading the job or checking the cycle model).
+    """
+    from .regress import run_regression
+    config = ArrayConfig(rows=size, cols=size, dataflow="ws", max_m=4096, max_k=max(k, 256),
+                         max_n=max(n, 256))
+    runs = []
+    for m in m_pair:
+        result = run_regression(config, sim, seed=seed, gemms=0, stall_prob=stall_prob,
+                                explicit=[{"shape": [m, k, n]}], harness=harness)
+        if not result.ok:
+            raise RuntimeError(f"the {config.default_name} engine failed its {m}x{k}x{n} GEMM "
+                               f"in the {harness} harness; see {result.work_dir}")
+        runs.append({"M": m, "cycles": result.report["cycles_run"],
+                     "rtl_cycles": result.records[0]["rtl_cycles"],
+                     "seconds": result.report["run_seconds"],
+                     "cpu_seconds": result.report["run_cpu_seconds"],
+                     "wall_seconds": result.result.test_seconds})
+    cycles = runs[1]["cycles"] - runs[0]["cycles"]
+    seconds = runs[1]["seconds"] - runs[0]["seconds"]
+    cpu_seconds = runs[1]["cpu_seconds"] - runs[0]["cpu_seconds"]
+    return {"simulator": sim, "harness": harness, "name": config.default_name, "K": k, "N": n,
+            "stall_prob": stall_prob, "runs": runs, "cycles": cycles, "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "cycles_per_second": cycles / seconds if seconds > 0 else None,
+            "cycles_per_cpu_second": cycles / cpu_seconds if cpu_seconds > 0 else None}
+
+
+def _testbench_main(args, parser):
+    print(f"{'simulator':<10} {'harness':<8} {'M':>11} {'cycles':>9} {'seconds':>9} "
+          f"{'cycles/s':>10} {'CPU s':>9} {'cycles/CPU s':>12}", flush=True)
+    records = []
+    for sim in args.sims:
+        for harness in args.harnesses:
+            try:
+                r = testbench_speed(sim, harness, m_pair=tuple(args.m_pair),
+                                    stall_prob=args.stall_prob)
+            except RuntimeError as error:
+                parser.exit(1, f"{parser.prog}: error: {error}\n")
+            records.append(r)
+            rate, cpu_rate = r["cycles_per_second"], r["cycles_per_cpu_second"]
+            print(f"{sim:<10} {harness:<8} {r['runs'][0]['M']:>5}-{r['runs'][1]['M']:<5} "
+                  f"{r['cycles']:>9} {r['seconds']:>9.3f} "
+                  f"{'n/a' if rate is None else f'{rate:,.0f}':>10} {r['cpu_seconds']:>9.3f} "
+                  f"{'n/a' if cpu_rate is None else f'{cpu_rate:,.0f}':>12}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(records, f, indent=2)
+    return 0
+
+
 def _print(r):
     print(f"{r['label']:<16} {r['rows']:>3}x{r['cols']:<3} {r['dataflow']:>4} {r['M']:>5} "
           f"{r['K']:>5} {r['N']:>5} {r['rtl_cycles']:>10} {str(r['model_cycles']):>12} "
@@ -127,6 +196,21 @@ def main(argv=None):
     parser.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
                         help="simulator (default: verilator)")
     parser.add_argument("--json", metavar="FILE", help="also write the records as JSON")
+    parser.add_argument("--testbench", action="store_true",
+                        help="instead, measure the RTL testbench's speed in engine cycles per "
+                             "second (8x8 int8 ws engine; see above)")
+    parser.add_argument("--harnesses", nargs="+", choices=("memory", "driver"),
+                        default=["memory", "driver"],
+                        help="with --testbench: harnesses to measure (default: both)")
+    parser.add_argument("--sims", nargs="+", choices=("verilator", "icarus"),
+                        default=["verilator", "icarus"],
+                        help="with --testbench: simulators to measure (default: both)")
+    parser.add_argument("--m-pair", type=int, nargs=2, default=list(TESTBENCH_M),
+                        metavar=("M1", "M2"),
+                        help="with --testbench: the two M whose difference is timed "
+                             f"(default: {TESTBENCH_M[0]} {TESTBENCH_M[1]}; at most 4096)")
+    parser.add_argument("--stall-prob", type=float, default=0.0, metavar="P",
+                        help="with --testbench: valid and ready gap probability (default 0)")
     parser.add_argument("--clock-mhz", type=float, default=None, metavar="F",
                         help="one clock for every GOPS figure (default: each engine's cached "
                              "post-route Fmax, else a nominal 1000)")
@@ -144,6 +228,13 @@ def main(argv=None):
         parser.error(f"--sizes must be in 1..64, not {args.sizes}")
     if args.m < 1:
         parser.error(f"--m must be positive, not {args.m}")
+    if args.testbench:
+        first, second = args.m_pair
+        if not 1 <= first < second <= 4096:
+            parser.error(f"--m-pair must be two increasing M in 1..4096, not {first} {second}")
+        if not 0.0 <= args.stall_prob < 1.0:
+            parser.error(f"--stall-prob must be in [0, 1), not {args.stall_prob:g}")
+        return _testbench_main(args, parser)
     cases = (mode_cases(shape=(args.m, 256, 32)) if args.modes
              else throughput_cases(args.sizes, m=args.m))
     print(f"{'case':<16} {'array':>7} {'flow':>4} {'M':>5} {'K':>5} {'N':>5} "

@@ -31,6 +31,12 @@ DEFAULT_ORACLE_CASES = ("case000", "case002", "case008", "case009", "case020", "
 
 JOB_ENV = "QMAC_GEMM_JOB"
 SIMULATORS = ("verilator", "icarus")
+#: Testbench harnesses: ``memory`` (default; the engine inside :mod:`hw.flow.harness`'s
+#: memory-backed wrapper, Python wakes up every few hundred cycles) and ``driver`` (cocotb
+#: drives and samples every stream in every cycle; slower, handy with ``--waves``).
+HARNESSES = ("memory", "driver")
+#: What ``negative_control`` corrupts: one expected result beat, or one predicted count.
+NEGATIVE_CONTROLS = ("result", "cycles")
 
 DESCRIPTION = """\
 Run the cocotb 2.x regression of qmac's generated GEMM engine in Verilator or Icarus.
@@ -96,8 +102,17 @@ def _design_files(config: ArrayConfig, name: str):
     return design_files(config, name)
 
 
-def prepare_design(config: ArrayConfig, directory, name="qmac_engine"):
+def _harness_file(config: ArrayConfig, name: str):
+    from .harness import TOPLEVEL, harness_verilog
+    ports = json.loads(_design_files(config, name)[f"{name}.json"])["ports"]
+    return {f"{TOPLEVEL}.v": harness_verilog(name, ports)}
+
+
+def prepare_design(config: ArrayConfig, directory, name="qmac_engine", harness=False):
     """Write ``name.v``, ``name.vlt``, ``name.json`` into ``directory``; return the paths.
+
+    With ``harness``, also the memory-backed wrapper :data:`hw.flow.harness.TOPLEVEL` ``.v``
+    (after the others).
 
     A file whose bytes are already right is left alone (so a build of it running in
     another process never sees it half written); others are replaced atomically.
@@ -105,7 +120,10 @@ def prepare_design(config: ArrayConfig, directory, name="qmac_engine"):
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for filename, text in _design_files(config, name).items():
+    files = dict(_design_files(config, name))
+    if harness:
+        files.update(_harness_file(config, name))
+    for filename, text in files.items():
         path = directory / filename
         data = text.encode()
         try:
@@ -154,7 +172,7 @@ class Regression:
 def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stall_prob=0.3,
                    limits=None, edges=True, explicit=(), oracle_cases=(), oracle_path=None,
                    build_dir=None, work_dir=None, waves=False, negative_control=False,
-                   patterns=None):
+                   patterns=None, harness="memory"):
     """Generate, build (cached) and run the GEMM regression; return a :class:`Regression`.
 
     Parameters
@@ -181,21 +199,32 @@ def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stal
         simulator's, cached). Default ``<cache>/regress/<name>-<hash>/<sim>``.
     work_dir : path-like, optional
         Where the simulator runs; default a new directory under ``build_dir``.
-    negative_control : bool
-        Corrupt one expected beat (the run must fail): proves the scoreboard bites.
+    negative_control : bool or "result" or "cycles"
+        Corrupt one expected beat (True or ``"result"``) or the cycle model's prediction
+        for the first GEMM (``"cycles"``); the run must fail: proves the checks bite.
     patterns : dict, optional
         Given per-cycle patterns instead of seeded stalls: ``{"valid": {stream: "0101..."},
         "ready": "..."}`` (``tests.support.streams.ExplicitPatterns.to_json``), e.g. the
         ones an off-chip bandwidth implies (``sim.schedule.sequence_patterns``).
+    harness : "memory" or "driver"
+        The memory-backed wrapper (default, fast) or per-cycle cocotb drivers
+        (:data:`HARNESSES`). Both apply the same stall patterns and checks.
     """
     from .rtlsim import run_cocotb
 
     if sim not in SIMULATORS:
         raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if harness not in HARNESSES:
+        raise ValueError(f"harness must be one of {', '.join(HARNESSES)}, not {harness!r}")
+    if negative_control is True:
+        negative_control = "result"
+    if negative_control and negative_control not in NEGATIVE_CONTROLS:
+        raise ValueError(f"negative_control must be one of {', '.join(NEGATIVE_CONTROLS)}, "
+                         f"not {negative_control!r}")
     if build_dir is None:
         build_dir = default_cache_root() / "regress" / design_key(config) / sim
     build_dir = Path(build_dir)
-    sources = prepare_design(config, build_dir / "src")
+    sources = prepare_design(config, build_dir / "src", harness=harness == "memory")
     name = sources[0].stem
     if work_dir is None:
         build_dir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +234,8 @@ def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stal
     output = work_dir / "records.json"
     output.unlink(missing_ok=True)
     job = {"config": config.to_dict(), "seed": int(seed), "stall_prob": float(stall_prob),
-           "output": str(output), "negative_control": bool(negative_control)}
+           "output": str(output), "negative_control": negative_control or False,
+           "harness": harness}
     if gemms:
         job["generate"] = {"count": int(gemms), "edges": bool(edges),
                            "limits": list(limits) if limits else None}
@@ -224,8 +254,17 @@ def run_regression(config: ArrayConfig, sim="verilator", *, seed, gemms=20, stal
            # numpy and numba then take seconds to import. Only the testbench needs it.
            "COCOTB_REWRITE_ASSERTION_FILES": gemm_testbench_path().name}
     # Verilator gets the .vlt waivers with the Verilog; rtlsim drops them for Icarus.
-    result = run_cocotb(sim, sources[:2], name, gemm_testbench_path(), work_dir,
-                        build_dir / "build", extra_env=env, seed=seed, waves=waves)
+    if harness == "memory":
+        from .harness import TOPLEVEL
+        wrapper = next(p for p in sources if p.name == f"{TOPLEVEL}.v")
+        hdl, top, build = [*sources[:2], wrapper], TOPLEVEL, build_dir / "build-memory"
+    else:
+        hdl, top, build = sources[:2], name, build_dir / "build"
+    # The wrapper marks its own signals public; the engine's stay private (faster), except
+    # with waves, where the per-signal dump wants them all.
+    result = run_cocotb(sim, hdl, top, gemm_testbench_path(), work_dir, build,
+                        extra_env=env, seed=seed, waves=waves,
+                        public=harness != "memory" or waves)
     report = json.loads(output.read_text()) if output.is_file() else None
     return Regression(result, report, work_dir)
 
@@ -366,6 +405,10 @@ def _parser():
                      help="instead of one configuration, draw N random valid ones (every "
                           "field, PE mode and dataflow; small sizes) from --seed and run each; "
                           "one line per configuration and a summary (no configuration flags)")
+    run.add_argument("--harness", choices=HARNESSES, default="memory",
+                     help="testbench harness: memory (default; the engine in a memory-backed "
+                          "wrapper, Python wakes every few hundred cycles) or driver (cocotb "
+                          "drives every stream in every cycle; slower, for debugging)")
     run.add_argument("--waves", action="store_true",
                      help="record waveforms (VCD in Verilator, FST in Icarus); rebuilds once")
     run.add_argument("--json", metavar="FILE", default=None,
@@ -426,7 +469,7 @@ def _random_campaign(parser, args, seed):
                      f"configuration flags (got --{given[0].replace('_', '-')})")
     if args.oracle is not None or args.max_dim or args.build_dir or args.waves:
         parser.error("--random-configs takes only --seed, --sim, --gemms, --no-edges, "
-                     "--stall-prob and --json")
+                     "--stall-prob, --harness and --json")
     print(f"seed {seed} (reproduce with --seed {seed}); {args.random_configs} random "
           f"configurations; {args.sim}; stall_prob {args.stall_prob}", flush=True)
     outcomes = []
@@ -437,7 +480,8 @@ def _random_campaign(parser, args, seed):
                    f"{'' if args.edges else ' --no-edges'} {' '.join(config_flags(config))}")
         try:
             run = run_regression(config, args.sim, seed=run_seed, gemms=args.gemms,
-                                 stall_prob=args.stall_prob, edges=args.edges)
+                                 stall_prob=args.stall_prob, edges=args.edges,
+                                 harness=args.harness)
             outcome = _outcome(run)
         except (RtlSimError, ToolchainError, OSError, ValueError) as error:
             run, outcome = None, {"ok": False, "gemms": 0, "exact": 0, "cycles": None,
@@ -526,7 +570,8 @@ def main(argv=None):
         run = run_regression(config, args.sim, seed=seed, gemms=args.gemms,
                              stall_prob=args.stall_prob, limits=limits, edges=args.edges,
                              oracle_cases=oracle, oracle_path=oracle_path,
-                             build_dir=args.build_dir, waves=args.waves)
+                             build_dir=args.build_dir, waves=args.waves,
+                             harness=args.harness)
     except (RtlSimError, ToolchainError, OSError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1

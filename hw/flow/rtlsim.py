@@ -200,7 +200,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _build_key(simulator, sources, toplevel, build_args, timescale, waves):
+def _build_key(simulator, sources, toplevel, build_args, timescale, waves, public=True):
     import cocotb
 
     return {
@@ -215,6 +215,7 @@ def _build_key(simulator, sources, toplevel, build_args, timescale, waves):
         "build_args": list(build_args),
         "timescale": list(timescale) if timescale is not None else None,
         "waves": bool(waves),
+        "public_flat_rw": bool(public),
     }
 
 
@@ -228,6 +229,33 @@ def _read_stamp(build_dir):
 def _build_product(sim, build_dir, toplevel):
     # Verilator links the model into build_dir/<toplevel>; Icarus compiles build_dir/sim.vvp.
     return build_dir / (toplevel if sim == "verilator" else "sim.vvp")
+
+
+def _runner(sim, public):
+    """cocotb's runner for ``sim``; for Verilator with ``public=False``, one that leaves out
+    ``--public-flat-rw``.
+
+    cocotb's Verilator runner makes every signal of the design visible to VPI, which keeps
+    Verilator from optimising the engine's internal nets away (an idle 8x8 engine runs
+    several times slower). A testbench that reads only what its own top level marks
+    public (``/* verilator public_flat_rw_on */``, as :mod:`hw.flow.harness` does) does
+    not need it. The flag is removed from the command of the runner's (private)
+    ``_build_command``; if a cocotb release stops putting it there, nothing is removed and
+    the build is merely slower.
+    """
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner(sim)
+    if sim != "verilator" or public:
+        return runner
+
+    class _PrivateVerilator(type(runner)):
+        def _build_command(self):
+            commands = super()._build_command()
+            return [[arg for arg in command if arg != "--public-flat-rw"]
+                    for command in commands]
+
+    return _PrivateVerilator()
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -294,7 +322,7 @@ def _failing_tests(results_xml):
 
 def run_cocotb(sim, sources, toplevel, test_module, test_dir, build_dir, *, extra_env=None,
                seed=None, waves=False, timescale=DEFAULT_TIMESCALE, build_args=None,
-               test_args=None):
+               test_args=None, public=True):
     """Build ``sources`` (once per ``build_dir``) and run a cocotb test module on them.
 
     Long (why): most of it is the numpydoc of its eleven parameters; the body is the
@@ -326,6 +354,10 @@ def run_cocotb(sim, sources, toplevel, test_module, test_dir, build_dir, *, extr
         Time unit and precision for sources without `` `timescale``.
     build_args, test_args : sequence of str, optional
         Extra simulator arguments for the build and for the run.
+    public : bool
+        Verilator only: build with cocotb's ``--public-flat-rw`` (every signal visible to
+        VPI; the default). False: only what the sources mark public is visible, and the
+        model runs faster (see :func:`_runner`). Part of the build cache key.
 
     Returns
     -------
@@ -342,7 +374,6 @@ def run_cocotb(sim, sources, toplevel, test_module, test_dir, build_dir, *, extr
         If the build fails, or the simulation ends without a results file.
     """
     from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
     simulator = find_simulator(sim)
     source_paths = _source_paths(sim, sources)
@@ -370,8 +401,9 @@ def run_cocotb(sim, sources, toplevel, test_module, test_dir, build_dir, *, extr
 
     with _patched_environ(env), _prepended_sys_path(module_dir), \
             _build_lock(build_dir) as share_lock:
-        runner = get_runner(sim)
-        key = _build_key(simulator, source_paths, toplevel, build_args, timescale, waves)
+        runner = _runner(sim, public)
+        key = _build_key(simulator, source_paths, toplevel, build_args, timescale, waves,
+                         public)
         product = _build_product(sim, build_dir, toplevel)
         rebuilt = not (_read_stamp(build_dir) == key and product.is_file())
         build_seconds = 0.0

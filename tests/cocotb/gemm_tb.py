@@ -13,7 +13,9 @@ The job comes from the JSON file named by ``QMAC_GEMM_JOB`` (``python -m hw.regr
       "gemms": [{"shape": [M, K, N]} or {"a": [[...]], "w": [[...]], ...}],  # optional
       "oracle": {"path": ".../tflite_conv_int8.npz", "cases": ["case000", ...]},  # optional
       "output": "/path/records.json",
-      "negative_control": false     # true: corrupt one expected beat (must fail)
+      "negative_control": false,    # "result" (or true): corrupt one expected beat;
+                                    # "cycles": one predicted count (either must fail)
+      "harness": "memory"           # or "driver" (the default when absent)
     }
 
 All GEMMs run back to back (see :mod:`tests.support.gemm_jobs` for what the generator makes; it
@@ -47,6 +49,16 @@ is the cycle of its command transfer, ``last`` the cycle of its last result tran
 stall_prob``, one generator per stream, extended in fixed blocks as the run goes on), and
 the drivers and the monitor are :mod:`tests.support.cocotb_streams`'.
 
+Two harnesses apply this protocol (the job's ``harness``; ``python -m hw.regress`` uses
+``memory`` unless ``--harness driver``). ``driver``: the top level is the engine, and the
+cocotb drivers and monitor of :mod:`tests.support.cocotb_streams` act in every cycle.
+``memory``: the top level is :mod:`hw.flow.harness`'s wrapper, whose beat, pattern and
+result memories do the same in Verilog; :class:`tests.support.cocotb_memory.MemoryHarness`
+loads and reads them in bulk, about once per 500 beats or 1,000 cycles, and the result
+stream's rules, ``error``, ``busy`` changes, hangs and transfer cycles are recorded by the
+wrapper and read back. Both feed the same scoreboard, records and checks, and give the same
+records for the same job (``tests/test_rtl_harness.py``).
+
 Sampling convention (as in ``tests/smoke/smoke_tb.py``): right after a rising edge a
 process writes what it drives for the cycle that edge starts; in ``ReadOnly`` it reads
 the settled values, which decide the transfers at the next edge. Cycle numbers come from
@@ -69,8 +81,10 @@ from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge
 
 from hw.beats import StreamCodec
 from hw.config import ArrayConfig
+from hw.flow.harness import BEAT_DEPTH, PATTERN_WORDS
 from hw.regress import JOB_ENV
 from tests.support import gemm_jobs
+from tests.support.cocotb_memory import MemoryHarness
 from tests.support.cocotb_streams import CycleCounter, OwnedTask, StreamDriver, StreamMonitor
 from tests.support.streams import INPUT_STREAMS, ExplicitPatterns, StreamPatterns
 
@@ -101,6 +115,21 @@ class StatusMonitor(OwnedTask):
             self.busy.append(self._busy.value == 1)
             self.error.append(self._error.value == 1)
             await RisingEdge(self._clock)
+
+    @property
+    def error_first(self):
+        return self.error.index(1) if any(self.error) else None
+
+    @property
+    def busy_end(self):
+        return bool(self.busy and self.busy[-1])
+
+    def busy_at(self, t):
+        return bool(self.busy[t])
+
+    def first_low(self, start, stop):
+        """The first cycle in ``start..stop`` (inclusive) with ``busy`` low, or None."""
+        return next((t for t in range(start, stop + 1) if not self.busy[t]), None)
 
 
 class Scoreboard:
@@ -137,14 +166,19 @@ class Scoreboard:
         self._expected[0] = (index, position, beat ^ 1)
 
     def receive(self, beat, cycle):
+        """Result ``beat`` taken in ``cycle`` (an int, or a function that reads it: it is
+        called only for a GEMM's last beat and for a wrong one)."""
+        at = cycle if callable(cycle) else lambda: cycle
         self.received += 1
         if not self._expected:
-            self.errors.append(f"cycle {cycle}: result beat {beat:#x} after the last expected one")
+            self.errors.append(f"cycle {at()}: result beat {beat:#x} after the last expected one")
             return
         index, (row, n0), want = self._expected.popleft()
-        self.last_cycle[index] = cycle
         self.got[index] += 1
+        if self.got[index] == self.beats[index]:
+            self.last_cycle[index] = at()
         if beat != want:
+            cycle = at()
             self.mismatches[index] += 1
             if len(self.errors) < 20:
                 self.errors.append(
@@ -181,40 +215,62 @@ def _idle_limit(config, stall_prob):
                / (1.0 - stall_prob) ** 2)
 
 
-def _sanity_errors(status, drivers, records):
-    """Checks of ``busy``/``error`` and of the operand order around the commands."""
+def _sanity_errors(status, pending, records):
+    """Checks of ``busy``/``error`` and that every input beat was taken.
+
+    ``status`` is a :class:`StatusMonitor` or a :class:`~tests.support.cocotb_memory.BusyHistory`
+    (``error_first``, ``busy_at``, ``first_low``, ``busy_end``); ``pending`` the beats of each
+    input stream never taken.
+    """
     errors = []
-    if any(status.error):
-        errors.append(f"error was high in cycle {status.error.index(1)}")
+    if status.error_first is not None:
+        errors.append(f"error was high in cycle {status.error_first}")
     for i, r in enumerate(records):
         if r["first"] is None:
             errors.append(f"GEMM {i}: command never taken")
             continue
-        if status.busy[r["first"]]:
+        if status.busy_at(r["first"]):
             errors.append(f"GEMM {i}: command taken in cycle {r['first']} while busy")
         if r["last"] is not None:
-            low = [t for t in range(r["first"] + 1, r["last"] + 1) if not status.busy[t]]
-            if low:
-                errors.append(f"GEMM {i}: busy low in cycle {low[0]}, between its command "
+            low = status.first_low(r["first"] + 1, r["last"])
+            if low is not None:
+                errors.append(f"GEMM {i}: busy low in cycle {low}, between its command "
                               f"({r['first']}) and its last result ({r['last']})")
-    if status.busy and status.busy[-1]:
+    if status.busy_end:
         errors.append(f"busy still high {TAIL_CYCLES} cycles after the last result")
-    for driver in drivers.values():
-        if driver.pending:
-            errors.append(f"{driver.name}: {driver.pending} beats never taken")
+    for name, count in pending.items():
+        if count:
+            errors.append(f"{name}: {count} beats never taken")
     return errors
 
 
-def _operand_order_errors(drivers, beat_owner, records):
-    """Operand beats of a GEMM may only be taken after its command."""
-    errors = []
+def _first_beats(beat_owner, gemms):
+    """Per stream, the index of each GEMM's first beat (None when it has none)."""
+    firsts = {}
     for name, owners in beat_owner.items():
+        index = [None] * gemms
+        for position, owner in enumerate(owners):
+            if index[owner] is None:
+                index[owner] = position
+        firsts[name] = index
+    return firsts
+
+
+def _operand_order_errors(first_cycles, records):
+    """Operand beats of a GEMM may only be taken after its command.
+
+    ``first_cycles[stream][gemm]`` is the cycle its first beat was taken in (or None);
+    beats are taken in order, so a GEMM's first beat is its earliest.
+    """
+    errors = []
+    for name, cycles in first_cycles.items():
         if name == "cmd":
             continue
-        for cycle, owner in zip(drivers[name].transfers, owners, strict=False):
-            if cycle <= records[owner]["first"]:
+        for owner, cycle in enumerate(cycles):
+            first = records[owner]["first"]
+            if cycle is not None and first is not None and cycle <= first:
                 errors.append(f"{name} beat of GEMM {owner} taken in cycle {cycle}, not after "
-                              f"its command (cycle {records[owner]['first']})")
+                              f"its command (cycle {first})")
                 break
     return errors
 
@@ -239,7 +295,7 @@ def _records(codec, cases, command_cycles, scoreboard):
     return records
 
 
-def _compare_with_model(model, codec, cases, records, patterns):
+def _compare_with_model(model, codec, cases, records, patterns, corrupt=False):
     """Fill in the model's counts; return the disagreements (or the model's failure).
 
     ``run_patterns`` gets the patterns applied; in a stall-free run every GEMM must also
@@ -250,6 +306,8 @@ def _compare_with_model(model, codec, cases, records, patterns):
     try:
         shapes = [codec.model_shape(case.gemm) for case in cases]
         predicted = model.run_patterns(config, shapes, patterns.valid, patterns.ready)
+        if corrupt and predicted:  # negative control: one count off by one must be caught
+            predicted[0] = dict(predicted[0], cycles=int(predicted[0]["cycles"]) + 1)
         for r, p in zip(records, predicted, strict=True):
             r["model_cycles"] = int(p["cycles"])
             r["model_first"], r["model_last"] = int(p["first"]), int(p["last"])
@@ -268,6 +326,61 @@ def _compare_with_model(model, codec, cases, records, patterns):
     return errors
 
 
+async def _run_drivers(dut, names, patterns, beats, scoreboard, idle_limit):
+    """The per-cycle harness: one cocotb driver per input, a monitor, a status sampler.
+
+    Returns ``(hung, end_cycle, command_cycles, first_cycles, status, pending, rule_errors)``.
+    """
+    cycles = CycleCounter(CLOCK_PERIOD_NS)
+    clock = dut.clk
+    Clock(clock, CLOCK_PERIOD_NS, unit="ns").start()
+    drivers = {name: StreamDriver(dut, name, clock, cycles,
+                                  lambda t, name=name: patterns.valid_at(name, t))
+               for name in names}
+    monitor = StreamMonitor(dut, "res", clock, cycles, patterns.ready_at, scoreboard.receive)
+    status = StatusMonitor(dut, clock, cycles)
+    for name in names:
+        drivers[name].send(beats[name])
+    dut.rst.value = 1
+    for _ in range(RESET_CYCLES):
+        await RisingEdge(clock)
+    dut.rst.value = 0
+    cycles.start()                       # this edge starts cycle 0
+    for process in (*drivers.values(), monitor, status):
+        process.start()
+
+    hung = False
+    while not scoreboard.done.is_set():
+        progress = scoreboard.received + sum(len(d.transfers) for d in drivers.values())
+        await First(scoreboard.done.wait(), ClockCycles(clock, idle_limit))
+        now = scoreboard.received + sum(len(d.transfers) for d in drivers.values())
+        if not scoreboard.done.is_set() and now == progress:
+            hung = True
+            break
+    await ClockCycles(clock, TAIL_CYCLES)
+    end_cycle = cycles()                 # right after an edge: writes are still allowed
+    for process in (*drivers.values(), monitor, status):
+        process.stop()
+    pending = {name: d.pending for name, d in drivers.items()}
+    return hung, end_cycle, drivers["cmd"].transfers, drivers, status, pending, monitor.errors
+
+
+async def _run_memory(dut, names, patterns, beats, first_beats, scoreboard, idle_limit):
+    """The memory-backed harness (:mod:`hw.flow.harness`): Python wakes only on ``attn``."""
+    widths = {name: len(getattr(dut, f"{name}_payload")) for name in (*names, "res")}
+    harness = MemoryHarness(dut, beats, first_beats, patterns, scoreboard.outstanding,
+                            scoreboard.receive, idle_limit, BEAT_DEPTH, PATTERN_WORDS, widths)
+    clock = dut.clk
+    # The clock in the GPI (C++) layer: Python sets values only at falling edges, so the
+    # inertial writes it relies on cannot race a clock edge.
+    Clock(clock, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start()
+    hung, end_cycle = await harness.run(clock, RESET_CYCLES, TAIL_CYCLES)
+    dut._log.info("memory harness: %d wake-ups, %.2f s in Python", harness.wakeups,
+                  harness.service_seconds)
+    return (hung, end_cycle, harness.first_cycles["cmd"], harness.first_cycles,
+            harness.status(), harness.pending(), harness.rule_errors())
+
+
 @cocotb.test()
 async def gemm_regression(dut):
     """Every GEMM of the job, back to back, with the job's stalls; results bit-exact."""
@@ -276,9 +389,10 @@ async def gemm_regression(dut):
     config = ArrayConfig.from_dict(job["config"])
     seed = int(job["seed"])
     stall_prob = float(job.get("stall_prob", 0.0))
+    harness = job.get("harness", "driver")
     log = dut._log
-    log.info("seed %d (cocotb seed %s); stall_prob %s; %s %s", seed, cocotb.RANDOM_SEED,
-             stall_prob, cocotb.SIM_NAME, cocotb.SIM_VERSION)
+    log.info("seed %d (cocotb seed %s); stall_prob %s; %s %s; %s harness", seed,
+             cocotb.RANDOM_SEED, stall_prob, cocotb.SIM_NAME, cocotb.SIM_VERSION, harness)
     log.info("config %s", config)
 
     cases = gemm_jobs.job_cases(config, job)
@@ -291,74 +405,69 @@ async def gemm_regression(dut):
         stall_prob = patterns.stall_prob
     else:
         patterns = StreamPatterns(seed, stall_prob, names)
-    cycles = CycleCounter(CLOCK_PERIOD_NS)
     scoreboard = Scoreboard(codec, cases)
-    if job.get("negative_control"):
+    negative = job.get("negative_control") or None
+    negative = "result" if negative is True else negative
+    if negative == "result":
         scoreboard.corrupt_one()
 
-    clock = dut.clk
-    Clock(clock, CLOCK_PERIOD_NS, unit="ns").start()
-    drivers = {name: StreamDriver(dut, name, clock, cycles,
-                                  lambda t, name=name: patterns.valid_at(name, t))
-               for name in names}
-    monitor = StreamMonitor(dut, "res", clock, cycles, patterns.ready_at, scoreboard.receive)
-    status = StatusMonitor(dut, clock, cycles)
+    beats = {name: [] for name in names}
     beat_owner = {name: [] for name in names}
     for index, case in enumerate(cases):
-        beats = {"cmd": [codec.command(case.gemm)], "act": codec.activations(case.gemm),
-                 "wgt": codec.weights(case.gemm)}
+        gemm_beats = {"cmd": [codec.command(case.gemm)], "act": codec.activations(case.gemm),
+                      "wgt": codec.weights(case.gemm)}
         if config.has_params:
-            beats["par"] = codec.params(case.gemm)
+            gemm_beats["par"] = codec.params(case.gemm)
         for name in names:
-            drivers[name].send(beats[name])
-            beat_owner[name] += [index] * len(beats[name])
+            beats[name] += gemm_beats[name]
+            beat_owner[name] += [index] * len(gemm_beats[name])
+    first_beats = _first_beats(beat_owner, len(cases))
     log.info("%d GEMMs, %s beats in, %d beats out", len(cases),
-             {n: d.pending for n, d in drivers.items()}, scoreboard.outstanding)
-
-    setup_seconds = time.perf_counter() - wall
-    wall = time.perf_counter()
-    dut.rst.value = 1
-    for _ in range(RESET_CYCLES):
-        await RisingEdge(clock)
-    dut.rst.value = 0
-    cycles.start()                       # this edge starts cycle 0
-    for process in (*drivers.values(), monitor, status):
-        process.start()
+             {n: len(b) for n, b in beats.items()}, scoreboard.outstanding)
 
     idle_limit = _idle_limit(config, stall_prob)
-    hung = None
-    while not scoreboard.done.is_set():
-        progress = scoreboard.received + sum(len(d.transfers) for d in drivers.values())
-        await First(scoreboard.done.wait(), ClockCycles(clock, idle_limit))
-        now = scoreboard.received + sum(len(d.transfers) for d in drivers.values())
-        if not scoreboard.done.is_set() and now == progress:
-            hung = (f"no transfer for {idle_limit} cycles (cycle {cycles()}): "
-                    f"{scoreboard.outstanding} result beats outstanding, inputs pending "
-                    f"{ {n: d.pending for n, d in drivers.items()} }")
-            break
-    await ClockCycles(clock, TAIL_CYCLES)
-    end_cycle = cycles()                 # right after an edge: writes are still allowed
-    for process in (*drivers.values(), monitor, status):
-        process.stop()
+    setup_seconds = time.perf_counter() - wall
+    wall, cpu = time.perf_counter(), time.process_time()
+    if harness == "memory":
+        hung, end_cycle, command_cycles, first_cycles, status, pending, rule_errors = (
+            await _run_memory(dut, names, patterns, beats, first_beats, scoreboard,
+                              idle_limit))
+    elif harness == "driver":
+        hung, end_cycle, command_cycles, drivers, status, pending, rule_errors = (
+            await _run_drivers(dut, names, patterns, beats, scoreboard, idle_limit))
+        first_cycles = {name: [drivers[name].transfers[i]
+                               if i is not None and i < len(drivers[name].transfers) else None
+                               for i in first_beats[name]] for name in names}
+    else:
+        raise ValueError(f"job harness must be 'memory' or 'driver', not {harness!r}")
+    if hung:
+        hung = (f"no transfer for {idle_limit} cycles (cycle {end_cycle - TAIL_CYCLES}): "
+                f"{scoreboard.outstanding} result beats outstanding, inputs pending "
+                f"{pending}")
+    else:
+        hung = None
     run_seconds = time.perf_counter() - wall
+    run_cpu_seconds = time.process_time() - cpu
     wall = time.perf_counter()
 
-    records = _records(codec, cases, drivers["cmd"].transfers, scoreboard)
+    records = _records(codec, cases, command_cycles, scoreboard)
     model, model_errors = _cycle_model(), []
     if model is not None and hung is None:
         # Exactly the patterns applied, plus a margin the model may look into.
         patterns.ensure(end_cycle + 1 + StreamPatterns.BLOCK)
-        model_errors = _compare_with_model(model, codec, cases, records, patterns)
+        model_errors = _compare_with_model(model, codec, cases, records, patterns,
+                                           corrupt=negative == "cycles")
 
     model_seconds = time.perf_counter() - wall
     log.info("%d cycles simulated in %.2f s (%.0f cycles/s); setup %.2f s, cycle model %.2f s",
              end_cycle, run_seconds, end_cycle / max(run_seconds, 1e-9), setup_seconds,
              model_seconds)
     if hung:  # only what explains the hang
-        sanity = [f"error was high in cycle {status.error.index(1)}"] if any(status.error) else []
+        sanity = ([f"error was high in cycle {status.error_first}"]
+                  if status.error_first is not None else [])
     else:
-        sanity = _sanity_errors(status, drivers, records)
-    sanity += _operand_order_errors(drivers, beat_owner, records)
+        sanity = _sanity_errors(status, pending, records)
+    sanity += _operand_order_errors(first_cycles, records)
     limits = (job.get("generate") or {}).get("limits")
     sanity += gemm_jobs.coverage_errors(config, cases, tuple(limits) if limits else None)
     output = job.get("output")
@@ -366,8 +475,10 @@ async def gemm_regression(dut):
         with open(output, "w") as f:
             json.dump({"seed": seed, "sim": cocotb.SIM_NAME, "stall_prob": stall_prob,
                        "config": config.to_dict(), "cycle_model": model is not None,
-                       "cycles_run": end_cycle, "records": records,
-                       "errors": ([hung] if hung else []) + monitor.errors + scoreboard.errors
+                       "cycles_run": end_cycle, "harness": harness,
+                       "run_seconds": run_seconds, "run_cpu_seconds": run_cpu_seconds,
+                       "records": records,
+                       "errors": ([hung] if hung else []) + rule_errors + scoreboard.errors
                        + sanity + model_errors}, f, indent=1)
             f.write("\n")
     for r in records:
@@ -377,7 +488,7 @@ async def gemm_regression(dut):
 
     where = f"(seed {seed}, stall_prob {stall_prob})"
     assert hung is None, f"engine hung {where}: {hung}" + "".join(f"; {e}" for e in sanity)
-    assert not monitor.errors, f"stream rule broken {where}: " + "; ".join(monitor.errors[:5])
+    assert not rule_errors, f"stream rule broken {where}: " + "; ".join(rule_errors[:5])
     assert not scoreboard.errors and sum(scoreboard.mismatches) == 0, (
         f"{sum(scoreboard.mismatches)} result beats wrong {where}:\n"
         + "\n".join(scoreboard.errors[:10]))

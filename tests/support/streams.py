@@ -68,6 +68,15 @@ class StreamPatterns:
             self.ensure(t + 1)
         return bool(self._ready[t // self.BLOCK][t % self.BLOCK])
 
+    def window(self, name, start, stop):
+        """Input ``name``'s valid (or, for ``"res"``, the result ready) in cycles
+        ``start..stop-1``, as a bool array (the patterns grow to ``stop`` if needed)."""
+        self.ensure(stop)
+        blocks = self._ready if name == "res" else self._valid[name]
+        first, last = start // self.BLOCK, (stop - 1) // self.BLOCK + 1
+        bits = np.concatenate(blocks[first:last]) if stop > start else np.zeros(0, bool)
+        return bits[start - first * self.BLOCK:stop - first * self.BLOCK]
+
     @property
     def valid(self):
         """``{name: bool array}`` of the current length."""
@@ -115,6 +124,11 @@ class ExplicitPatterns:
 
     def ready_at(self, t):
         return bool(self._ready[t]) if t < self.length else True
+
+    def window(self, name, start, stop):
+        """As :meth:`StreamPatterns.window`."""
+        self.ensure(stop)
+        return (self._ready if name == "res" else self._valid[name])[start:stop]
 
     @property
     def valid(self):
