@@ -1,6 +1,6 @@
 """The command decoder and the per-GEMM context it gives every other unit of the engine."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
