@@ -106,7 +106,8 @@ def _equivalent_mutants():
 @nox.session
 def mutants(session):
     """Mutation testing with mutmut: golden.fixedpoint, golden.gemm, golden.quant and the
-    latency table (hw.config, shared by the generator and the cycle model), against the fast tests in ``[tool.mutmut]`` (pyproject.toml).
+    latency table (hw.config, shared by the generator and the cycle model), against the
+    fast tests in ``[tool.mutmut]`` (pyproject.toml).
 
     Prints the counts and every surviving mutant's diff, and fails if a survivor is not
     one of the equivalent mutants the README lists. CPU-heavy (about half an hour on 2
