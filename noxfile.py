@@ -84,13 +84,14 @@ def bench(session):
 
 
 #: The mutants `nox -s mutants` tests (mutmut names, fnmatch patterns): every function of
-#: golden's fixed-point, GEMM and quantization modules, and the cycle model's latency
-#: table. mutmut mutates whole files (every function that numba does not compile), so
-#: the rest of sim/engine_model.py is mutated too but not tested.
+#: golden's fixed-point, GEMM and quantization modules, and the latency table that the
+#: generator and the cycle model share (``latencies`` and ``output_stage_name`` in
+#: hw/config.py). mutmut mutates whole files, so the rest of hw/config.py is mutated too
+#: but not tested.
 MUTANTS = ("golden.fixedpoint.*", "golden.gemm.*", "golden.quant.*",
-           "sim.engine_model.x\u01c1Latencies\u01c1*", "sim.engine_model.x_latencies__*")
+           "hw.config.x_latencies__*", "hw.config.x_output_stage_name__*")
 #: A mutant name as mutmut prints it (module, x_function or x<sep>Class<sep>method, number).
-_MUTANT_NAME = re.compile(r"\b(?:golden|sim)\.[\w.\u01c1]+__mutmut_\d+\b")
+_MUTANT_NAME = re.compile(r"\b(?:golden|hw|sim)\.[\w.\u01c1]+__mutmut_\d+\b")
 
 
 def _equivalent_mutants():
@@ -105,7 +106,8 @@ def _equivalent_mutants():
 @nox.session
 def mutants(session):
     """Mutation testing with mutmut: golden.fixedpoint, golden.gemm, golden.quant and the
-    cycle model's latency table, against the fast tests in ``[tool.mutmut]`` (pyproject.toml).
+    latency table (hw.config, shared by the generator and the cycle model), against the
+    fast tests in ``[tool.mutmut]`` (pyproject.toml).
 
     Prints the counts and every surviving mutant's diff, and fails if a survivor is not
     one of the equivalent mutants the README lists. CPU-heavy (about half an hour on 2

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Array, Signal, Value
 
-__all__ = ["delay", "equals", "popcount", "select"]
+__all__ = ["cleared_counter", "cleared_flag", "delay", "equals", "popcount", "select"]
 
 
 def delay(m, value, cycles, name):
@@ -49,3 +49,23 @@ def select(word, index):
     """
     cases = 1 << len(index)
     return Array(Value.cast(word[i if i < len(word) else 0]) for i in range(cases))[index]
+
+
+def cleared_counter(m, start, name, limit):
+    """A counter register ``0..limit``, cleared in the cycle after ``start``.
+
+    At least one bit wide even when ``limit`` is 0: Yosys writes a zero-width signal as
+    the descending range ``[-1:0]``, which is not valid for every tool.
+    """
+    sig = Signal(range(max(limit, 1) + 1), name=name)
+    with m.If(start):
+        m.d.sync += sig.eq(0)
+    return sig
+
+
+def cleared_flag(m, start, name):
+    """A one-bit register, cleared in the cycle after ``start``."""
+    sig = Signal(name=name)
+    with m.If(start):
+        m.d.sync += sig.eq(0)
+    return sig

@@ -429,6 +429,10 @@ def _positive_float(name):
 
 
 def main(argv=None):
+    """``python -m sim.perf``.
+
+    Long (why): most of it is the declaration of the command-line flags and their help.
+    """
     parser = OneLineErrorParser(prog="python -m sim.perf", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     work = parser.add_mutually_exclusive_group(required=True)

@@ -243,6 +243,9 @@ def place_and_route(config, unit="engine", target=None, *, cache=True, fresh=Fal
     configuration field, the unit, the target, the timing version and the tool versions),
     so a second query costs nothing. An 8x8 int8 engine takes several minutes on ECP5.
 
+    Long (why): about half of it is this docstring; the body is the cache lookup, the
+    fit check and the two tool runs, in the order they must happen.
+
     Parameters
     ----------
     config : ArrayConfig

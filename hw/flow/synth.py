@@ -471,6 +471,10 @@ def _write_json(parser, path, doc):
 
 
 def main(argv=None):
+    """``python -m hw.synth``.
+
+    Long (why): most of it is the declaration of the command-line flags and their help.
+    """
     parser = OneLineErrorParser(prog="python -m hw.synth", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--unit", choices=UNITS, default=None,
