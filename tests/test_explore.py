@@ -482,6 +482,7 @@ size = 1
 max_k = 16
 max_n = 4
 max_m = 16
+requant = false  # raw sums out: the scheduler splits K over max_k
 [[engine]]
 pack = [2, 4]
 [[workload]]
