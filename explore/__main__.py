@@ -14,8 +14,9 @@ __all__ = ["main"]
 
 DESCRIPTION = """\
 Evaluate every candidate engine of SPEC (a TOML file: [[engine]] grids, [[workload]]s,
-[target], bandwidth) on every workload: area and post-route Fmax (hw.synth's place and
-route, cached), cycles and bytes per inference (the cycle model), accuracy (the study's
+[target], bandwidth, dram_bytes_per_cycle) on every workload: area and post-route Fmax
+(hw.synth's place and route, cached), cycles and off-chip bytes per inference (the layer
+scheduler sim.schedule and the cycle model, as sim.perf), accuracy (the study's
 records at the engine's PE mode and bit widths), and the derived inferences/s, GOPS, GOPS
 per kLUT and per DSP. Writes points.csv, points.json, PNG and SVG figures with the Pareto
 fronts, and report.md into --out. Results are cached per engine and per point: rerunning an
@@ -65,7 +66,7 @@ def main(argv=None):
     meta = {"spec_name": spec.name, "command": "python -m explore " + shlex.join(argv),
             "engines": len(spec.engines), "workloads": len(spec.workloads),
             "target": spec.target.to_dict(), "bandwidth": spec.bandwidth,
-            "seconds": round(seconds, 1)}
+            "dram": list(spec.dram) if spec.dram else None, "seconds": round(seconds, 1)}
     files = write_outputs(points, out, meta)
     ok = sum(p["status"] == "ok" for p in points)
     print(f"{len(points)} points ({ok} complete, {len(points) - ok} with a reason) in "

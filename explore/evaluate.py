@@ -11,8 +11,7 @@ import traceback
 
 from hw.config import ArrayConfig, config_arguments
 
-__all__ = ["hardware_figures", "engine_commands", "evaluate_engine", "split_layers",
-           "workload_performance"]
+__all__ = ["hardware_figures", "engine_commands", "evaluate_engine", "workload_performance"]
 
 
 def _one_line(error):
@@ -62,88 +61,44 @@ def hardware_figures(config, target):
     return result
 
 
-def _cuts(size, cap):
-    """``{piece size: how many}`` of ``size`` cut into pieces of at most ``cap``."""
-    whole, rest = divmod(size, cap)
-    pieces = {cap: whole} if whole else {}
-    if rest:
-        pieces[rest] = 1
-    return pieces
-
-
-def split_layers(config, layers):
-    """The GEMMs that ``config`` runs for ``layers``: each layer cut into pieces that fit the
-    engine's ``max_m``, ``max_k`` and ``max_n`` (row groups, K slices whose partial sums the
-    host adds, column groups). Pieces of one shape are one row run ``count`` times (at most
-    eight shapes per layer). Returns ``(layers, extra)``, ``extra`` counting the GEMMs the
-    cuts added."""
-    from sim.topology import Layer
-
-    out, extra = [], 0
-    for layer in layers:
-        if layer.m <= config.max_m and layer.k <= config.max_k and layer.n <= config.max_n:
-            out.append(layer)
-            continue
-        total = 0
-        for m, cm in _cuts(layer.m, config.max_m).items():
-            for k, ck in _cuts(layer.k, config.max_k).items():
-                for n, cn in _cuts(layer.n, config.max_n).items():
-                    count = cm * ck * cn
-                    total += count
-                    out.append(Layer.from_gemm(f"{layer.name} [{m}x{k}x{n}]", m, k, n,
-                                               count=layer.repeats * count))
-        extra += (total - 1) * layer.repeats
-    return out, extra
-
-
-def _beat_bits(config):
-    """Bits of one beat of each stream (from the engine's own stream layouts)."""
-    from hw.interfaces import act_layout, par_layout, res_layout, wgt_layout
-    return {"act": act_layout(config).size, "wgt": wgt_layout(config).size,
-            "par": par_layout(config).size if config.has_params else 0,
-            "res": res_layout(config).size}
-
-
-def workload_performance(config, layers, bandwidth=None):
+def workload_performance(config, layers, bandwidth=None, dram=None):
     """Cycles and bytes of one inference of ``layers`` (``sim.topology.Layer``) on ``config``.
 
-    The one function of the explorer that computes them, so that a memory scheduler can
-    replace it. Today: layers larger than the buffers are cut (:func:`split_layers`); the
-    cycle model (:func:`sim.perf.analyze`, exact against the RTL) counts every GEMM back to
-    back, limited to ``bandwidth`` operand beats per cycle if given. Bytes per inference
-    are the beats that cross the engine's streams, at their widths: every GEMM streams its
-    activations once per K slice (``M x ceil(K / (rows x pack))`` beats) and its whole
-    weight matrix (``N x`` as many), one parameter word per output channel, and its
-    results (``M x ceil(N / cols)`` beats); nothing is reused between GEMMs. That is the
-    off-chip traffic of a host that feeds the engine straight from DRAM, without the
-    on-chip reuse a scheduler would add.
+    The one function of the explorer that computes them: :func:`sim.perf.analyze`, which
+    splits every layer into engine commands with the layer scheduler
+    (:func:`sim.schedule.schedule_gemm`, the one copy of the tiling rules) and counts each
+    command's cycles with the cycle model (exact against the RTL), back to back with one
+    idle cycle between commands. ``bandwidth`` (operand beats per cycle) and ``dram``
+    (``(bytes_per_cycle, latency)`` of off-chip memory, :mod:`sim.schedule`'s memory
+    model) add their stall cycles when given. Bytes per inference are the schedule's
+    off-chip bytes (activations, weights and parameters read, results written; partial
+    sums of every K block on an engine with raw outputs).
 
-    An estimate where a layer's K is cut: adding the slices' partial sums on the host needs
-    them raw (an engine built without its requantizer, or a scheduler that keeps them on
-    chip); the figures here are those of the configured engine, results at its output
-    width. ``nets.lower`` (TFLite workloads) refuses such a layer instead.
+    A layer the scheduler refuses (K over ``max_k`` on an engine with an output stage,
+    which cannot carry partial sums) raises ValueError with the scheduler's reason and the
+    layer's name: the point fails, it is not estimated.
 
-    Returns a dict: ``cycles``, ``macs`` (useful MACs), ``stall_cycles`` (bandwidth),
-    ``gemms``, ``split_gemms``, ``bytes``.
+    Returns a dict: ``cycles``, ``macs`` (useful MACs), ``stall_cycles`` (bandwidth and
+    memory), ``gemms`` (engine commands), ``split_gemms`` (commands beyond one per layer
+    repeat), ``bytes``.
     """
     from sim.perf import analyze
+    from sim.schedule import ScheduleError, schedule_gemm
 
-    pieces, extra = split_layers(config, layers)
+    for layer in layers:
+        try:
+            schedule_gemm(config, layer.m, layer.k, layer.n, groups=layer.repeats)
+        except ScheduleError as e:
+            raise ValueError(f"layer {layer.name!r} ({layer.m}x{layer.k}x{layer.n}) cannot "
+                             f"be scheduled on {config.default_name}: {e}") from None
     planes = (config.a_bits, config.w_bits) if config.mode.has_planes else None
-    _, totals = analyze(config, pieces, 1000.0, bandwidth, progress=False, planes=planes)
-    widths = _beat_bits(config)
-    bits = 0
-    for layer in pieces:
-        words = -(-layer.k // config.pack)
-        k_beats = -(-words // config.rows)
-        bits += layer.repeats * (layer.m * k_beats * widths["act"]
-                                 + layer.n * k_beats * widths["wgt"]
-                                 + layer.n * widths["par"]
-                                 + layer.m * -(-layer.n // config.cols) * widths["res"])
-    return {"cycles": int(totals["cycles"]), "macs": int(sum(layer.macs for layer in layers)),
-            "stall_cycles": int(totals["stall_cycles"]),
-            "gemms": int(sum(layer.repeats for layer in pieces)), "split_gemms": int(extra),
-            "bytes": -(-bits // 8)}
+    _, totals = analyze(config, layers, 1000.0, bandwidth, progress=False, planes=planes,
+                        dram=dram)
+    commands = int(totals["commands"])
+    return {"cycles": int(totals["cycles"]), "macs": int(totals["macs"]),
+            "stall_cycles": int(totals["stall_cycles"]), "gemms": commands,
+            "split_gemms": commands - int(sum(layer.repeats for layer in layers)),
+            "bytes": int(totals["bytes_total"])}
 
 
 def _workload_layers(config, workload):
@@ -163,14 +118,16 @@ def engine_commands(config, target):
     return {"build": build, "pnr": pnr}
 
 
-def evaluate_engine(config, target, workloads, bandwidth=None, hardware=None):
+def evaluate_engine(config, target, workloads, bandwidth=None, hardware=None, dram=None):
     """Everything a worker computes for one engine: ``{"hardware": ..., "workloads": ...}``.
 
     ``config`` is an ArrayConfig (or its dict), ``workloads`` the
     :class:`explore.spec.Workload` s still to compute, ``hardware`` the engine's cached
     :func:`hardware_figures` (None: measure it now). Each workload's result is a dict of
     :func:`workload_performance` plus ``status`` and ``reason`` (e.g. a TFLite model on an
-    engine that cannot run int8 layers), and ``seconds``. Never raises for a bad point.
+    engine that cannot run int8 layers, or a layer the scheduler refuses), and ``seconds``.
+    ``bandwidth`` and ``dram``: as in :func:`workload_performance`. Never raises for a bad
+    point.
     """
     config = config if isinstance(config, ArrayConfig) else ArrayConfig.from_dict(config)
     start = time.monotonic()
@@ -181,7 +138,8 @@ def evaluate_engine(config, target, workloads, bandwidth=None, hardware=None):
     for workload in workloads:
         begin = time.monotonic()
         try:
-            perf = workload_performance(config, _workload_layers(config, workload), bandwidth)
+            perf = workload_performance(config, _workload_layers(config, workload), bandwidth,
+                                        dram)
             perf.update(status="ok", reason="")
         except Exception as e:  # noqa: BLE001 - a failed point is recorded, not fatal
             perf = {"status": "failed", "reason": _one_line(e),

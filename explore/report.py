@@ -159,6 +159,12 @@ def _bandwidth(value):
     return f"{value:g} operand beats per cycle" if value else "unlimited"
 
 
+def _dram(value):
+    if not value:
+        return ""
+    return f"; off-chip memory: {value[0]:g} bytes per cycle, latency {value[1]} cycles"
+
+
 def write_report(points, out_dir, meta, drawn):
     """``report.md``: the figures, the Pareto-optimal engines per workload with the commands
     that rebuild them, the failed points, and the command that reran the sweep."""
@@ -166,7 +172,7 @@ def write_report(points, out_dir, meta, drawn):
            f"Command: `{meta['command']}`", "",
            f"{meta['engines']} engines x {meta['workloads']} workloads = {len(points)} points; "
            f"target {meta['target']['fpga']} (area: {meta['target']['area']}); off-chip "
-           f"bandwidth: {_bandwidth(meta['bandwidth'])}; "
+           f"bandwidth: {_bandwidth(meta['bandwidth'])}{_dram(meta.get('dram'))}; "
            f"{meta['seconds']:.0f} s this run.", ""]
     for figure, paths in drawn.items():
         out += [f"![{FIGURES[figure][4]}]({paths[0].name})", ""]

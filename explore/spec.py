@@ -29,7 +29,8 @@ AREA_MODES = ("pnr", "synth", "none")
 ENGINE_KEYS = tuple(f.name for f in dataclasses.fields(ArrayConfig)) + ("size", "bits")
 #: The accuracy study's networks (:mod:`nets.arch`).
 STUDY_NETS = ("mlp", "cnn", "dws")
-_TOP_KEYS = ("name", "target", "bandwidth", "defaults", "engine", "workload")
+_TOP_KEYS = ("name", "target", "bandwidth", "dram_bytes_per_cycle", "dram_latency",
+             "defaults", "engine", "workload")
 _TARGET_KEYS = ("fpga", "area", "freq_mhz", "seed", "clock_mhz")
 _WORKLOAD_KINDS = ("network", "tflite", "study")
 _WORKLOAD_KEYS = _WORKLOAD_KINDS + ("name", "methods", "records")
@@ -90,13 +91,16 @@ class Workload:
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """A parsed spec: ``engines`` (ArrayConfig, in grid order, no repeats), ``workloads``,
-    ``target``, ``bandwidth`` (operand beats per cycle, None for unlimited), ``name``."""
+    ``target``, ``bandwidth`` (operand beats per cycle, None for unlimited), ``name``,
+    ``dram``: ``(bytes_per_cycle, latency)`` of off-chip memory (``sim.schedule``'s memory
+    model, ``sim.perf --dram-bytes-per-cycle``), None for operands always there."""
 
     name: str
     engines: tuple
     workloads: tuple
     target: Target
     bandwidth: float | None = None
+    dram: tuple | None = None
 
 
 def _fail(message):
@@ -282,6 +286,23 @@ def _parse_workload(table, base, where):
     return Workload(name, kind, source, layers, tuple(methods), keep, digest)
 
 
+def _parse_dram(doc):
+    """``(bytes_per_cycle, latency)`` from the top-level ``dram_*`` keys, or None."""
+    rate, latency = doc.get("dram_bytes_per_cycle"), doc.get("dram_latency")
+    if rate is None:
+        if latency is not None:
+            _fail("spec dram_latency needs dram_bytes_per_cycle (off-chip bytes per cycle)")
+        return None
+    rate = _number(rate, "dram_bytes_per_cycle (off-chip bytes per cycle)")
+    if rate == float("inf"):
+        _fail(f"spec dram_bytes_per_cycle (off-chip bytes per cycle) must be finite, "
+              f"not {rate!r}; omit it for operands always there")
+    latency = 0 if latency is None else latency
+    if isinstance(latency, bool) or not isinstance(latency, int) or latency < 0:
+        _fail(f"spec dram_latency must be a non-negative integer of cycles, not {latency!r}")
+    return (rate, latency)
+
+
 def parse_spec(doc, base=".", name="spec"):
     """A :class:`Spec` from a parsed TOML document (a dict); relative paths are read from
     ``base`` (the spec file's folder)."""
@@ -294,6 +315,7 @@ def parse_spec(doc, base=".", name="spec"):
     bandwidth = doc.get("bandwidth")
     if bandwidth is not None:
         bandwidth = _number(bandwidth, "bandwidth (operand beats per cycle)")
+    dram = _parse_dram(doc)
     defaults = doc.get("defaults", {})
     _check_keys(defaults, ENGINE_KEYS, "[defaults]")
     grids = doc.get("engine")
@@ -314,7 +336,7 @@ def parse_spec(doc, base=".", name="spec"):
             _fail(f"spec workload[{i}].name {workload.name!r} is used twice; give each "
                   f"workload its own name")
         workloads.append(workload)
-    return Spec(name, tuple(engines), tuple(workloads), target, bandwidth)
+    return Spec(name, tuple(engines), tuple(workloads), target, bandwidth, dram)
 
 
 def load_spec(path):

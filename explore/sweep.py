@@ -21,7 +21,7 @@ from .evaluate import engine_commands, evaluate_engine
 __all__ = ["COLUMNS", "EXPLORE_VERSION", "default_cache_dir", "point_records", "run_sweep"]
 
 #: Bumped when a change alters results, so that old cache entries are not reused.
-EXPLORE_VERSION = 1
+EXPLORE_VERSION = 2  # 2: cycles and bytes from sim.schedule
 
 #: Columns of the CSV, in order (the JSON has the same keys).
 COLUMNS = ["engine", "workload", "status", "reason", "pe_mode", "dataflow", "rows", "cols",
@@ -50,10 +50,11 @@ def _hardware_key(config, target):
          "tools": tools})
 
 
-def _point_key(config, workload, bandwidth):
+def _point_key(config, workload, bandwidth, dram=None):
     return "pt-" + config.default_name + "-" + _digest(
         {"v": EXPLORE_VERSION, "config": config.to_dict(), "workload": workload.digest,
-         "kind": workload.kind, "bandwidth": bandwidth})
+         "kind": workload.kind, "bandwidth": bandwidth,
+         "dram": list(dram) if dram is not None else None})
 
 
 def _read(cache, key):
@@ -138,13 +139,13 @@ def run_sweep(spec, *, cache=None, jobs=None, dask=None, executor=None, progress
         :func:`point_records` of every engine x workload, in spec order.
     """
     cache = Path(cache) if cache is not None else default_cache_dir()
-    target, bandwidth = spec.target, spec.bandwidth
+    target, bandwidth, dram = spec.target, spec.bandwidth, spec.dram
     tasks = []
     for config in spec.engines:
         hw_key = _hardware_key(config, target)
         hardware = None if fresh else _read(cache, hw_key)
         todo = [w for w in spec.workloads
-                if fresh or _read(cache, _point_key(config, w, bandwidth)) is None]
+                if fresh or _read(cache, _point_key(config, w, bandwidth, dram)) is None]
         if hardware is None or todo:
             tasks.append((config, hw_key, hardware, todo))
     client = None
@@ -157,7 +158,7 @@ def run_sweep(spec, *, cache=None, jobs=None, dask=None, executor=None, progress
         try:
             for config, hw_key, hardware, todo in tasks:
                 future = executor.submit(evaluate_engine, config, target, todo, bandwidth,
-                                         hardware)
+                                         hardware, dram)
                 futures[future] = (config, hw_key, todo)
             for future in as_completed(futures):
                 config, hw_key, todo = futures[future]
@@ -175,7 +176,7 @@ def run_sweep(spec, *, cache=None, jobs=None, dask=None, executor=None, progress
                 for workload in todo:
                     perf = result["workloads"].get(workload.name)
                     if perf is not None:
-                        _write(cache, _point_key(config, workload, bandwidth), perf)
+                        _write(cache, _point_key(config, workload, bandwidth, dram), perf)
                 bar.step(f"{config.default_name}: {hardware.get('status')}")
         except BaseException:
             for future in futures:
@@ -203,7 +204,7 @@ def point_records(spec, cache):
     """The records of every engine x workload of ``spec`` from ``cache`` (what
     :func:`run_sweep` wrote): area, Fmax, cycles, derived throughput, accuracy, commands."""
     cache = Path(cache)
-    target, bandwidth = spec.target, spec.bandwidth
+    target, bandwidth, dram = spec.target, spec.bandwidth, spec.dram
     points = []
     for config in spec.engines:
         hw_key = _hardware_key(config, target)
@@ -211,7 +212,7 @@ def point_records(spec, cache):
             "status": "not run", "reason": "not computed yet"}
         commands = engine_commands(config, target)
         for workload in spec.workloads:
-            perf = _read(cache, _point_key(config, workload, bandwidth)) or {
+            perf = _read(cache, _point_key(config, workload, bandwidth, dram)) or {
                 "status": "not run", "reason": "not computed yet"}
             p = {c: None for c in COLUMNS}
             p.update(engine=config.default_name, workload=workload.name,

@@ -23,6 +23,7 @@ from explore import sweep as explore_sweep
 from explore.report import write_outputs
 from hw.config import ArrayConfig
 from sim.engine_model import gemm_schedule
+from sim.schedule import dram_cycles, schedule_gemm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +39,7 @@ name = "model"
 area = "none"
 clock_mhz = 100
 [defaults]
-max_k = 64
+max_k = 288
 max_n = 16
 [[engine]]
 pe_mode = "mac"
@@ -79,6 +80,18 @@ BASE = '[[engine]]\nsize = 2\n[[workload]]\nnetwork = "resnet50"\n'
     ('[target]\nspeed = 1\n' + BASE, r"spec \[target\]: unknown key 'speed'; allowed: fpga, .*"),
     ("bandwidth = 0\n" + BASE, r"spec bandwidth \(operand beats per cycle\) must be a number "
                                r"above 0, not 0"),
+    ("dram_bytes_per_cycle = -1\n" + BASE,
+     r"spec dram_bytes_per_cycle \(off-chip bytes per cycle\) must be a number above 0, "
+     r"not -1"),
+    ('dram_bytes_per_cycle = "fast"\n' + BASE,
+     r"spec dram_bytes_per_cycle \(off-chip bytes per cycle\) must be a number .*'fast'"),
+    ("dram_bytes_per_cycle = inf\n" + BASE,
+     r"spec dram_bytes_per_cycle \(off-chip bytes per cycle\) must be finite, not inf; omit it .*"),
+    ("dram_bytes_per_cycle = 2\ndram_latency = 1.5\n" + BASE,
+     r"spec dram_latency must be a non-negative integer of cycles, not 1\.5"),
+    ("dram_bytes_per_cycle = 2\ndram_latency = -1\n" + BASE,
+     r"spec dram_latency must be a non-negative integer of cycles, not -1"),
+    ("dram_latency = 3\n" + BASE, r"spec dram_latency needs dram_bytes_per_cycle .*"),
     ('[[workload]]\nnetwork = "resnet50"\n',
      r"spec needs at least one \[\[engine\]\] table .*"),
     ("[[engine]]\nsize = 2\n", r"spec needs at least one \[\[workload\]\] table .*"),
@@ -139,9 +152,9 @@ def test_grid_expands_lists_and_ties_aliases(tmp_path):
     # size and bits are one axis each (1x1 and 2x2, a8w8 and a4w4), not rows x cols.
     assert names == ["qmac_ws_1x1_a8w8", "qmac_ws_1x1_a4w4", "qmac_ws_2x2_a8w8",
                      "qmac_ws_2x2_a4w4", "qmac_ws_2x2_xnor_p4"]
-    assert all(c.max_k == 64 and c.max_n == 16 for c in spec.engines)
+    assert all(c.max_k == 288 and c.max_n == 16 for c in spec.engines)
     assert [w.name for w in spec.workloads] == ["tiny", "study-cnn"]
-    assert spec.target.clock_mhz == 100 and spec.bandwidth is None
+    assert spec.target.clock_mhz == 100 and spec.bandwidth is None and spec.dram is None
 
 
 def test_duplicate_engines_once():
@@ -207,7 +220,7 @@ def test_cycles_are_the_cycle_models_and_throughput_follows(tmp_path):
     by = {(p["engine"], p["workload"]): p for p in points}
     # The tiny topology on the 2x2 int8 engine: each layer one GEMM, run back to back with
     # one idle cycle between them (sim.perf's convention), counted here independently.
-    config = ArrayConfig(rows=2, cols=2, max_k=64, max_n=16)
+    config = ArrayConfig(rows=2, cols=2, max_k=288, max_n=16)
     shapes = [(16, 18, 4), (4, 36, 3)]
     expected = sum(gemm_schedule(config, *s).cycles for s in shapes) + 1
     p = by[("qmac_ws_2x2_a8w8", "tiny")]
@@ -238,22 +251,77 @@ def test_cycles_are_the_cycle_models_and_throughput_follows(tmp_path):
                                                                            "xnor_net")
 
 
-def test_layers_larger_than_the_buffers_are_cut():
-    config = ArrayConfig(rows=2, cols=2, max_k=10, max_n=3, max_m=5)
+def _scheduled(config, layers):
+    """Each layer's schedule, computed here with sim.schedule alone."""
+    return [schedule_gemm(config, layer.m, layer.k, layer.n, groups=layer.repeats)
+            for layer in layers]
+
+
+def test_layers_larger_than_the_buffers_run_as_the_schedulers_commands():
+    # A raw engine (no output stage): K can be split, the host adds the partial sums.
+    config = ArrayConfig(rows=2, cols=2, max_k=10, max_n=3, max_m=5, requant=False)
     from sim.topology import Layer
-    big = [Layer.from_gemm("big", 7, 25, 7)]
-    pieces, extra = explore_evaluate.split_layers(config, big)
-    # M 7 = 5 + 2, K 25 = 10 + 10 + 5, N 7 = 3 + 3 + 1: 2 x 3 x 3 GEMMs of 8 shapes.
-    assert extra == 2 * 3 * 3 - 1
-    assert sorted((p.m, p.k, p.n, p.count) for p in pieces) == sorted(
-        (m, k, n, cm * ck * cn) for m, cm in ((5, 1), (2, 1)) for k, ck in ((10, 2), (5, 1))
-        for n, cn in ((3, 2), (1, 1)))
-    assert sum(p.count * p.m * p.k * p.n for p in pieces) == 7 * 25 * 7
-    perf = explore_evaluate.workload_performance(config, big)
-    assert perf["macs"] == 7 * 25 * 7 and perf["split_gemms"] == extra
-    # Back to back, one idle cycle between GEMMs (sim.perf's convention).
-    gemms = [(m, k, n) for m in (5, 2) for k in (10, 10, 5) for n in (3, 3, 1)]
-    assert perf["cycles"] == sum(gemm_schedule(config, *g).cycles for g in gemms) + 17
+    layers = [Layer.from_gemm("big", 7, 25, 7), Layer.from_gemm("small", 3, 4, 2, count=2)]
+    schedules = _scheduled(config, layers)
+    assert schedules[0].k_splits > 1  # the layer really is split along K, M and N
+    shapes = [s for sched in schedules for s in sched.shapes()]
+    assert all(m <= 5 and k <= 10 and n <= 3 for m, k, n in shapes)
+    perf = explore_evaluate.workload_performance(config, layers)
+    assert perf["macs"] == 7 * 25 * 7 + 2 * 3 * 4 * 2
+    assert perf["gemms"] == len(shapes)
+    assert perf["split_gemms"] == len(shapes) - 3  # 1 + 2 layer repeats
+    # Back to back, one idle cycle between commands (sim.perf's convention).
+    assert perf["cycles"] == sum(gemm_schedule(config, *s).cycles for s in shapes) + \
+        len(shapes) - 1
+    assert perf["stall_cycles"] == 0
+    assert perf["bytes"] == sum(sched.bytes_total for sched in schedules)
+
+
+def test_off_chip_memory_adds_the_schedulers_stalls():
+    config = ArrayConfig(rows=2, cols=2, max_k=10, max_n=3, max_m=5, requant=False)
+    from sim.topology import Layer
+    layers = [Layer.from_gemm("big", 7, 25, 7), Layer.from_gemm("small", 3, 4, 2)]
+    shapes = [s for sched in _scheduled(config, layers) for s in sched.shapes()]
+    free = explore_evaluate.workload_performance(config, layers)
+    slow = explore_evaluate.workload_performance(config, layers, dram=(0.5, 3))
+    expected = sum(dram_cycles(config, s, 0.5, 3) for s in shapes) + len(shapes) - 1
+    assert slow["cycles"] == expected > free["cycles"]
+    assert slow["stall_cycles"] == expected - free["cycles"]
+    assert slow["bytes"] == free["bytes"]
+
+
+def test_a_layer_the_scheduler_refuses_fails_its_point(tmp_path):
+    # max_k 8 on requantizing engines: conv1 (K = 18) cannot be split, conv2 (K = 36) neither.
+    text = MODEL_SPEC.replace("max_k = 288", "max_k = 8").replace(
+        '[[workload]]\nstudy = "cnn"\n', "")
+    spec = load_spec(write_spec(tmp_path, text))
+    points = run(spec, tmp_path / "cache")
+    assert points and all(p["status"] == "failed" for p in points)
+    for p in points:
+        assert re.search(r"^layer 'conv1' \(16x18x4\) cannot be scheduled on \S+: layer "
+                         r"K = 18 is over the engine's max_k 8 and the engine requantizes",
+                         p["reason"]), p["reason"]
+        assert "\n" not in p["reason"]
+    # The same engine without its requantizer runs it.
+    config = ArrayConfig(rows=2, cols=2, max_k=8, max_n=16, requant=False)
+    perf = explore_evaluate.workload_performance(config, list(spec.workloads[0].layers))
+    assert perf["split_gemms"] > 0
+
+
+def test_dram_keys_reach_the_points_and_their_cache_key(tmp_path):
+    base = load_spec(write_spec(tmp_path, MODEL_SPEC))
+    text = "dram_bytes_per_cycle = 1.5\ndram_latency = 4\n" + MODEL_SPEC
+    spec = load_spec(write_spec(tmp_path, text))
+    assert spec.dram == (1.5, 4) and base.dram is None
+    cache = tmp_path / "cache"
+    free = {(p["engine"], p["workload"]): p for p in run(base, cache)}
+    slow = {(p["engine"], p["workload"]): p for p in run(spec, cache)}
+    config = ArrayConfig(rows=2, cols=2, max_k=288, max_n=16)
+    shapes = [(16, 18, 4), (4, 36, 3)]
+    key = ("qmac_ws_2x2_a8w8", "tiny")
+    assert slow[key]["cycles"] == sum(dram_cycles(config, s, 1.5, 4) for s in shapes) + 1
+    assert slow[key]["cycles"] > free[key]["cycles"]
+    assert slow[key]["bytes_per_inference"] == free[key]["bytes_per_inference"]
 
 
 # --- the cache: resume, failed points ------------------------------------------------------
@@ -262,9 +330,9 @@ def counting(monkeypatch):
     calls = []
     real = explore_sweep.evaluate_engine
 
-    def wrapper(config, target, workloads, bandwidth, hardware):
+    def wrapper(config, target, workloads, bandwidth, hardware, dram):
         calls.append((config.default_name, [w.name for w in workloads], hardware is None))
-        return real(config, target, workloads, bandwidth, hardware)
+        return real(config, target, workloads, bandwidth, hardware, dram)
 
     monkeypatch.setattr(explore_sweep, "evaluate_engine", wrapper)
     return calls
@@ -376,7 +444,7 @@ def test_failed_points_are_recorded_not_fatal(tmp_path, monkeypatch):
 def test_workload_an_engine_cannot_run_is_recorded(tmp_path, shared_path):
     model = shared_path("models/digits_cnn.tflite")
     text = (MODEL_SPEC.replace('network = "tiny.csv"', f'tflite = "{model}"')
-            .replace("max_k = 64", "max_k = 512").replace("max_n = 16", "max_n = 64"))
+            .replace("max_k = 288", "max_k = 512").replace("max_n = 16", "max_n = 64"))
     spec = load_spec(write_spec(tmp_path, text))
     points = run(spec, tmp_path / "cache")
     by = {(p["engine"], p["workload"]): p for p in points}
@@ -414,6 +482,7 @@ size = 1
 max_k = 16
 max_n = 4
 max_m = 16
+requant = false  # raw sums out: the scheduler splits K over max_k
 [[engine]]
 pack = [2, 4]
 [[workload]]
