@@ -114,19 +114,23 @@ def _assert_commands_cover(plan, config):
         assert (seen[:, c0:c1, taps:] == 0).all()
 
 
+def _golden_conv(x, p):
+    """The TFLite convolution of :func:`_random_conv`'s parameters ``p``, by golden."""
+    return golden.quantized_conv2d(
+        x, p["w"], p["bias"], x_scale=p["x_q"][0], x_zero_point=p["x_q"][1],
+        w_scale=p["w_scale"], w_zero_point=0, y_scale=p["y_q"][0],
+        y_zero_point=p["y_q"][1], stride=p["options"]["stride"],
+        padding=p["options"]["padding"], dilation=p["options"]["dilation"],
+        activation=p["options"]["activation"])
+
+
 def test_conv_layers_give_tflite_conv_on_any_engine(rng):
     for _ in range(60):
         graph, x, p = _random_conv(rng)
         config = _random_config(rng)
         plan = plan_network(graph, config, batch=x.shape[0])[0]
         _assert_commands_cover(plan, config)
-        expected = golden.quantized_conv2d(
-            x, p["w"], p["bias"], x_scale=p["x_q"][0], x_zero_point=p["x_q"][1],
-            w_scale=p["w_scale"], w_zero_point=0, y_scale=p["y_q"][0],
-            y_zero_point=p["y_q"][1], stride=p["options"]["stride"],
-            padding=p["options"]["padding"], dilation=p["options"]["dilation"],
-            activation=p["options"]["activation"])
-        np.testing.assert_array_equal(engine_layer_output(plan, x), expected)
+        np.testing.assert_array_equal(engine_layer_output(plan, x), _golden_conv(x, p))
 
 
 def test_k_split_on_a_raw_engine_gives_tflite_conv(rng):
@@ -139,13 +143,7 @@ def test_k_split_on_a_raw_engine_gives_tflite_conv(rng):
         plan = plan_network(graph, config, batch=x.shape[0])[0]
         _assert_commands_cover(plan, config)
         assert len({c.depth for c in plan.commands}) > 1 or k <= config.max_k
-        expected = golden.quantized_conv2d(
-            x, p["w"], p["bias"], x_scale=p["x_q"][0], x_zero_point=p["x_q"][1],
-            w_scale=p["w_scale"], w_zero_point=0, y_scale=p["y_q"][0],
-            y_zero_point=p["y_q"][1], stride=p["options"]["stride"],
-            padding=p["options"]["padding"], dilation=p["options"]["dilation"],
-            activation=p["options"]["activation"])
-        np.testing.assert_array_equal(engine_layer_output(plan, x), expected)
+        np.testing.assert_array_equal(engine_layer_output(plan, x), _golden_conv(x, p))
 
 
 def test_depthwise_layers_give_the_slow_reference(rng):
