@@ -22,6 +22,10 @@ __all__ = ["COLUMNS", "EXPLORE_VERSION", "default_cache_dir", "point_records", "
 
 #: Bumped when a change alters results, so that old cache entries are not reused.
 EXPLORE_VERSION = 2  # 2: cycles and bytes from sim.schedule
+#: Version of a point's cycle figures (in its cache key only, so that engines' measured
+#: area and Fmax stay cached): 2, a workload's commands under limited bandwidth run back
+#: to back in one run of the cycle model (sim.perf), not each alone.
+POINT_VERSION = 2
 
 #: Columns of the CSV, in order (the JSON has the same keys).
 COLUMNS = ["engine", "workload", "status", "reason", "pe_mode", "dataflow", "rows", "cols",
@@ -52,7 +56,8 @@ def _hardware_key(config, target):
 
 def _point_key(config, workload, bandwidth, dram=None):
     return "pt-" + config.default_name + "-" + _digest(
-        {"v": EXPLORE_VERSION, "config": config.to_dict(), "workload": workload.digest,
+        {"v": EXPLORE_VERSION, "pv": POINT_VERSION, "config": config.to_dict(),
+         "workload": workload.digest,
          "kind": workload.kind, "bandwidth": bandwidth,
          "dram": list(dram) if dram is not None else None})
 

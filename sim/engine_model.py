@@ -55,7 +55,8 @@ from numba import njit
 
 from hw.config import TIMING_VERSION, ArrayConfig, Latencies, latencies
 
-__all__ = ["MODEL_VERSION", "Latencies", "latencies", "run_patterns", "gemm_cycles",
+__all__ = ["MODEL_VERSION", "Latencies", "latencies", "run_patterns", "run_command_patterns",
+           "PatternTooShort", "gemm_cycles",
            "gemm_schedule", "ScheduleSummary", "bandwidth_limited"]
 
 #: The engine timing version this model implements (``hw.config.TIMING_VERSION``).
@@ -63,6 +64,8 @@ MODEL_VERSION = 2
 assert MODEL_VERSION == TIMING_VERSION, "the cycle model and the engine's schedule disagree"
 
 _JIT = {"cache": True, "nogil": True}
+
+_NO_OFFSETS = np.zeros(0, np.int64)
 
 # Indices of the input streams in pattern arrays.
 CMD, ACT, WGT, PAR = 0, 1, 2, 3
@@ -125,7 +128,7 @@ def _kernel_args(config):
 
 @njit(**_JIT)
 def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid, ready,
-              bandwidth, max_cycles):
+              bandwidth, max_cycles, rel_off, rel_len):
     """Cycle-by-cycle replay of the engine's control. Returns (first, last, cycles run).
 
     Long (why): one numba kernel keeps every unit's state in scalar locals so that the
@@ -138,6 +141,13 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
     ``valid`` is (4, L) and ``ready`` (L,); cycles past L count as all true. When
     ``bandwidth`` > 0, the valid patterns are replaced by a host that can move at most
     ``bandwidth`` operand beats per cycle on average (token bucket, weights first).
+
+    Command-relative patterns: when ``rel_off`` is not empty, GEMM ``g``'s patterns are
+    ``valid[:, rel_off[g] + i]`` and ``ready[rel_off[g] + i]`` for ``i = t - first[g]``
+    (0 in the cycle its command is taken) until its last result is taken; between
+    commands the operand streams are not valid and the result stream is ready; the
+    command stream is always valid. Returns cycles run ``-2 - g`` if GEMM ``g`` outlasts
+    its ``rel_len[g]`` cycles of pattern.
     """
     g_count = shapes.shape[0]
     plen = ready.shape[0]
@@ -161,6 +171,7 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
         ring_size *= 2
     ring = np.zeros(ring_size, np.int64)
     tokens = 0.0
+    rel_mode = rel_off.shape[0] > 0
 
     busy = False
     g_cur = -1
@@ -205,11 +216,26 @@ def _simulate(R, C, block, depth, ws, requant, lat_ws, lat_os, d0, shapes, valid
                 if not holding[s] and pos[s] < totals[s] and tokens >= 1.0:
                     holding[s] = True
                     tokens -= 1.0
+            rd = t >= plen or ready[t]
+        elif rel_mode:
+            in_cmd = g_cur >= 0 and last[g_cur] < 0
+            p = 0
+            rd = True
+            if in_cmd:
+                i = t - first[g_cur]
+                if i >= rel_len[g_cur]:
+                    return first, last, -2 - g_cur
+                p = rel_off[g_cur] + i
+                rd = ready[p]
+            for s in range(4):
+                if not holding[s] and pos[s] < totals[s] and (
+                        s == CMD or (in_cmd and valid[s, p])):
+                    holding[s] = True
         else:
             for s in range(4):
                 if not holding[s] and pos[s] < totals[s] and (t >= plen or valid[s, t]):
                     holding[s] = True
-        rd = t >= plen or ready[t]
+            rd = t >= plen or ready[t]
 
         # ---- combinational decisions of this cycle ----
         seq_block = ri_block if ws else mt
@@ -488,7 +514,56 @@ def run_patterns(config, shapes, valid, ready):
     work = _work(config, shapes)
     valid_arr, ready_arr = _pattern_arrays(valid, ready)
     first, last, _ = _simulate(*_kernel_args(config), work, valid_arr, ready_arr, 0.0,
-                               _cycle_budget(config, work, len(ready_arr)))
+                               _cycle_budget(config, work, len(ready_arr)), _NO_OFFSETS,
+                               _NO_OFFSETS)
+    return _records(config, first, last, shapes)
+
+
+class PatternTooShort(RuntimeError):
+    """A GEMM of :func:`run_command_patterns` outlasted its patterns (``index``: which)."""
+
+    def __init__(self, index, length):
+        super().__init__(f"GEMM {index} was still running after the {length} cycles of its "
+                         f"patterns")
+        self.index = index
+
+
+def run_command_patterns(config, shapes, patterns, which):
+    """Cycles of back-to-back GEMMs whose patterns start at their own commands.
+
+    Like :func:`run_patterns`, except that each GEMM brings its patterns: GEMM ``g`` uses
+    ``patterns[which[g]]``, a ``(valid, ready)`` pair whose index 0 is the cycle its
+    command is taken, until its last result is taken; between two GEMMs the operand
+    streams are not valid and the result stream is ready; the command stream is always
+    valid. GEMMs of one shape can so share one pattern (an off-chip memory that serves
+    every command the same way, :func:`sim.schedule.sequence_cycles`) whatever cycle
+    they start in.
+
+    Raises
+    ------
+    PatternTooShort
+        If a GEMM is still running at the end of its patterns.
+    """
+    config = _check_config(config)
+    shapes = _check_shapes(config, shapes)
+    work = _work(config, shapes)
+    which = np.asarray(which, dtype=np.int64)
+    if which.shape != (len(work),) or (len(which) and not (
+            0 <= which.min() and which.max() < len(patterns))):
+        raise ValueError(f"which must give each of the {len(work)} GEMMs one of the "
+                         f"{len(patterns)} patterns, not {which.tolist()!r}")
+    arrays = [_pattern_arrays({"cmd": None, **valid}, ready) for valid, ready in patterns]
+    lengths = np.array([len(r) for _, r in arrays], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    valid_arr = (np.concatenate([v for v, _ in arrays], axis=1) if arrays
+                 else np.ones((4, 0), np.bool_))
+    ready_arr = np.concatenate([r for _, r in arrays]) if arrays else np.ones(0, np.bool_)
+    rel_len = lengths[which]
+    first, last, code = _simulate(*_kernel_args(config), work, valid_arr, ready_arr, 0.0,
+                                  _cycle_budget(config, work, int(rel_len.sum())),
+                                  starts[which], rel_len)
+    if code <= -2:
+        raise PatternTooShort(-2 - int(code), int(rel_len[-2 - int(code)]))
     return _records(config, first, last, shapes)
 
 
@@ -511,7 +586,7 @@ def bandwidth_limited(config, shapes, words_per_cycle):
     budget = _cycle_budget(config, work, 0)
     budget = int(budget * max(1.0, 2.0 / words_per_cycle))
     first, last, _ = _simulate(*_kernel_args(config), work, np.ones((4, 0), np.bool_), empty,
-                               float(words_per_cycle), budget)
+                               float(words_per_cycle), budget, _NO_OFFSETS, _NO_OFFSETS)
     return _records(config, first, last, shapes)
 
 
@@ -688,7 +763,8 @@ def gemm_schedule(config, m, k, n, a_planes=None, w_planes=None):
     if not ok:
         empty = np.zeros(0, dtype=np.bool_)
         first, last, _ = _simulate(*_kernel_args(config), work, np.ones((4, 0), np.bool_),
-                                   empty, 0.0, _cycle_budget(config, work, 0))
+                                   empty, 0.0, _cycle_budget(config, work, 0), _NO_OFFSETS,
+                                   _NO_OFFSETS)
         return _summary_from_cycles(config, m, k, n, int(last[0] - first[0] + 1),
                                     first_issue, issues)
     return ScheduleSummary(int(cycles), int(first_issue), int(issues),

@@ -28,7 +28,7 @@ from hw.config import (
 
 from .engine_model import bandwidth_limited, gemm_schedule
 from .scalesim import scalesim_cycles
-from .schedule import ScheduleError, dram_cycles, schedule_gemm
+from .schedule import ScheduleError, schedule_gemm, sequence_cycles
 from .topology import Layer, list_networks, read_topology
 
 __all__ = ["LayerReport", "analyze", "compare_modes", "main", "CSV_COLUMNS", "resolve_clock"]
@@ -69,7 +69,9 @@ class LayerReport:
             self.schedule, self.unfit_reason = None, str(error)
             shapes = collections.Counter({(layer.m, layer.k, layer.n): layer.repeats})
             self.fits = False
-        self.commands = sum(shapes.values())
+        self.shapes = (list(self.schedule.shapes()) if self.fits
+                       else [(layer.m, layer.k, layer.n)] * layer.repeats)
+        self.commands = len(self.shapes)
         gaps = GAP_BETWEEN_GEMMS * (self.commands - 1)
         self.cycles, self.load, self.compute, self.idle, self.drain = 0, 0, 0, gaps, 0
         for shape, count in shapes.items():
@@ -83,11 +85,6 @@ class LayerReport:
         self.stall_free_cycles = self.cycles
         self.macs = layer.macs
         self.stall = 0
-        if bandwidth is not None:
-            for shape, count in shapes.items():
-                limited = bandwidth_limited(config, [(*shape, *planes)], bandwidth)
-                free = gemm_schedule(config, *shape, *planes).cycles
-                self.stall += (limited[0]["cycles"] - free) * count
         self.dram = dram
         if dram is not None:
             if not self.fits:
@@ -96,11 +93,11 @@ class LayerReport:
             if planes:
                 raise ValueError("--dram-bytes-per-cycle models mac and xnor engines, "
                                  "not bit planes (--planes)")
-            bpc, latency = dram
-            for shape, count in shapes.items():
-                free = gemm_schedule(config, *shape).cycles
-                self.stall += (dram_cycles(config, shape, bpc, latency) - free) * count
-        self.cycles += self.stall
+        self._derive(config, clock_mhz, planes)
+
+    def _derive(self, config, clock_mhz, planes):
+        """The figures derived from the cycle counts."""
+        self.cycles = self.stall_free_cycles + self.stall
         # Utilization against the PEs' peak: one MAC per PE per cycle in the mac mode,
         # more in the packed modes (see ArrayConfig.peak_macs_per_pe).
         pes = config.rows * config.cols * config.peak_macs_per_pe(planes)
@@ -110,6 +107,12 @@ class LayerReport:
         self.compute_utilization = self.macs / ((self.compute + self.idle) * pes)
         self.macs_per_s = self.macs / (self.cycles / (clock_mhz * 1e6))
         self.gops = 2 * self.macs_per_s / 1e9
+
+    def set_limited_cycles(self, cycles, config, clock_mhz, planes):
+        """The layer's cycles with its operands limited (``--bandwidth`` or the off-chip
+        memory model), its commands run back to back: the stall is what that adds."""
+        self.stall = cycles - self.stall_free_cycles
+        self._derive(config, clock_mhz, planes)
 
     @property
     def bytes_total(self):
@@ -216,7 +219,29 @@ def analyze(config, layers, clock_mhz=1000.0, bandwidth=None, progress=False, pl
         reports.append(LayerReport(i, layer, config, clock_mhz, bandwidth, planes, dram))
         bar.step(layer.name)
     bar.close()
+    planes = tuple(planes) if planes else ()
+    if dram is not None:
+        _limited_cycles(reports, config, clock_mhz, planes,
+                        lambda shapes: sequence_cycles(config, shapes, *dram))
+    elif bandwidth is not None:
+        _limited_cycles(reports, config, clock_mhz, planes,
+                        lambda shapes: bandwidth_limited(
+                            config, [(*shape, *planes) for shape in shapes], bandwidth))
     return reports, _totals(reports, config, clock_mhz, planes)
+
+
+def _limited_cycles(reports, config, clock_mhz, planes, run):
+    """Every layer's commands, the whole network back to back, in one run of the cycle
+    model with limited operands (``run``: shapes to records). A command's count depends
+    on the one before it (a stream's one-beat buffer may already hold the next command's
+    first beat), so each layer's cycles are cut from the one sequence (its first command
+    taken to its last result), and with the gaps they add up to the sequence's."""
+    records = run([shape for r in reports for shape in r.shapes])
+    start = 0
+    for r in reports:
+        first, last = records[start], records[start + r.commands - 1]
+        r.set_limited_cycles(last["last"] - first["first"] + 1, config, clock_mhz, planes)
+        start += r.commands
 
 
 def resolve_clock(config, clock_mhz=None, post_route=False, fpga="ecp5-85k", log=None):

@@ -22,8 +22,11 @@ Public functions (for explorers that want bytes per inference)
     that ``bytes_per_cycle`` implies for one command (cycle 0: its command is taken).
 ``dram_cycles(config, shape, bytes_per_cycle, latency=0) -> int``
     That command's cycles under those patterns (:func:`sim.engine_model.run_patterns`).
+``sequence_cycles(config, shapes, bytes_per_cycle, latency=0) -> list of dict``
+    The cycles of a command sequence run back to back under those patterns (each
+    command's patterns start when it is taken), in one run of the cycle model.
 ``sequence_patterns(config, shapes, bytes_per_cycle, latency=0) -> (valid, ready, cycles)``
-    The patterns of a whole command sequence run back to back, for the RTL.
+    The same sequence's patterns from cycle 0, for the RTL.
 
 Splitting rules
 ---------------
@@ -59,7 +62,7 @@ Memory model (``dram_patterns``): the host streams each command's operands from 
 memory that delivers ``bytes_per_cycle`` bytes per cycle, reads and writes together. The
 bandwidth is divided between reads and writes in proportion to the command's bytes of
 each; the first read bytes arrive ``latency`` cycles after the cycle after the command is
-taken (no prefetch across commands). Each cycle the read budget grows by its share (a
+taken. Each cycle the read budget grows by its share (a
 bucket that holds at most one cycle's share plus the largest beat) and pays, in strict
 priority (a stream with beats left that cannot be paid yet holds back the later ones),
 for the first activation block (``block`` rows), weights, parameters, and the remaining
@@ -67,8 +70,11 @@ activations, at most one beat per stream per cycle: the stream's valid pattern
 is true in the cycles a beat is paid for. The writes' budget makes the result stream's
 ready pattern the same way. A beat the engine is not ready for is held (one-beat
 buffer) and the budget of the cycles it waits is lost, as for a stream throttled by
-back pressure. The patterns are fixed in advance, so the RTL runs the same patterns and
-its cycle count must equal the model's.
+back pressure. Activations are paid for as long as the command runs: once its own are
+all taken, the one-beat buffer takes the next command's first activation beat, which
+waits there for that command (so in a sequence a command can start a few cycles sooner
+than alone; :func:`sequence_cycles` counts it). The patterns are fixed in advance, so the
+RTL runs the same patterns and its cycle count must equal the model's.
 """
 
 import dataclasses
@@ -81,11 +87,11 @@ from numba import njit
 
 from hw.config import ArrayConfig, beat_bytes
 
-from .engine_model import gemm_schedule, run_patterns
+from .engine_model import PatternTooShort, gemm_schedule, run_command_patterns, run_patterns
 
 __all__ = ["EngineCommand", "LayerSchedule", "ScheduleError", "LOOP_ORDERS", "schedule_gemm",
            "candidate_schedules", "command_bytes", "dram_patterns", "dram_cycles",
-           "sequence_patterns", "GAP_BETWEEN_COMMANDS"]
+           "sequence_cycles", "sequence_patterns", "GAP_BETWEEN_COMMANDS"]
 
 #: Loop nestings, outer to inner, in order of preference on a tie.
 LOOP_ORDERS = ("mnk", "nmk", "mkn", "nkm", "kmn", "knm")
@@ -411,41 +417,62 @@ def dram_cycles(config, shape, bytes_per_cycle, latency=0):
                         int(latency))
 
 
+def _shape_key(shape):
+    return tuple(int(v) for v in shape)
+
+
+def sequence_cycles(config, shapes, bytes_per_cycle, latency=0):
+    """Records of commands run back to back when off-chip memory delivers
+    ``bytes_per_cycle``: one dict per command with ``first`` (the cycle it is taken),
+    ``last`` (its last result) and ``cycles`` (those of
+    :func:`sim.engine_model.run_command_patterns`).
+
+    Command ``i`` is taken :data:`GAP_BETWEEN_COMMANDS` cycles after the last result of
+    command ``i - 1``, and its operand and result patterns (those of
+    :func:`dram_patterns`) start in that cycle. A command's count can differ by a few
+    cycles from :func:`dram_cycles` (the command alone): the one-beat buffer of the
+    activation stream may already hold the next command's first beat when a command
+    ends (the memory paid for it), so the next one starts a little sooner; this
+    function, not a sum of :func:`dram_cycles`, gives the count of a sequence, in one
+    run of the cycle model.
+    """
+    _check_bandwidth(bytes_per_cycle, latency)
+    keys = [_shape_key(s) for s in shapes]
+    if not keys:
+        return []
+    distinct = list(dict.fromkeys(keys))
+    which = [distinct.index(k) for k in keys]
+    lengths = {k: 2 * dram_cycles(config, k, bytes_per_cycle, latency) + 64 for k in distinct}
+    while True:
+        patterns = [dram_patterns(config, k, bytes_per_cycle, latency, lengths[k])
+                    for k in distinct]
+        try:
+            return run_command_patterns(config, keys, patterns, which)
+        except PatternTooShort as short:
+            lengths[keys[short.index]] *= 2
+
+
 def sequence_patterns(config, shapes, bytes_per_cycle, latency=0):
     """Patterns of commands run back to back: ``(valid, ready, cycles)``.
 
-    Command ``i`` is taken in cycle ``s_i`` (``s_0 = 0``, then
-    :data:`GAP_BETWEEN_COMMANDS` cycles after the previous command's last result); its
-    operand and result patterns (those of :func:`dram_patterns`) start there, and the
-    operand patterns are false between commands. ``valid`` has ``cmd`` (always true),
-    ``act``, ``wgt`` and ``par``; ``cycles`` the per-command counts of the cycle model on
-    these patterns.
-
-    Each command's start is found by running the model on the commands before it, so
-    the patterns are exact even where a command's count depends on the one before
-    (the weight-stationary PE banks alternate across commands: on some shapes a
-    command runs a few cycles shorter or longer after another than alone, which
-    :func:`dram_cycles` does not see).
+    The absolute per-cycle patterns (from cycle 0, the first command) of the sequence
+    that :func:`sequence_cycles` models, for the RTL: command ``i``'s operand and result
+    patterns (those of :func:`dram_patterns`) from the cycle it is taken to its last
+    result, then :data:`GAP_BETWEEN_COMMANDS` cycles in which the operand streams are not
+    valid and the result stream is ready. ``valid`` has ``cmd`` (always true), ``act``,
+    ``wgt`` and ``par``; ``cycles`` the per-command counts of :func:`sequence_cycles`.
     """
-    _check_bandwidth(bytes_per_cycle, latency)
+    records = sequence_cycles(config, shapes, bytes_per_cycle, latency)
     names = ("act", "wgt", "par") if config.has_params else ("act", "wgt")
-    pieces, ready_pieces, cycles, start = {n: [] for n in names}, [], [], 0
-    for i, shape in enumerate(shapes):
-        guess = 2 * dram_cycles(config, shape, bytes_per_cycle, latency) + 64
-        v, r = dram_patterns(config, shape, bytes_per_cycle, latency, guess)
-        valid = {n: np.concatenate([*pieces[n], v[n]]) for n in names}
-        ready = np.concatenate([*ready_pieces, r])
-        valid["cmd"] = np.ones(len(ready), np.bool_)
-        record = run_patterns(config, shapes[:i + 1], valid, ready)[i]
-        if record["last"] >= len(ready):
-            raise RuntimeError(f"command {i} {tuple(shape)} did not finish in its patterns")
+    pieces = {n: [] for n in names}
+    ready_pieces = []
+    for shape, record in zip(shapes, records, strict=True):
         c = record["cycles"]
-        cycles.append(c)
+        v, r = dram_patterns(config, _shape_key(shape), bytes_per_cycle, latency, c)
         for n in names:
-            pieces[n] += [v[n][:c], np.zeros(GAP_BETWEEN_COMMANDS, np.bool_)]
-        ready_pieces += [r[:c], np.ones(GAP_BETWEEN_COMMANDS, np.bool_)]
-        start += c + GAP_BETWEEN_COMMANDS
+            pieces[n] += [v[n], np.zeros(GAP_BETWEEN_COMMANDS, np.bool_)]
+        ready_pieces += [r, np.ones(GAP_BETWEEN_COMMANDS, np.bool_)]
     valid = {n: np.concatenate(pieces[n]) for n in names}
     ready = np.concatenate(ready_pieces)
     valid["cmd"] = np.ones(len(ready), np.bool_)
-    return valid, ready, cycles
+    return valid, ready, [r["cycles"] for r in records]

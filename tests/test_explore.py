@@ -22,8 +22,8 @@ from explore import evaluate as explore_evaluate
 from explore import sweep as explore_sweep
 from explore.report import write_outputs
 from hw.config import ArrayConfig
-from sim.engine_model import gemm_schedule
-from sim.schedule import dram_cycles, schedule_gemm
+from sim.engine_model import gemm_schedule, run_patterns
+from sim.schedule import schedule_gemm, sequence_patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -277,6 +277,14 @@ def test_layers_larger_than_the_buffers_run_as_the_schedulers_commands():
     assert perf["bytes"] == sum(sched.bytes_total for sched in schedules)
 
 
+def _back_to_back(config, shapes, bytes_per_cycle, latency):
+    """Cycles of the commands back to back on the off-chip memory's patterns from cycle 0,
+    from the first command to the last result."""
+    valid, ready, _ = sequence_patterns(config, shapes, bytes_per_cycle, latency)
+    records = run_patterns(config, shapes, valid, ready)
+    return records[-1]["last"] - records[0]["first"] + 1
+
+
 def test_off_chip_memory_adds_the_schedulers_stalls():
     config = ArrayConfig(rows=2, cols=2, max_k=10, max_n=3, max_m=5, requant=False)
     from sim.topology import Layer
@@ -284,7 +292,7 @@ def test_off_chip_memory_adds_the_schedulers_stalls():
     shapes = [s for sched in _scheduled(config, layers) for s in sched.shapes()]
     free = explore_evaluate.workload_performance(config, layers)
     slow = explore_evaluate.workload_performance(config, layers, dram=(0.5, 3))
-    expected = sum(dram_cycles(config, s, 0.5, 3) for s in shapes) + len(shapes) - 1
+    expected = _back_to_back(config, shapes, 0.5, 3)
     assert slow["cycles"] == expected > free["cycles"]
     assert slow["stall_cycles"] == expected - free["cycles"]
     assert slow["bytes"] == free["bytes"]
@@ -319,7 +327,7 @@ def test_dram_keys_reach_the_points_and_their_cache_key(tmp_path):
     config = ArrayConfig(rows=2, cols=2, max_k=288, max_n=16)
     shapes = [(16, 18, 4), (4, 36, 3)]
     key = ("qmac_ws_2x2_a8w8", "tiny")
-    assert slow[key]["cycles"] == sum(dram_cycles(config, s, 1.5, 4) for s in shapes) + 1
+    assert slow[key]["cycles"] == _back_to_back(config, shapes, 1.5, 4)
     assert slow[key]["cycles"] > free[key]["cycles"]
     assert slow[key]["bytes_per_inference"] == free[key]["bytes_per_inference"]
 
