@@ -14,7 +14,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from hw.config import pnr_cache_dir, pnr_tool_versions
+from hw.config import gateware_digest, pnr_cache_dir, pnr_tool_versions
 
 from .evaluate import engine_commands, evaluate_engine
 
@@ -51,7 +51,7 @@ def _hardware_key(config, target):
              else {"area": target.area})
     return "hw-" + config.default_name + "-" + _digest(
         {"v": EXPLORE_VERSION, "config": config.to_dict(), "target": target.to_dict(),
-         "tools": tools})
+         "tools": tools, "gateware": gateware_digest()})
 
 
 def _point_key(config, workload, bandwidth, dram=None):

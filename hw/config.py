@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import numbers
@@ -19,7 +20,8 @@ __all__ = [
     "OneLineErrorParser", "add_config_arguments", "ceil_log2", "config_from_args",
     "given_fields", "latencies", "output_stage_name",
     "PNR_DEVICES", "PNR_PACKAGES", "PNR_TOOLS", "PnrTarget", "cached_pnr_result",
-    "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions", "NOMINAL_CLOCK_MHZ", "PNR_FPGAS",
+    "pnr_cache_dir", "pnr_cache_path", "pnr_tool_versions", "GATEWARE_SOURCES",
+    "gateware_digest", "NOMINAL_CLOCK_MHZ", "PNR_FPGAS",
     "Clock", "engine_clock", "config_arguments", "field_flags",
     "BRAM_SHAPES", "BRAM_NAMES", "BRAM_COST", "LUTRAM_COST", "DEVICE_BRAMS", "BufferMemory",
     "beat_bits", "beat_bytes", "buffer_memories", "buffer_report", "fits_device", "BUFFER_PRESETS",
@@ -588,19 +590,40 @@ def pnr_cache_dir():
     return Path(base) / "qmac" / "pnr"
 
 
+#: The modules whose source decides the generated gateware (plain file names in ``hw/``):
+#: the configuration and its latency table, the PE-mode rules and every gateware unit.
+GATEWARE_SOURCES = ("config.py", "modes.py", "pe.py", "array.py", "engine.py", "command.py",
+                    "buffers.py", "walk.py", "sequencer.py", "output.py", "requant.py",
+                    "threshold.py", "interfaces.py", "_logic.py", "beats.py")
+
+
+@functools.lru_cache(maxsize=1)
+def gateware_digest():
+    """A hash of the gateware's source (:data:`GATEWARE_SOURCES`): any edit of the
+    generator is another digest, so results measured on the generated design (place and
+    route) are never taken from the cache of an older generator. Reads files only
+    (no Amaranth)."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in GATEWARE_SOURCES:
+        h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def pnr_cache_path(config, unit="engine", target=None, tools=None):
     """The cache file of one place-and-route result.
 
     Its name is the configuration's default name, the unit, the target and a hash of
     everything that decides the result: every configuration field, the unit, the target
-    (family, device, package, clock aim, seed), the engine's :data:`TIMING_VERSION` and
-    the version of every tool in :data:`PNR_TOOLS` (``tools``, default as installed).
-    Another configuration, target or tool version is another file: a cache miss.
+    (family, device, package, clock aim, seed), the engine's :data:`TIMING_VERSION`, the
+    generator's source (:func:`gateware_digest`) and the version of every tool in
+    :data:`PNR_TOOLS` (``tools``, default as installed). Another configuration, target,
+    generator or tool version is another file: a cache miss.
     """
     target = target if target is not None else PnrTarget()
     tools = tools if tools is not None else pnr_tool_versions(target.family)
     knobs = {"config": config.to_dict(), "unit": unit, "target": target.to_dict(),
-             "timing_version": TIMING_VERSION, "tools": tools}
+             "timing_version": TIMING_VERSION, "gateware": gateware_digest(), "tools": tools}
     digest = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]
     stem = config.default_name + ("" if unit == "engine" else f"_{unit}")
     return pnr_cache_dir() / f"{stem}-{target.family}-{target.device}-{digest}.json"

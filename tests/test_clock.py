@@ -194,3 +194,20 @@ def test_config_arguments_give_the_config_back(config):
 def test_config_arguments_are_short():
     assert config_arguments(ArrayConfig(rows=8, cols=8, dataflow="os")) == \
         ["--rows", "8", "--cols", "8", "--dataflow", "os"]
+
+
+def test_the_cache_key_follows_the_generators_source(monkeypatch):
+    import re
+    from pathlib import Path
+
+    import hw.config
+    # Every hw module that builds gateware (imports Amaranth) is in the digest.
+    here = Path(hw.config.__file__).parent
+    gateware = {p.name for p in here.glob("*.py")
+                if re.search(r"^(from|import) amaranth", p.read_text(), re.M)}
+    assert gateware and gateware <= set(hw.config.GATEWARE_SOURCES)
+    assert all((here / name).is_file() for name in hw.config.GATEWARE_SOURCES)
+    config = ArrayConfig(rows=2, cols=2)
+    before = pnr_cache_path(config)
+    monkeypatch.setattr(hw.config, "gateware_digest", lambda: "another generator")
+    assert pnr_cache_path(config) != before
