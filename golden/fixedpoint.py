@@ -183,14 +183,8 @@ def requantize(acc, m0, shift, out_zero_point, act_min, act_max, out_bits=8, out
         If the zero point or clamp bounds do not fit ``out_bits``, if ``act_min > act_max``,
         or if per-channel parameters do not match the number of columns.
     """
-    out_bits = check_bits("out_bits", out_bits, 1, 16)
-    lo, hi = int_range(out_bits, out_signed)
-    acc = _int32_array("acc", acc)
-    out_zero_point = check_int("out_zero_point", out_zero_point, lo, hi)
-    act_min = check_int("act_min", act_min, lo, hi)
-    act_max = check_int("act_max", act_max, lo, hi)
-    if act_min > act_max:
-        raise ValueError(f"act_min must not exceed act_max, not {act_min} > {act_max}")
+    acc, out_bits, out_zero_point, act_min, act_max = _output_stage_args(
+        acc, out_zero_point, act_min, act_max, out_bits, out_signed)
     m0 = _per_channel("m0", m0, acc)
     shift = _per_channel("shift", shift, acc)
     scaled = multiply_by_quantized_multiplier(acc, m0, shift).astype(np.int64)
@@ -218,6 +212,18 @@ def requantize_fp64(acc, multiplier, out_zero_point, act_min, act_max, out_bits=
     out_zero_point, act_min, act_max, out_bits, out_signed
         As in :func:`requantize`.
     """
+    acc, out_bits, out_zero_point, act_min, act_max = _output_stage_args(
+        acc, out_zero_point, act_min, act_max, out_bits, out_signed)
+    multiplier = _per_channel("multiplier", check_scale("multiplier", multiplier), acc)
+    scaled = round_half_away(acc.astype(np.float64) * multiplier.astype(np.float64))
+    scaled = np.clip(scaled, INT32_MIN, INT32_MAX).astype(np.int64)
+    out = np.clip(wrap(scaled + out_zero_point, 32), act_min, act_max)
+    return out.astype(_out_dtype(out_bits, out_signed))
+
+
+def _output_stage_args(acc, out_zero_point, act_min, act_max, out_bits, out_signed):
+    """The checked arguments of an output stage: ``(acc, out_bits, out_zero_point, act_min,
+    act_max)``, the zero point and clamp bounds within ``out_bits``, ``act_min <= act_max``."""
     out_bits = check_bits("out_bits", out_bits, 1, 16)
     lo, hi = int_range(out_bits, out_signed)
     acc = _int32_array("acc", acc)
@@ -226,11 +232,7 @@ def requantize_fp64(acc, multiplier, out_zero_point, act_min, act_max, out_bits=
     act_max = check_int("act_max", act_max, lo, hi)
     if act_min > act_max:
         raise ValueError(f"act_min must not exceed act_max, not {act_min} > {act_max}")
-    multiplier = _per_channel("multiplier", check_scale("multiplier", multiplier), acc)
-    scaled = round_half_away(acc.astype(np.float64) * multiplier.astype(np.float64))
-    scaled = np.clip(scaled, INT32_MIN, INT32_MAX).astype(np.int64)
-    out = np.clip(wrap(scaled + out_zero_point, 32), act_min, act_max)
-    return out.astype(_out_dtype(out_bits, out_signed))
+    return acc, out_bits, out_zero_point, act_min, act_max
 
 
 def _per_channel(name, value, acc):
