@@ -312,44 +312,33 @@ def _patterns(length, start, read_rate, write_rate, first_act, wgt_beats, par_be
               act_bytes, wgt_bytes, par_bytes, res_bytes):
     valid = np.zeros((3, length), dtype=np.bool_)   # act, wgt, par
     ready = np.zeros(length, dtype=np.bool_)
+    cost = np.array([act_bytes, wgt_bytes, par_bytes], dtype=np.float64)
+    # In priority order: the first block of activations, the weights, the parameters.
+    limit = np.array([first_act, wgt_beats, par_beats], dtype=np.int64)
+    paid = np.zeros(3, dtype=np.int64)
     cap_r = read_rate + max(act_bytes, wgt_bytes, par_bytes)
     cap_w = write_rate + res_bytes
     credit_r = 0.0
     credit_w = 0.0
-    acts = 0
-    wgts = 0
-    pars = 0
     for t in range(start, length):
         credit_r = min(credit_r + read_rate, cap_r)
         credit_w = min(credit_w + write_rate, cap_w)
         # Strict priority: a stream with beats left that cannot be paid for yet holds back
         # the ones after it (so a wide parameter beat is not starved by activations).
         blocked = False
-        if acts < first_act:
-            if credit_r >= act_bytes:
-                valid[0, t] = True
-                credit_r -= act_bytes
-                acts += 1
-            else:
-                blocked = True
-        if not blocked and wgts < wgt_beats:
-            if credit_r >= wgt_bytes:
-                valid[1, t] = True
-                credit_r -= wgt_bytes
-                wgts += 1
-            else:
-                blocked = True
-        if not blocked and pars < par_beats:
-            if credit_r >= par_bytes:
-                valid[2, t] = True
-                credit_r -= par_bytes
-                pars += 1
-            else:
-                blocked = True
-        if not blocked and acts >= first_act and not valid[0, t] and credit_r >= act_bytes:
+        for s in range(3):
+            if paid[s] < limit[s]:
+                if credit_r < cost[s]:
+                    blocked = True
+                    break
+                valid[s, t] = True
+                credit_r -= cost[s]
+                paid[s] += 1
+        # Then the remaining activations, as long as the command runs.
+        if not blocked and paid[0] >= first_act and not valid[0, t] and credit_r >= cost[0]:
             valid[0, t] = True
-            credit_r -= act_bytes
-            acts += 1
+            credit_r -= cost[0]
+            paid[0] += 1
         if credit_w >= res_bytes:
             ready[t] = True
             credit_w -= res_bytes
