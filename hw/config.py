@@ -276,8 +276,11 @@ class ArrayConfig:
 
     @property
     def out_depth_min(self):
-        """Smallest output FIFO: it must hold the rows of one output-stationary tile plus one."""
-        return (self.rows if self.dataflow == "os" else 1) + 1
+        """Smallest output FIFO: it must hold the rows of one output-stationary tile plus one,
+        and at least 3 words (Amaranth's ``SyncFIFOBuffered`` of depth 2 holds a one-word
+        FIFO whose pointers are zero bits wide, which Yosys writes as ``[-1:0]``: not lint
+        clean, and Verilator refuses to build it)."""
+        return max(3, (self.rows if self.dataflow == "os" else 1) + 1)
 
     @property
     def out_depth_default(self):

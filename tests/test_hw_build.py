@@ -107,7 +107,7 @@ BAD = [
     (["--max-k", "0"], r"ArrayConfig\.max_k must be an integer in 1\.\.4096, not 0"),
     (["--dataflow", "os", "--block-rows", "3"],
      r"ArrayConfig\.block_rows must equal rows \(4\) for the output-stationary dataflow, not 3"),
-    (["--out-depth", "1"], r"ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 1"),
+    (["--out-depth", "2"], r"ArrayConfig\.out_depth must be an integer in 3\.\.4096, not 2"),
     (["--rows", "2", "--name", "9bad"],
      r"design name must be a Verilog identifier \(letters, digits, _; not starting with a "
      r"digit\), not '9bad'"),
@@ -160,6 +160,11 @@ ODD = {
     "os_3x5_raw_acc20": ArrayConfig(rows=3, cols=5, dataflow="os", requant=False, acc_bits=20),
     "ws_2x2_au4w6": ArrayConfig(rows=2, cols=2, a_bits=4, a_signed=False, w_bits=6),
     "ws_2x3_out4_unsigned": ArrayConfig(rows=2, cols=3, out_bits=4, out_signed=False),
+    # The smallest output FIFOs (a 2-word one had [-1:0] pointers, found by a Verilator
+    # campaign of hw.regress --random-configs).
+    "ws_5x1_xnor_fifo3": ArrayConfig(rows=5, cols=1, pe_mode="xnor", pack=1, requant=False,
+                                     acc_bits=7, out_depth=3),
+    "os_1x2_fifo3": ArrayConfig(rows=1, cols=2, dataflow="os", out_depth=3),
     # Low-bit PE modes at their smallest: one-element words, one-bit planes, one PE.
     "ws_1x1_xnor_p1": ArrayConfig(rows=1, cols=1, pe_mode="xnor", pack=1),
     "os_2x3_xnor_thr": ArrayConfig(rows=2, cols=3, dataflow="os", pe_mode="xnor", pack=4,

@@ -56,7 +56,7 @@ def check_refused(exc, pattern, **fields):
     ({"block_rows": 0}, r"^ArrayConfig\.block_rows must be an integer in 1\.\.1024, not 0$"),
     ({"block_rows": 1025},
      r"^ArrayConfig\.block_rows must be an integer in 1\.\.1024, not 1025$"),
-    ({"out_depth": 4097}, r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 4097$"),
+    ({"out_depth": 4097}, r"^ArrayConfig\.out_depth must be an integer in 3\.\.4096, not 4097$"),
 ])
 def test_integer_out_of_range(fields, pattern):
     check_refused(ValueError, pattern, **fields)
@@ -76,13 +76,14 @@ def test_acc_bits_narrower_than_a_product_is_accepted(fields):
 
 
 @pytest.mark.parametrize(("fields", "pattern"), [
-    # The minimum output FIFO holds one output-stationary tile of `rows` results plus one.
+    # The minimum output FIFO holds one output-stationary tile of `rows` results plus one,
+    # and at least 3 words (a 2-word SyncFIFOBuffered has zero-width pointers).
     ({"dataflow": "os", "rows": 4, "out_depth": 4},
      r"^ArrayConfig\.out_depth must be an integer in 5\.\.4096, not 4$"),
-    ({"dataflow": "os", "rows": 1, "cols": 7, "out_depth": 1},
-     r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 1$"),
-    ({"dataflow": "ws", "rows": 9, "out_depth": 1},
-     r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 1$"),
+    ({"dataflow": "os", "rows": 1, "cols": 7, "out_depth": 2},
+     r"^ArrayConfig\.out_depth must be an integer in 3\.\.4096, not 2$"),
+    ({"dataflow": "ws", "rows": 9, "out_depth": 2},
+     r"^ArrayConfig\.out_depth must be an integer in 3\.\.4096, not 2$"),
 ])
 def test_out_depth_minimum(fields, pattern):
     check_refused(ValueError, pattern, **fields)
@@ -90,7 +91,7 @@ def test_out_depth_minimum(fields, pattern):
 
 def test_out_depth_minimum_is_accepted():
     assert ArrayConfig(dataflow="os", rows=4, out_depth=5).fifo_depth == 5
-    assert ArrayConfig(dataflow="ws", rows=4, out_depth=2).fifo_depth == 2
+    assert ArrayConfig(dataflow="ws", rows=4, out_depth=3).fifo_depth == 3
 
 
 # --- types ----------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def test_out_depth_minimum_is_accepted():
     ({"max_k": None}, r"^ArrayConfig\.max_k must be an integer in 1\.\.4096, not None$"),
     ({"block_rows": True},
      r"^ArrayConfig\.block_rows must be an integer in 1\.\.1024, not True$"),
-    ({"out_depth": 64.0}, r"^ArrayConfig\.out_depth must be an integer in 2\.\.4096, not 64\.0$"),
+    ({"out_depth": 64.0}, r"^ArrayConfig\.out_depth must be an integer in 3\.\.4096, not 64\.0$"),
 ])
 def test_integer_field_wrong_type(fields, pattern):
     check_refused(TypeError, pattern, **fields)

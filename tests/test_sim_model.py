@@ -47,8 +47,8 @@ def _random_config(rng, max_side=3):
     if fields["dataflow"] == "ws" and rng.random() < 0.5:
         fields["block_rows"] = int(rng.integers(1, 7))
     if rng.random() < 0.3:   # a FIFO small enough for credits to throttle the array
-        rows = fields["rows"]
-        fields["out_depth"] = int(rng.integers(rows + 1 if fields["dataflow"] == "os" else 2, 10))
+        low = ArrayConfig(**fields).out_depth_min
+        fields["out_depth"] = int(rng.integers(low, max(low + 1, 10)))
     return ArrayConfig(**fields)
 
 
@@ -92,11 +92,11 @@ def test_tile_schedule_equals_cycle_by_cycle_replay(rng):
     """The fast per-tile schedule and the per-cycle replay are two descriptions of one rule."""
     for _ in range(400):
         fields = _random_fields(rng, 9)
-        rows, dataflow = fields["rows"], fields["dataflow"]
+        dataflow = fields["dataflow"]
         if dataflow == "ws" and rng.random() < 0.5:
             fields["block_rows"] = int(rng.integers(1, 40))
         if rng.random() < 0.3:
-            fields["out_depth"] = int(rng.integers(rows + 1 if dataflow == "os" else 2, 40))
+            fields["out_depth"] = int(rng.integers(ArrayConfig(**fields).out_depth_min, 40))
         config = ArrayConfig(**fields)
         shape = (int(rng.integers(1, 90)), int(rng.integers(1, 70)), int(rng.integers(1, 40)))
         if config.pe_mode == "bitserial":
